@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cmtoolkit",
         description="Sync Campaign Monitor lists with a DuckDB customer-profile store.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: DEBUG)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv: DEBUG)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
