@@ -1,0 +1,219 @@
+"""The connection file (DESIGN §4) as immutable, typed values.
+
+The model holds names and references only: a credential is a *reference* (a store name or
+``env:VARNAME``), checked on construction, so a ``Connection`` cannot carry a secret into a file,
+a repr or a notebook. Parsing and validation of the YAML live in :mod:`cmtoolkit.connection.file`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Standard subscriber fields, named as Campaign Monitor's subscriber records carry them.
+STANDARD_FIELDS: tuple[str, ...] = (
+    "EmailAddress",
+    "Name",
+    "MobileNumber",
+    "State",
+    "Date",
+    "ListJoinedDate",
+    "ReadsEmailWith",
+    "ConsentToTrack",
+)
+#: Standard fields an export can write (``EmailAddress`` comes from ``match_property``).
+EXPORT_WRITABLE_STANDARD_FIELDS: tuple[str, ...] = ("Name", "MobileNumber")
+
+STATES: tuple[str, ...] = ("Active", "Unconfirmed", "Unsubscribed", "Bounced", "Deleted")
+RULES: tuple[str, ...] = ("set", "set_if_empty", "add", "sum")
+CONSENT_TO_TRACK: tuple[str, ...] = ("Yes", "No", "Unchanged")
+ON_LEAVE: tuple[str, ...] = ("keep", "unsubscribe", "delete")
+VALUE_TYPES: tuple[str, ...] = ("profile_id", "segments", "interactions", "property")
+
+ID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+CREDENTIAL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ENV_REF_RE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def credential_reference_problem(ref: object) -> str | None:
+    """Why ``ref`` is not a credential reference, or None when it is one.
+
+    The message never repeats the value: a user who pasted an API key here must not see it echoed
+    into a log or a traceback.
+    """
+    if not isinstance(ref, str):
+        return f"expected a credential name, got {type(ref).__name__}"
+    if ENV_REF_RE.match(ref):
+        return None
+    if ref.startswith("env:"):
+        return (
+            "an 'env:' reference needs an environment variable name "
+            "(letters, digits, underscore), e.g. 'env:CM_API_KEY'"
+        )
+    if not CREDENTIAL_NAME_RE.match(ref) or looks_like_secret(ref):
+        return (
+            "this looks like a secret, not a credential reference: never put an API key or "
+            "token in a connection file. Store it with 'cmtoolkit auth login --credential NAME' "
+            "and write that NAME here (or 'env:VARNAME')"
+        )
+    return None
+
+
+def looks_like_secret(value: str) -> bool:
+    """Heuristic: a long run of mixed letters and digits is a key or token, not a chosen name."""
+    if len(value) < 20:
+        return False
+    has_digit = any(c.isdigit() for c in value)
+    has_alpha = any(c.isalpha() for c in value)
+    longest_word = max((len(w) for w in re.split(r"[_.-]", value)), default=0)
+    return has_digit and has_alpha and longest_word >= 20
+
+
+@dataclass(frozen=True)
+class CampaignMonitorSettings:
+    """Which credential to use and which Campaign Monitor client the lists belong to."""
+
+    credential: str = "default"
+    client_id: str | None = None
+
+    def __post_init__(self) -> None:
+        problem = credential_reference_problem(self.credential)
+        if problem:
+            raise ValueError(f"campaign_monitor.credential: {problem}")
+
+
+@dataclass(frozen=True)
+class Identifier:
+    """Links a Campaign Monitor field to the profile property that identifies a profile."""
+
+    field: str
+    property: str
+
+
+@dataclass(frozen=True)
+class ImportMapping:
+    field: str
+    property: str
+    rule: str = "set"
+
+
+@dataclass(frozen=True)
+class ImportGoal:
+    lists: tuple[str, ...]
+    identifiers: tuple[Identifier, ...]
+    states: tuple[str, ...] = ("Active",)
+    allow_create: bool = False
+    save_list_names_to: str | None = None
+    mappings: tuple[ImportMapping, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExportMapping:
+    """One exported value: ``value`` says what (``property`` needs the property's name)."""
+
+    value: str
+    field: str
+    property: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportGoal:
+    lists: tuple[str, ...]
+    segment: str | None = None
+    match_property: str | None = None
+    consent_to_track: str = "Unchanged"
+    resubscribe: bool = False
+    on_leave: str = "keep"
+    mappings: tuple[ExportMapping, ...] = ()
+
+
+@dataclass(frozen=True)
+class TargetingGoal:
+    lists: tuple[str, ...]
+    segments: tuple[str, ...] = ()
+    field: str = "Segments"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One ``connections/<slug>.yaml`` file."""
+
+    name: str
+    campaign_monitor: CampaignMonitorSettings = field(default_factory=CampaignMonitorSettings)
+    enabled: bool = True
+    objectives: tuple[str, ...] = ()
+    schedule: str | None = None
+    import_: ImportGoal | None = None
+    export: ExportGoal | None = None
+    targeting: TargetingGoal | None = None
+    #: Alert settings, kept as written for the batch package (a later issue gives them a type).
+    alerts: dict[str, Any] | None = field(default=None, hash=False)
+
+    @property
+    def goals(self) -> tuple[str, ...]:
+        """The configured goals, in file order (``import``, ``export``, ``targeting``)."""
+        present = (("import", self.import_), ("export", self.export), ("targeting", self.targeting))
+        return tuple(name for name, goal in present if goal is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data in the key order of DESIGN §4 (what :func:`save_connection` writes)."""
+        data: dict[str, Any] = {"name": self.name, "enabled": self.enabled}
+        cm: dict[str, Any] = {"credential": self.campaign_monitor.credential}
+        if self.campaign_monitor.client_id is not None:
+            cm["client_id"] = self.campaign_monitor.client_id
+        data["campaign_monitor"] = cm
+        if self.objectives:
+            data["objectives"] = list(self.objectives)
+        if self.schedule is not None:
+            data["schedule"] = self.schedule
+        if self.import_ is not None:
+            data["import"] = _import_to_dict(self.import_)
+        if self.export is not None:
+            data["export"] = _export_to_dict(self.export)
+        if self.targeting is not None:
+            t = self.targeting
+            data["targeting"] = {
+                "lists": list(t.lists),
+                "field": t.field,
+                "segments": list(t.segments),
+            }
+        if self.alerts is not None:
+            data["alerts"] = self.alerts
+        return data
+
+
+def _import_to_dict(g: ImportGoal) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "lists": list(g.lists),
+        "states": list(g.states),
+        "allow_create": g.allow_create,
+    }
+    if g.save_list_names_to is not None:
+        data["save_list_names_to"] = g.save_list_names_to
+    data["identifiers"] = [{"field": i.field, "property": i.property} for i in g.identifiers]
+    data["mappings"] = [
+        {"field": m.field, "property": m.property, "rule": m.rule} for m in g.mappings
+    ]
+    return data
+
+
+def _export_to_dict(g: ExportGoal) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if g.segment is not None:
+        data["segment"] = g.segment
+    data["lists"] = list(g.lists)
+    if g.match_property is not None:
+        data["match_property"] = g.match_property
+    data["consent_to_track"] = g.consent_to_track
+    data["resubscribe"] = g.resubscribe
+    data["on_leave"] = g.on_leave
+    mappings = []
+    for m in g.mappings:
+        item: dict[str, Any] = {"value": m.value}
+        if m.property is not None:
+            item["property"] = m.property
+        item["field"] = m.field
+        mappings.append(item)
+    data["mappings"] = mappings
+    return data
