@@ -1,1 +1,65 @@
-"""campaign_monitor"""
+"""Campaign Monitor API v3.3 client: auth (API key, OAuth 2 with refresh), transparent paging,
+bounded retries with backoff, typed records and typed errors (see :mod:`cmtoolkit.errors`).
+
+    from cmtoolkit.campaign_monitor import CampaignMonitor, ApiKeyAuth
+    with CampaignMonitor(ApiKeyAuth(Secret(key))) as cm:
+        for frame in cm.subscriber_frames(list_id):
+            ...
+"""
+
+from .auth import (
+    ApiKeyAuth,
+    OAuthApp,
+    OAuthAuth,
+    OAuthTokens,
+    authorize_url,
+    exchange_code,
+    refresh_tokens,
+)
+from .client import MAX_IMPORT_BATCH, CampaignMonitor
+from .paging import FRAME_SCHEMA, SUBSCRIBER_STATES, SubscriberPage
+from .records import (
+    ClientDetails,
+    ClientSummary,
+    CustomField,
+    ImportFailure,
+    ImportResult,
+    ListDetails,
+    ListMembership,
+    ListStats,
+    ListSummary,
+    Segment,
+    Subscriber,
+    SuppressedEmail,
+)
+from .retry import RetryPolicy
+from .transport import DEFAULT_BASE_URL
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "FRAME_SCHEMA",
+    "MAX_IMPORT_BATCH",
+    "SUBSCRIBER_STATES",
+    "ApiKeyAuth",
+    "CampaignMonitor",
+    "ClientDetails",
+    "ClientSummary",
+    "CustomField",
+    "ImportFailure",
+    "ImportResult",
+    "ListDetails",
+    "ListMembership",
+    "ListStats",
+    "ListSummary",
+    "OAuthApp",
+    "OAuthAuth",
+    "OAuthTokens",
+    "RetryPolicy",
+    "Segment",
+    "Subscriber",
+    "SubscriberPage",
+    "SuppressedEmail",
+    "authorize_url",
+    "exchange_code",
+    "refresh_tokens",
+]
