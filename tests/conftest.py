@@ -1,0 +1,77 @@
+"""Shared pytest fixtures: a real emulated Campaign Monitor API and a client bound to it.
+
+``emulator``  a fresh in-process :class:`cmtoolkit.emulator.Emulator` on an ephemeral loopback
+              port (200 seeded people, three lists, one registered OAuth app), stopped after the
+              test. Use ``.base_url``, ``.api_key`` (str), ``.client_id``, ``.list_ids``,
+              ``.account`` (the live data), ``.reseed(seed_size=...)``, ``.set_faults(SPEC)``,
+              ``.revoke(token)``, ``.expire(token)``, ``.advance(seconds)`` (its clock),
+              ``.set_rate_limit(limit, window, headers)``, ``.oauth_app``.
+``emulator_factory``  ``make(**Emulator kwargs)`` for other seeds/sizes; all stopped afterwards.
+``cm``        a :class:`cmtoolkit.campaign_monitor.CampaignMonitor` for ``emulator`` with an
+              API key and a retry policy whose sleep is a no-op (``cm.sleeps`` records the
+              waits it asked for). Skips the test if the client package is not importable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from cmtoolkit.emulator import Emulator, OAuthApp
+
+TEST_OAUTH_APP = OAuthApp(
+    client_id="100001",
+    client_secret="emulator-test-secret",
+    redirect_uri="http://127.0.0.1:8799/callback",
+)
+DEFAULT_SEED_SIZE = 200
+
+
+@pytest.fixture
+def emulator_factory() -> Iterator[Callable[..., Emulator]]:
+    started: list[Emulator] = []
+
+    def make(**kwargs: Any) -> Emulator:
+        kwargs.setdefault("seed_size", DEFAULT_SEED_SIZE)
+        kwargs.setdefault("seed", 1)
+        kwargs.setdefault("oauth_apps", [TEST_OAUTH_APP])
+        emu = Emulator(**kwargs)
+        emu.oauth_app = TEST_OAUTH_APP  # type: ignore[attr-defined]
+        emu.start("127.0.0.1", 0)
+        started.append(emu)
+        return emu
+
+    yield make
+    for emu in started:
+        emu.stop()
+
+
+@pytest.fixture
+def emulator(emulator_factory: Callable[..., Emulator]) -> Emulator:
+    return emulator_factory()
+
+
+def make_client(emu: Emulator, auth: Any = None, **kwargs: Any) -> Any:
+    """A CampaignMonitor for ``emu`` that never sleeps (``.sleeps`` lists requested waits)."""
+    cmp = pytest.importorskip("cmtoolkit.campaign_monitor")
+    from cmtoolkit.secret import Secret
+
+    sleeps: list[float] = []
+    kwargs.setdefault("retry", cmp.RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05))
+    client = cmp.CampaignMonitor(
+        auth or cmp.ApiKeyAuth(Secret(emu.api_key)),
+        base_url=emu.base_url,
+        sleep=sleeps.append,
+        **kwargs,
+    )
+    client.sleeps = sleeps
+    return client
+
+
+@pytest.fixture
+def cm(emulator: Emulator) -> Iterator[Any]:
+    client = make_client(emulator)
+    yield client
+    client.close()
