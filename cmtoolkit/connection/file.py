@@ -322,6 +322,8 @@ class _Parser:
 
     def list_ids(self, value: Any, key: str) -> tuple[str, ...]:
         hint = "list the Campaign Monitor list ids, e.g. [a58ee1d3039b8bec838e6d1482a8a965]"
+        for i, item in enumerate(self.seq(value, key, hint)):
+            self._numeric_id(item, f"{key}[{i}]")
         ids = self.texts(value, key, hint)
         for i, list_id in enumerate(ids):
             if not ID_RE.match(list_id):
@@ -332,6 +334,16 @@ class _Parser:
                     "'cmtoolkit status'",
                 )
         return ids
+
+    def _numeric_id(self, value: Any, key: str) -> None:
+        """YAML reads an all-digit id as a number, dropping leading zeros: ask for quotes."""
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric and not ID_RE.match(str(value)):
+            self.fail(
+                key,
+                "YAML read this id as a number; write it in quotes, e.g. "
+                "'00a58ee1d3039b8bec838e6d1482a8a9'",
+            )
 
     def items(
         self, value: Any, key: str, hint: str, read: Callable[[dict[str, Any], str], T]
@@ -410,6 +422,7 @@ class _Parser:
             self.fail(f"{key}.credential", problem)
         client_id = data.get("client_id")
         if client_id is not None:
+            self._numeric_id(client_id, f"{key}.client_id")
             client_id = self.text(client_id, f"{key}.client_id")
             if not ID_RE.match(client_id):
                 self.fail(

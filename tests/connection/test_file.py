@@ -254,6 +254,12 @@ BROKEN: list[tuple[str, str, str | None, str]] = [
         "not a Campaign Monitor list id",
     ),
     (
+        "list-id-read-as-number",
+        HEAD + "targeting:\n  lists: [00000000000000000000000000000001]\n  segments: [vip]\n",
+        "targeting.lists[0]",
+        "write it in quotes",
+    ),
+    (
         "lists-not-a-list",
         HEAD + f"export:\n  lists: {{a: {LIST}}}\n",
         "export.lists",

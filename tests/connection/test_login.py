@@ -97,7 +97,7 @@ def test_denied_access() -> None:
 
 
 def test_timeout_when_the_browser_never_comes_back() -> None:
-    with pytest.raises(CredentialError, match="no answer from the browser within 0.05 s"):
+    with pytest.raises(CredentialError, match=r"no answer from the browser within 0\.05 s"):
         run_oauth_flow(
             make_app(), open_browser=lambda url: None, timeout=0.05, authorize=fake_authorize,
             exchange=lambda *a, **k: pytest.fail("must not exchange"),
