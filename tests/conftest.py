@@ -8,8 +8,9 @@
               ``.set_rate_limit(limit, window, headers)``, ``.oauth_app``.
 ``emulator_factory``  ``make(**Emulator kwargs)`` for other seeds/sizes; all stopped afterwards.
 ``cm``        a :class:`cmtoolkit.campaign_monitor.CampaignMonitor` for ``emulator`` with an
-              API key and a retry policy whose sleep is a no-op (``cm.sleeps`` records the
-              waits it asked for). Skips the test if the client package is not importable.
+              API key and a retry policy whose sleep never sleeps: it records the wait in
+              ``cm.sleeps`` and advances the emulator clock by it. Skips the test when the
+              client package is not importable.
 """
 
 from __future__ import annotations
@@ -54,16 +55,22 @@ def emulator(emulator_factory: Callable[..., Emulator]) -> Emulator:
 
 
 def make_client(emu: Emulator, auth: Any = None, **kwargs: Any) -> Any:
-    """A CampaignMonitor for ``emu`` that never sleeps (``.sleeps`` lists requested waits)."""
+    """A CampaignMonitor for ``emu`` that never sleeps: a requested wait is recorded in
+    ``.sleeps`` and moves the emulator's clock instead (so rate-limit windows pass)."""
     cmp = pytest.importorskip("cmtoolkit.campaign_monitor")
     from cmtoolkit.secret import Secret
 
     sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        emu.advance(seconds)
+
     kwargs.setdefault("retry", cmp.RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05))
     client = cmp.CampaignMonitor(
         auth or cmp.ApiKeyAuth(Secret(emu.api_key)),
         base_url=emu.base_url,
-        sleep=sleeps.append,
+        sleep=sleep,
         **kwargs,
     )
     client.sleeps = sleeps
