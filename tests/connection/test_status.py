@@ -239,3 +239,28 @@ def test_status_to_dict() -> None:
     assert data["ok"] is False
     assert data["errors"][0]["key"] == ""
     assert isinstance(status, Status)
+
+
+def test_live_checks_against_the_emulator(cm, emulator) -> None:  # type: ignore[no-untyped-def]
+    lists = emulator.list_ids
+    conn = parse_connection(
+        f"name: News\ncampaign_monitor: {{credential: default, client_id: {emulator.client_id}}}\n"
+        f"import:\n  lists: [{lists[0]}, {lists[1]}]\n"
+        "  identifiers: [{field: EmailAddress, property: email}]\n"
+        "  mappings:\n"
+        "    - {field: loyalty points, property: points, rule: sum}\n"
+        "    - {field: website, property: site, rule: sum}\n"
+        "    - {field: favourite colour, property: colour}\n"
+        f"export:\n  segment: vip\n  lists: [{lists[2]}]\n  match_property: email\n"
+        "  mappings: [{value: segments, field: interests}]\n"
+        f"targeting:\n  lists: [{lists[0]}]\n  segments: [vip]\n  field: tier\n"
+    )
+    status = connection_status(conn, client=cm)
+    assert keys(status.errors) == [
+        "import.mappings[2].field",  # on the first list
+        "import.mappings[2].field",  # and on the second
+        "targeting.field",  # tier is MultiSelectOne
+    ]
+    assert "'favourite colour' does not exist on list 'Newsletter'" in status.errors[0].message
+    assert keys(status.warnings) == ["import.mappings[1].rule", "import.mappings[1].rule"]
+    assert status.export_ready and not status.import_ready and not status.targeting_ready
