@@ -1,0 +1,708 @@
+"""The import goal: Campaign Monitor subscribers enrich or create profiles (DESIGN §5).
+
+The work has two phases so that the store is locked only briefly:
+
+1. **Read** (no store lock): every selected list and state is paged through the client; each page
+   arrives as a polars frame and is kept as Arrow. Nothing is decided here.
+2. **Plan** (store connection, temp tables only): the contacts become one temp table and every
+   decision — identifier, match, consent, type checks, the four merge rules, list names, delta — is
+   a set-based SQL statement over it. The plan is the same for a preview and a real run.
+3. **Apply** (real runs only, inside the caller's transaction): new profiles, changed property
+   columns, delta hashes and ledger rows are written by a handful of set-based statements.
+
+Decisions that are not spelled out in DESIGN §5 and are made here:
+
+- A contact's *hash* covers the connection's import configuration, the identifier and the values of
+  every field the connection reads, so editing a mapping re-applies contacts once.
+- A contact whose values already hold in the profile is ``UNCHANGED`` ("values already current")
+  even when its hash changed; its new hash is recorded.
+- A created profile's id is derived from its identifier (``cm-`` + 24 hex digits of an md5), so an
+  interrupted and re-run import creates the same ids as an uninterrupted one.
+- An incoming value that does not fit the target property's type (a non-date into a ``date``
+  property, …) makes the contact ``INVALID`` and nothing of it is applied; ``sum`` mappings instead
+  leave the property unchanged and note why (DESIGN §5).
+- Consent of an existing profile is judged on its values before the run; a new profile on the
+  values it would be created with. An objective counts as consented when it is in
+  ``consented_objectives`` and not in ``refused_objectives``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from cmtoolkit.profiles.identifiers import quote_ident
+
+IMPORT_OUTCOMES = (
+    "CREATED",
+    "MODIFIED",
+    "UNCHANGED",
+    "NO_IDENTIFIER",
+    "NOT_FOUND",
+    "AMBIGUOUS",
+    "CONSENT_MISMATCH",
+    "INVALID",
+)
+
+# Standard subscriber fields, as records carry them, and the staging column that holds each.
+STANDARD_FIELDS = {
+    "EmailAddress": "email",
+    "Name": "name",
+    "MobileNumber": "mobile_number",
+    "State": "state",
+    "Date": "strftime(date, '%Y-%m-%d %H:%M:%S')",
+    "ListJoinedDate": "strftime(list_joined_date, '%Y-%m-%d %H:%M:%S')",
+    "ReadsEmailWith": "reads_email_with",
+    "ConsentToTrack": "consent_to_track",
+}
+
+# Values that fit a typed property; each is a SQL predicate over ``value``.
+TYPE_CHECKS = {
+    "number": "try_cast(trim(value) AS DOUBLE) IS NOT NULL",
+    "date": "try_cast(trim(value) AS DATE) IS NOT NULL",
+    "datetime": "try_cast(trim(value) AS TIMESTAMP) IS NOT NULL",
+    "boolean": "lower(trim(value)) IN ('true', 'false', 'yes', 'no', '1', '0')",
+    "email": "regexp_full_match(trim(value), '[^@\\s]+@[^@\\s]+\\.[^@\\s]+')",
+}
+
+CONTACT_SCHEMA = {
+    "cid": pl.Int64,
+    "list_index": pl.Int32,
+    "list_id": pl.Utf8,
+    "list_name": pl.Utf8,
+    "email": pl.Utf8,
+    "name": pl.Utf8,
+    "mobile_number": pl.Utf8,
+    "state": pl.Utf8,
+    "date": pl.Datetime("us"),
+    "list_joined_date": pl.Datetime("us"),
+    "reads_email_with": pl.Utf8,
+    "consent_to_track": pl.Utf8,
+    "custom_fields": pl.List(pl.Struct({"key": pl.Utf8, "value": pl.Utf8})),
+}
+
+
+class SubscriberSource(Protocol):
+    """What the import reads through: the Campaign Monitor client."""
+
+    def lists(self, client_id: str) -> Iterable[Any]: ...
+
+    def subscriber_frames(
+        self, list_id: str, state: str = "Active", **kw: Any
+    ) -> Iterator[pl.DataFrame]: ...
+
+
+@dataclass(frozen=True)
+class ImportSpec:
+    """The parts of a connection the import goal needs (see ``cmtoolkit.connection``)."""
+
+    connection: str
+    client_id: str
+    lists: tuple[str, ...]
+    states: tuple[str, ...]
+    allow_create: bool
+    save_list_names_to: str | None
+    identifiers: tuple[tuple[str, str], ...]  # (field, property), tried in order
+    mappings: tuple[tuple[str, str, str], ...]  # (field, property, rule)
+    objectives: tuple[str, ...]
+
+    @classmethod
+    def from_connection(cls, conn: Any) -> ImportSpec:
+        goal = conn.import_
+        return cls(
+            connection=conn.name,
+            client_id=conn.campaign_monitor.client_id,
+            lists=tuple(goal.lists),
+            states=tuple(goal.states),
+            allow_create=bool(goal.allow_create),
+            save_list_names_to=goal.save_list_names_to,
+            identifiers=tuple((i.field, i.property) for i in goal.identifiers),
+            mappings=tuple((m.field, m.property, m.rule) for m in goal.mappings),
+            objectives=tuple(conn.objectives or ()),
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the configuration that shapes a contact's effect changes."""
+        doc = [self.identifiers, self.mappings, self.save_list_names_to, self.allow_create]
+        return hashlib.md5(json.dumps(doc).encode()).hexdigest()
+
+
+# --- read ----------------------------------------------------------------------------------------
+
+
+def read_contacts(source: SubscriberSource, spec: ImportSpec) -> pa.Table:
+    """Every subscriber of the selected lists and states, in list order, as one Arrow table."""
+    names = {lst.list_id: lst.name for lst in source.lists(spec.client_id)}
+    parts: list[pl.DataFrame] = []
+    for list_index, list_id in enumerate(spec.lists):
+        for state in spec.states:
+            for frame in source.subscriber_frames(list_id, state, include_tracking_preference=True):
+                if frame.height:
+                    parts.append(
+                        frame.with_columns(
+                            list_index=pl.lit(list_index, dtype=pl.Int32),
+                            list_id=pl.lit(list_id),
+                            list_name=pl.lit(names.get(list_id, list_id)),
+                        )
+                    )
+    if not parts:
+        return pl.DataFrame(schema=CONTACT_SCHEMA).to_arrow()
+    # One concat and one cast at the end: per-page work would dominate a million-contact read.
+    contacts = pl.concat(parts, how="diagonal_relaxed", rechunk=False)
+    contacts = contacts.with_columns(cid=pl.int_range(0, contacts.height, dtype=pl.Int64))
+    return _conform(contacts).to_arrow()
+
+
+def _conform(frame: pl.DataFrame) -> pl.DataFrame:
+    cols = []
+    for name, dtype in CONTACT_SCHEMA.items():
+        col = pl.col(name) if name in frame.columns else pl.lit(None)
+        cols.append(col.cast(dtype).alias(name))
+    return frame.select(cols)
+
+
+# --- plan ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One property the import writes: where its incoming values come from and the merge rule.
+
+    ``alias`` names the target's columns in the temp tables (``in_<n>``, ``new_<n>``); property
+    names reach SQL only through ``quote_ident`` and field names only as parameters.
+    """
+
+    alias: str
+    property: str
+    rule: str
+    field: str | None  # a subscriber field; None for the pseudo-targets below
+    kind: str = "field"  # field | list_names | identifier
+
+
+def targets_for(spec: ImportSpec) -> list[Target]:
+    targets = [
+        Target(f"t{i}", prop, rule, field) for i, (field, prop, rule) in enumerate(spec.mappings)
+    ]
+    mapped = {t.property for t in targets}
+    if spec.save_list_names_to and spec.save_list_names_to not in mapped:
+        targets.append(Target("tl", spec.save_list_names_to, "add", None, "list_names"))
+        mapped.add(spec.save_list_names_to)
+    # A created profile gets its identifier, unless a mapping already writes that property.
+    for j, (_, prop) in enumerate(spec.identifiers):
+        if prop not in mapped:
+            targets.append(Target(f"ti{j}", prop, "set_if_empty", None, "identifier"))
+            mapped.add(prop)
+    return targets
+
+
+@dataclass
+class ImportPlan:
+    """The result of planning: temp tables on ``con`` plus summary figures."""
+
+    con: duckdb.DuckDBPyConnection
+    spec: ImportSpec
+    targets: list[Target]
+    counts: dict[str, int]
+    new_properties: dict[str, str]  # properties the run will define, name → type
+
+    def rows(self, limit: int | None = None) -> pl.DataFrame:
+        """One row per contact: list, email, identifier, profile, outcome, reason."""
+        return self.con.sql(
+            "SELECT cid, list_id, email, identifier, "
+            "CASE WHEN NOT is_new OR outcome = 'CREATED' THEN profile_id END AS profile_id, "
+            "outcome, reason FROM imp_plan ORDER BY cid LIMIT $limit",
+            params={"limit": limit if limit is not None else 2**62},
+        ).pl()
+
+    def samples(self, limit: int = 20) -> pl.DataFrame:
+        """Before/after of every changed property for a sample of affected profiles."""
+        parts = [
+            f"SELECT profile_id, is_new AS created, $p_{t.alias} AS property, "
+            f"old_{t.alias} AS before, new_{t.alias} AS after FROM picked "
+            f"WHERE new_{t.alias} IS DISTINCT FROM old_{t.alias}"
+            for t in self.targets
+        ]
+        if not parts:
+            return pl.DataFrame()
+        return self.con.sql(
+            "WITH picked AS (SELECT * FROM imp_new WHERE changed ORDER BY profile_id "
+            f"LIMIT $limit) {' UNION ALL '.join(parts)} ORDER BY profile_id, property",
+            params={"limit": limit, **{f"p_{t.alias}": t.property for t in self.targets}},
+        ).pl()
+
+
+def plan_import(
+    con: duckdb.DuckDBPyConnection,
+    spec: ImportSpec,
+    contacts: pa.Table,
+    *,
+    full: bool = False,
+) -> ImportPlan:
+    """Decide every contact's outcome and every profile change, in temp tables on ``con``."""
+    props = dict(con.execute("SELECT name, type FROM property_definitions").fetchall())
+    targets = targets_for(spec)
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO ordered_distinct(l) AS "
+        "list_filter(l, lambda x, i: list_position(l, x) = i)"
+    )
+    con.register("imp_contacts_src", contacts)
+    _incoming(con, spec, targets)
+    con.unregister("imp_contacts_src")
+    _match(con, spec, props)
+    _classify(con, spec, full=full)
+    _consent_existing(con, spec, props)
+    _type_check(con, targets, props)
+    _merge(con, targets, props)
+    _consent_new(con, spec, targets)
+    _outcomes(con, targets)
+    counts = dict.fromkeys(IMPORT_OUTCOMES, 0)
+    counts.update(con.execute("SELECT outcome, count(*) FROM imp_plan GROUP BY outcome").fetchall())
+    new_properties = {
+        t.property: ("number" if t.rule == "sum" else "text")
+        for t in targets
+        if t.property not in props
+    }
+    return ImportPlan(con, spec, targets, counts, new_properties)
+
+
+def _field_values(field: str, param: str) -> str:
+    """SQL for a contact's non-empty values of one field, as VARCHAR[] (never NULL)."""
+    if field in STANDARD_FIELDS:
+        # Standard fields come from fixed columns (a whitelist: no user text reaches the SQL).
+        value = f"CAST({STANDARD_FIELDS[field]} AS VARCHAR)"
+        return f"CASE WHEN trim(coalesce({value}, '')) <> '' THEN [{value}] ELSE [] END"
+    return (
+        f"list_transform(list_filter(coalesce(custom_fields, []), lambda f: f.key = ${param} "
+        f"AND trim(coalesce(f.value, '')) <> ''), lambda f: f.value)"
+    )
+
+
+def _incoming(con: duckdb.DuckDBPyConnection, spec: ImportSpec, targets: list[Target]) -> None:
+    """imp_in: per contact its identifier and, per target, the incoming values (one pass)."""
+    params: dict[str, Any] = {"fingerprint": spec.fingerprint}
+    cols = []
+    for t in targets:
+        if t.kind == "field":
+            if t.field not in STANDARD_FIELDS:
+                params[f"f_{t.alias}"] = t.field
+            cols.append(f"{_field_values(t.field, f'f_{t.alias}')} AS in_{t.alias}")
+        elif t.kind == "list_names":
+            cols.append(f"[list_name] AS in_{t.alias}")
+    ids = []
+    for r, (field, _) in enumerate(spec.identifiers):
+        if field not in STANDARD_FIELDS:
+            params[f"id_{r}"] = field
+        ids.append(f"{_field_values(field, f'id_{r}')}[1]")
+    first_id = f"coalesce({', '.join(ids)})" if ids else "NULL"
+    which = " ".join(f"WHEN {expr} IS NOT NULL THEN {r}" for r, expr in enumerate(ids))
+    hashed = ", ".join(
+        f"array_to_string(in_{t.alias}, chr(31))" for t in targets if t.kind != "identifier"
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE imp_in AS
+        SELECT *, md5(concat_ws(chr(30), $fingerprint, id_raw{", " + hashed if hashed else ""}))
+                  AS hash
+        FROM (
+            SELECT cid, list_index, list_id, list_name, trim(email) AS email,
+                   trim({first_id}) AS id_raw,
+                   CASE {which or "WHEN false THEN 0"} END AS id_rule
+                   {"".join(", " + c for c in cols)}
+            FROM imp_contacts_src
+        )
+        """,
+        params,
+    )
+    # The key a profile is matched on: EmailAddress folds case (DESIGN §5), other fields don't.
+    fold = [r for r, (field, _) in enumerate(spec.identifiers) if field == "EmailAddress"]
+    con.execute(
+        """
+        ALTER TABLE imp_in ADD COLUMN identifier VARCHAR;
+        """
+    )
+    con.execute(
+        "UPDATE imp_in SET identifier = CASE WHEN list_contains($fold, id_rule) "
+        "THEN lower(id_raw) ELSE id_raw END",
+        {"fold": fold},
+    )
+
+
+def _match(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict) -> None:
+    """imp_match(cid, n, profile_id): how many profiles hold the contact's identifier."""
+    keys = []
+    for r, (field, prop) in enumerate(spec.identifiers):
+        if prop not in props:
+            continue  # no profile can hold a value of a property that does not exist yet
+        norm = "lower(trim(v))" if field == "EmailAddress" else "trim(v)"
+        keys.append(
+            f"""
+            SELECT {r} AS r, {norm} AS key, profile_id
+            FROM (SELECT profile_id, unnest({quote_ident(prop)}) AS v FROM profiles)
+            WHERE {norm} IN (SELECT identifier FROM imp_in WHERE id_rule = {r})
+            """
+        )
+    union = (
+        " UNION ALL ".join(keys)
+        if keys
+        else ("SELECT NULL::INTEGER AS r, NULL AS key, NULL AS profile_id WHERE false")
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE imp_match AS
+        SELECT r, key, count(DISTINCT profile_id) AS n, min(profile_id) AS profile_id
+        FROM ({union}) GROUP BY r, key
+        """
+    )
+
+
+def _classify(con: duckdb.DuckDBPyConnection, spec: ImportSpec, *, full: bool) -> None:
+    """imp_plan: one row per contact with the outcomes decided before merging."""
+    props = [p for _, p in spec.identifiers]
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE imp_plan AS
+        SELECT c.cid, c.list_index, c.list_id, c.email, c.identifier, c.hash,
+               $props[c.id_rule + 1] AS id_property,
+               coalesce(m.n, 0) = 0 AS is_new,
+               NOT $full AND s.hash IS NOT DISTINCT FROM c.hash AS delta_hit,
+               CASE WHEN m.n = 1 THEN m.profile_id
+                    WHEN coalesce(m.n, 0) = 0 AND c.identifier IS NOT NULL
+                    THEN 'cm-' || substr(md5($props[c.id_rule + 1] || chr(31) || c.identifier),
+                                         1, 24)
+               END AS profile_id,
+               CASE WHEN c.identifier IS NULL THEN 'NO_IDENTIFIER'
+                    WHEN NOT $full AND s.hash = c.hash THEN 'UNCHANGED'
+                    WHEN m.n > 1 THEN 'AMBIGUOUS'
+                    WHEN coalesce(m.n, 0) = 0 AND NOT $allow_create THEN 'NOT_FOUND'
+               END AS outcome,
+               CASE WHEN c.identifier IS NULL THEN 'no value for any identifier field'
+                    WHEN NOT $full AND s.hash = c.hash THEN 'not changed since the last import'
+                    WHEN m.n > 1
+                    THEN m.n || ' profiles hold ' || $props[c.id_rule + 1] || ' = ' || c.id_raw
+                    WHEN coalesce(m.n, 0) = 0 AND NOT $allow_create
+                    THEN 'no profile holds ' || $props[c.id_rule + 1] || ' = ' || c.id_raw
+               END AS reason
+        FROM imp_in c
+        LEFT JOIN imp_match m ON m.r = c.id_rule AND m.key = c.identifier
+        LEFT JOIN import_state s
+               ON s.connection = $connection AND s.list_id = c.list_id
+              AND s.identifier = c.identifier
+        """,
+        {
+            "full": full,
+            "allow_create": spec.allow_create,
+            "connection": spec.connection,
+            "props": props,
+        },
+    )
+
+
+def _consented_sql(props: dict, prefix: str = "") -> str:
+    """SQL predicate over a profiles row: consented to at least one of ``$objectives``."""
+    yes = f"coalesce({prefix}consented_objectives, [])" if "consented_objectives" in props else "[]"
+    no = f"coalesce({prefix}refused_objectives, [])" if "refused_objectives" in props else "[]"
+    return (
+        f"len(list_filter($objectives::VARCHAR[], lambda o: list_contains({yes}, o) "
+        f"AND NOT list_contains({no}, o))) > 0"
+    )
+
+
+def _consent_existing(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict) -> None:
+    if not spec.objectives:
+        return
+    con.execute(
+        f"""
+        UPDATE imp_plan SET outcome = 'CONSENT_MISMATCH',
+               reason = 'profile has not consented to any of: '
+                        || array_to_string($objectives, ', ')
+        WHERE outcome IS NULL AND NOT is_new
+          AND profile_id NOT IN (SELECT profile_id FROM profiles WHERE {_consented_sql(props)})
+        """,
+        {"objectives": list(spec.objectives)},
+    )
+
+
+def _type_check(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -> None:
+    """A contact with a value that does not fit its (non-sum) target property becomes INVALID."""
+    checks = []
+    params: dict[str, Any] = {}
+    for t in targets:
+        pred = TYPE_CHECKS.get(props.get(t.property, "text"))
+        if t.kind != "field" or t.rule == "sum" or pred is None:
+            continue
+        bad = f"list_filter(in_{t.alias}, lambda value: NOT ({pred}))"
+        params[f"m_{t.alias}"] = (
+            f"field {t.field}: not a valid {props[t.property]} for property {t.property}: "
+        )
+        checks.append(f"WHEN len({bad}) > 0 THEN $m_{t.alias} || {bad}[1]")
+    if not checks:
+        return
+    con.execute(
+        f"""
+        UPDATE imp_plan SET outcome = 'INVALID', reason = bad.reason
+        FROM (SELECT cid, CASE {" ".join(checks)} END AS reason FROM imp_in) bad
+        WHERE imp_plan.cid = bad.cid AND imp_plan.outcome IS NULL AND bad.reason IS NOT NULL
+        """,
+        params,
+    )
+
+
+_SUM = "try_cast(trim(x) AS DECIMAL(38, 9))"
+
+
+def _merge(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -> None:
+    """imp_new: per affected profile, old and new values of every target (the merge rules).
+
+    Most profiles are reached by one contact; only those reached by several (several lists) go
+    through a GROUP BY, which orders their contributions by list and then by read order.
+    """
+    if not targets:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE imp_new AS SELECT NULL AS profile_id, "
+            "false AS is_new, false AS changed WHERE false"
+        )
+        return
+    # Identifier pseudo-targets: the contact's raw identifier, for created profiles only.
+    cols = ", ".join(
+        f"CASE WHEN p.is_new AND p.id_property = $p_{t.alias} THEN [c.id_raw] ELSE [] END "
+        f"AS in_{t.alias}"
+        if t.kind == "identifier"
+        else f"c.in_{t.alias}"
+        for t in targets
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE imp_applied AS
+        SELECT p.profile_id, p.is_new, p.cid, p.list_index, {cols}
+        FROM imp_plan p JOIN imp_in c USING (cid)
+        WHERE p.outcome IS NULL
+        """,
+        {f"p_{t.alias}": t.property for t in targets if t.kind == "identifier"},
+    )
+
+    def agg(t: Target) -> str:
+        col = f"in_{t.alias}"
+        order = "(list_index, cid)"
+        if t.rule == "set":
+            return f"coalesce(arg_max({col}, {order}) FILTER (WHERE len({col}) > 0), [])"
+        if t.rule == "set_if_empty":
+            return f"coalesce(arg_min({col}, {order}) FILTER (WHERE len({col}) > 0), [])"
+        return f"flatten(list({col} ORDER BY list_index, cid))"
+
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE imp_agg AS
+        SELECT * EXCLUDE (cid, list_index) FROM imp_applied
+        WHERE profile_id IN (
+            SELECT profile_id FROM imp_applied GROUP BY profile_id HAVING count(*) = 1)
+        UNION ALL BY NAME
+        SELECT profile_id, bool_or(is_new) AS is_new,
+               {", ".join(f"{agg(t)} AS in_{t.alias}" for t in targets)}
+        FROM imp_applied
+        WHERE profile_id IN (
+            SELECT profile_id FROM imp_applied GROUP BY profile_id HAVING count(*) > 1)
+        GROUP BY profile_id
+        """
+    )
+
+    def old(t: Target) -> str:
+        if t.property in props:
+            return f"coalesce(p.{quote_ident(t.property)}, [])"
+        return "[]::VARCHAR[]"
+
+    def new(t: Target) -> str:
+        a, o = f"a.in_{t.alias}", f"old_{t.alias}"
+        if t.rule == "set":
+            return f"CASE WHEN len({a}) > 0 THEN ordered_distinct({a}) ELSE {o} END"
+        if t.rule == "set_if_empty":
+            return (
+                f"CASE WHEN len({o}) = 0 AND len({a}) > 0 THEN ordered_distinct({a}) ELSE {o} END"
+            )
+        if t.rule == "add":
+            return (
+                f"CASE WHEN len({a}) > 0 THEN ordered_distinct(list_concat({o}, {a})) ELSE {o} END"
+            )
+        total = (
+            f"coalesce(try_cast(trim({o}[1]) AS DECIMAL(38, 9)), 0) + "
+            f"coalesce(list_sum(list_transform({a}, lambda x: {_SUM})), 0)"
+        )
+        # Plain decimal text without trailing zeros: 12.500000000 -> 12.5, 3.000000000 -> 3.
+        text = f"regexp_replace(CAST({total} AS VARCHAR), '\\.?0+$', '')"
+        return f"CASE WHEN len({a}) = 0 OR NOT sum_ok_{t.alias} THEN {o} ELSE [{text}] END"
+
+    olds = ", ".join(f"{old(t)} AS old_{t.alias}" for t in targets)
+    sum_ok = "".join(
+        f", len(old_{t.alias}) <= 1 AND list_bool_and(list_transform("
+        f"list_concat(old_{t.alias}, a.in_{t.alias}), lambda x: {_SUM} IS NOT NULL)) "
+        f"AS sum_ok_{t.alias}"
+        for t in targets
+        if t.rule == "sum"
+    )
+    notes = [
+        f"CASE WHEN len(a.in_{t.alias}) > 0 AND NOT sum_ok_{t.alias} THEN $n_{t.alias} END"
+        for t in targets
+        if t.rule == "sum"
+    ]
+    params = {
+        f"n_{t.alias}": f"sum into {t.property} skipped: a value is not a single number"
+        for t in targets
+        if t.rule == "sum"
+    }
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE imp_new AS
+        SELECT a.profile_id, a.is_new,
+               {", ".join(f"{new(t)} AS new_{t.alias}" for t in targets)},
+               {", ".join(f"old_{t.alias}" for t in targets)},
+               {f"concat_ws('; ', {', '.join(notes)})" if notes else "NULL"} AS note
+        FROM (
+            SELECT a.*, {olds}{sum_ok}
+            FROM imp_agg a LEFT JOIN profiles p USING (profile_id)
+        ) a
+        """,
+        params,
+    )
+    changed = " OR ".join(f"new_{t.alias} IS DISTINCT FROM old_{t.alias}" for t in targets)
+    con.execute(
+        f"ALTER TABLE imp_new ADD COLUMN changed BOOLEAN; "
+        f"UPDATE imp_new SET changed = is_new OR {changed}"
+    )
+
+
+def _consent_new(con: duckdb.DuckDBPyConnection, spec: ImportSpec, targets: list[Target]) -> None:
+    """A new profile is created only when, as created, it consented to one of the objectives."""
+    if not spec.objectives:
+        return
+    by_prop = {t.property: f"new_{t.alias}" for t in targets}
+    yes = by_prop.get("consented_objectives", "[]::VARCHAR[]")
+    no = by_prop.get("refused_objectives", "[]::VARCHAR[]")
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE imp_refused_new AS
+        SELECT profile_id FROM imp_new
+        WHERE is_new AND len(list_filter($objectives::VARCHAR[], lambda o:
+                  list_contains({yes}, o) AND NOT list_contains({no}, o))) = 0
+        """,
+        {"objectives": list(spec.objectives)},
+    )
+    con.execute(
+        """
+        UPDATE imp_plan SET outcome = 'CONSENT_MISMATCH',
+               reason = 'a new profile would not consent to any of: '
+                        || array_to_string($objectives, ', ')
+        WHERE outcome IS NULL AND profile_id IN (SELECT profile_id FROM imp_refused_new)
+        """,
+        {"objectives": list(spec.objectives)},
+    )
+    con.execute("DELETE FROM imp_new WHERE profile_id IN (SELECT profile_id FROM imp_refused_new)")
+
+
+def _outcomes(con: duckdb.DuckDBPyConnection, targets: list[Target]) -> None:
+    """CREATED / MODIFIED / UNCHANGED for the applied contacts, with sum notes as reasons."""
+    con.execute(
+        """
+        UPDATE imp_plan SET
+            outcome = CASE WHEN n.is_new THEN 'CREATED'
+                           WHEN n.changed THEN 'MODIFIED' ELSE 'UNCHANGED' END,
+            reason = coalesce(nullif(n.note, ''),
+                              CASE WHEN NOT n.changed THEN 'values already current' END)
+        FROM imp_new n
+        WHERE imp_plan.profile_id = n.profile_id AND imp_plan.outcome IS NULL
+        """
+    )
+
+
+# --- apply ---------------------------------------------------------------------------------------
+
+
+def apply_import(plan: ImportPlan, run_id: str, define_property: Any) -> None:
+    """Write the plan into the store; the caller holds the transaction.
+
+    ``define_property(con, name, type)`` creates a missing property (the store's function).
+    """
+    con = plan.con
+    for name, type_ in plan.new_properties.items():
+        define_property(con, name, type_)
+    targets = plan.targets
+    if targets:
+        columns = ", ".join(quote_ident(t.property) for t in targets)
+        # A new profile stores no value as NULL, as loaders do, not as an empty list.
+        values = ", ".join(f"nullif(new_{t.alias}, [])" for t in targets)
+        con.execute(
+            f"""
+            INSERT INTO profiles (profile_id, {columns}, created_at, updated_at)
+            SELECT profile_id, {values}, now(), now() FROM imp_new WHERE is_new
+            """
+        )
+        sets = ", ".join(f"{quote_ident(t.property)} = n.new_{t.alias}" for t in targets)
+        con.execute(
+            f"""
+            UPDATE profiles SET {sets}, updated_at = now()
+            FROM imp_new n
+            WHERE profiles.profile_id = n.profile_id AND n.changed AND NOT n.is_new
+            """
+        )
+    con.execute(
+        """
+        INSERT OR REPLACE INTO import_state (connection, list_id, identifier, hash, applied_at)
+        SELECT $connection, list_id, identifier, any_value(hash), now()
+        FROM imp_plan
+        WHERE outcome IN ('CREATED', 'MODIFIED', 'UNCHANGED') AND NOT delta_hit
+          AND identifier IS NOT NULL
+        GROUP BY list_id, identifier
+        """,
+        {"connection": plan.spec.connection},
+    )
+    con.execute(
+        """
+        INSERT INTO run_rows (run_id, seq, list_id, email, identifier, profile_id, outcome, reason)
+        SELECT $run_id, cid, list_id, email, identifier,
+               CASE WHEN NOT is_new OR outcome = 'CREATED' THEN profile_id END, outcome, reason
+        FROM imp_plan
+        """,
+        {"run_id": run_id},
+    )
+
+
+# --- goal entry points (see cmtoolkit.sync.engine) -----------------------------------------------
+
+
+def preview(ctx: Any) -> Any:
+    """Dry run: the full plan, counts and a before/after sample; the transaction is rolled back."""
+    from cmtoolkit.sync.engine import Outcome
+
+    spec = ImportSpec.from_connection(ctx.connection)
+    contacts = read_contacts(ctx.client, spec)
+    with ctx.workspace.store.transaction() as con:
+        plan = plan_import(con, spec, contacts, full=ctx.full)
+        out = Outcome(
+            counts=plan.counts,
+            samples=plan.samples(),
+            rows=plan.rows(limit=1000),
+            details={"new_properties": plan.new_properties, "contacts": contacts.num_rows},
+        )
+        con.rollback()  # temp tables only, but a preview must leave nothing behind
+    return out
+
+
+def run(ctx: Any, run_id: str) -> Any:
+    """Read, plan and apply in one store transaction, with the ledger rows and FINISHED state."""
+    from cmtoolkit.profiles.properties import define_property
+    from cmtoolkit.sync import ledger
+    from cmtoolkit.sync.engine import Outcome
+
+    spec = ImportSpec.from_connection(ctx.connection)
+    contacts = read_contacts(ctx.client, spec)
+    with ctx.workspace.store.transaction() as con:
+        plan = plan_import(con, spec, contacts, full=ctx.full)
+        apply_import(plan, run_id, define_property)
+        ledger.finish_run(con, run_id, plan.counts)
+    return Outcome(counts=plan.counts, details={"new_properties": plan.new_properties})

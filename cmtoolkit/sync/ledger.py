@@ -1,0 +1,178 @@
+"""The run ledger: every real run and one row per contact or profile it touched (DESIGN §7).
+
+A run is written ``STARTING`` in its own short transaction before any work, so a run that dies is
+still on record; it becomes ``FINISHED`` in the *same* transaction as its profile writes (so the
+ledger never claims work the store does not hold), or ``FAILED`` with the error. A run left
+``STARTING``/``RUNNING`` by a killed process is marked ``FAILED`` by the next run of its
+connection, which can only start once the dead run's lock is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+RUN_STATES = ("STARTING", "RUNNING", "FINISHED", "FAILED")
+
+# Appended to the store's migrations (cmtoolkit.profiles.schema).
+LEDGER_DDL = """
+CREATE TABLE runs (
+    run_id VARCHAR PRIMARY KEY,
+    connection VARCHAR NOT NULL,
+    goal VARCHAR NOT NULL,
+    full_run BOOLEAN NOT NULL DEFAULT false,
+    started_at TIMESTAMP NOT NULL,
+    ended_at TIMESTAMP,
+    state VARCHAR NOT NULL,
+    counts VARCHAR,
+    error VARCHAR,
+    pid INTEGER
+);
+CREATE TABLE run_rows (
+    run_id VARCHAR NOT NULL,
+    seq BIGINT NOT NULL,
+    list_id VARCHAR,
+    email VARCHAR,
+    identifier VARCHAR,
+    profile_id VARCHAR,
+    outcome VARCHAR NOT NULL,
+    reason VARCHAR
+);
+CREATE TABLE import_state (
+    connection VARCHAR NOT NULL,
+    list_id VARCHAR NOT NULL,
+    identifier VARCHAR NOT NULL,
+    hash VARCHAR NOT NULL,
+    applied_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (connection, list_id, identifier)
+);
+CREATE TABLE export_state (
+    connection VARCHAR NOT NULL,
+    goal VARCHAR NOT NULL,
+    list_id VARCHAR NOT NULL,
+    profile_id VARCHAR NOT NULL,
+    email VARCHAR NOT NULL,
+    hash VARCHAR NOT NULL,
+    exported_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (connection, goal, list_id, profile_id)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    connection: str
+    goal: str
+    full: bool
+    started_at: datetime
+    ended_at: datetime | None
+    state: str
+    counts: dict[str, int]
+    error: str | None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "connection": self.connection,
+            "goal": self.goal,
+            "full": self.full,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "duration_s": self.duration_s,
+            "state": self.state,
+            "counts": self.counts,
+            "error": self.error,
+        }
+
+
+def start_run(con: duckdb.DuckDBPyConnection, connection: str, goal: str, *, full: bool) -> str:
+    """Record a new run as STARTING (and earlier unfinished runs as FAILED); returns its id."""
+    run_id = datetime.utcnow().strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+    con.execute(
+        """
+        UPDATE runs SET state = 'FAILED', ended_at = coalesce(ended_at, now()),
+               error = 'interrupted: the process running it ended before it finished'
+        WHERE connection = $connection AND state IN ('STARTING', 'RUNNING')
+        """,
+        {"connection": connection},
+    )
+    con.execute(
+        """
+        INSERT INTO runs (run_id, connection, goal, full_run, started_at, state, pid)
+        VALUES ($run_id, $connection, $goal, $full, now(), 'STARTING', $pid)
+        """,
+        {
+            "run_id": run_id,
+            "connection": connection,
+            "goal": goal,
+            "full": full,
+            "pid": os.getpid(),
+        },
+    )
+    return run_id
+
+
+def set_state(con: duckdb.DuckDBPyConnection, run_id: str, state: str) -> None:
+    con.execute(
+        "UPDATE runs SET state = $state WHERE run_id = $run_id", {"state": state, "run_id": run_id}
+    )
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, counts: dict[str, int]) -> None:
+    con.execute(
+        "UPDATE runs SET state = 'FINISHED', ended_at = now(), counts = $counts "
+        "WHERE run_id = $run_id",
+        {"counts": json.dumps(counts), "run_id": run_id},
+    )
+
+
+def fail_run(con: duckdb.DuckDBPyConnection, run_id: str, error: str) -> None:
+    con.execute(
+        "UPDATE runs SET state = 'FAILED', ended_at = now(), error = $error WHERE run_id = $run_id",
+        {"error": error, "run_id": run_id},
+    )
+
+
+def history(
+    con: duckdb.DuckDBPyConnection, connection: str | None = None, limit: int = 100
+) -> list[Run]:
+    """Runs, newest first (all connections when ``connection`` is None)."""
+    rows = con.execute(
+        """
+        SELECT run_id, connection, goal, full_run, started_at, ended_at, state, counts, error
+        FROM runs WHERE $connection IS NULL OR connection = $connection
+        ORDER BY started_at DESC, run_id DESC LIMIT $limit
+        """,
+        {"connection": connection, "limit": limit},
+    ).fetchall()
+    return [
+        Run(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else {}, r[8])
+        for r in rows
+    ]
+
+
+def get_run(con: duckdb.DuckDBPyConnection, run_id: str) -> Run | None:
+    rows = con.execute(
+        """
+        SELECT run_id, connection, goal, full_run, started_at, ended_at, state, counts, error
+        FROM runs WHERE run_id = $run_id
+        """,
+        {"run_id": run_id},
+    ).fetchall()  # fetchall: a half-read execute() result would hold the connection (DuckDB 2)
+    if not rows:
+        return None
+    row = rows[0]
+    return Run(*row[:7], json.loads(row[7]) if row[7] else {}, row[8])
