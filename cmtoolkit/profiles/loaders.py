@@ -1,0 +1,531 @@
+"""Loading profiles from CSV, Parquet and pandas/polars/Arrow frames: validate all, then upsert.
+
+Every source becomes a temporary view ``_cm_src`` with a ``_cm_row`` column (the CSV line number,
+or the 1-based row of a Parquet file or frame), so one set-based pipeline serves them all:
+
+1. normalise each property column to ``VARCHAR[]`` (a list column as is; a CSV cell split on
+   ``|``; any other scalar as a one-value list), dropping NULLs and empty strings, keeping the
+   first of repeated values, and turning "no values" into NULL;
+2. check ids (present, non-empty, unique within the load), decide each property's type (existing
+   properties keep theirs; ``types`` declares new ones; otherwise inferred: the first of boolean,
+   number, date, datetime, email that every value satisfies, else text) and validate every value;
+3. define new properties and MERGE on ``profile_id``: ``set`` replaces the loaded properties of
+   existing profiles (an empty cell clears that property), ``add`` appends values not already
+   present; other properties are untouched; new ids are inserted.
+
+Problems are collected (with line numbers) and raised together as :class:`LoadError` before
+anything is written; the caller runs the whole load in one transaction, so a bad file loads
+nothing. Validation and conversion are SQL in DuckDB, never Python loops over rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from cmtoolkit.errors import CmToolkitError, ConfigurationError, LoadError
+from cmtoolkit.profiles.identifiers import check_property_name, quote_ident
+from cmtoolkit.profiles.properties import (
+    INFERENCE_ORDER,
+    PROPERTY_TYPES,
+    all_values,
+    define_property,
+    defined_properties,
+    first_bad_value,
+    resolve,
+)
+
+Mode = Literal["set", "add"]
+MAX_REPORTED = 20
+INFERENCE_SAMPLE = 10_000
+SRC, FILE_VIEW, RAW, NORM, FRAME, CSV_TABLE, REJECTS, REJECT_SCANS = (
+    "_cm_src",
+    "_cm_src_file",
+    "_cm_raw",
+    "_cm_norm",
+    "_cm_frame",
+    "_cm_csv",
+    "_cm_rejects",
+    "_cm_reject_scans",
+)
+ROW = "_cm_row"
+
+_NUMERIC = {
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+    "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE",
+}  # fmt: skip
+
+
+@dataclass
+class LoadResult:
+    """What a load did."""
+
+    rows: int
+    inserted: int
+    updated: int
+    properties: dict[str, str] = field(default_factory=dict)  # loaded property → type
+    new_properties: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "properties": self.properties,
+            "new_properties": self.new_properties,
+        }
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    return con.execute(sql, params or []).fetchall()[0]
+
+
+def _natural_type(duck_type: str) -> str | None:
+    """The property type a DuckDB column type guarantees, if any (element type for lists)."""
+    base = duck_type[:-2] if duck_type.endswith("[]") else duck_type
+    if base in _NUMERIC or base.startswith("DECIMAL"):
+        return "number"
+    if base == "DATE":
+        return "date"
+    if base.startswith("TIMESTAMP"):
+        return "datetime"
+    if base == "BOOLEAN":
+        return "boolean"
+    return None
+
+
+def _raw_list(column: str, duck_type: str, split_pipes: bool) -> tuple[str, bool]:
+    """SQL for the column as a list of non-empty strings, and whether it may hold repeats."""
+    col = quote_ident(column)
+    keep = "lambda x: x IS NOT NULL AND x <> ''"
+    if duck_type.endswith("[]"):
+        return f"list_filter(list_transform({col}, lambda x: x::VARCHAR), {keep})", True
+    if split_pipes and duck_type == "VARCHAR":
+        return f"list_filter(string_split({col}, '|'), {keep})", True
+    return f"CASE WHEN {col} IS NULL OR {col}::VARCHAR = '' THEN NULL ELSE [{col}::VARCHAR] END", (
+        False
+    )
+
+
+def _distinct(list_sql: str) -> str:
+    """Ordered distinct (first occurrence wins); ``[]`` becomes NULL."""
+    return (
+        f"nullif(list_filter({list_sql}, lambda x, i: list_position({list_sql}, x) = i),"
+        " []::VARCHAR[])"
+    )
+
+
+def load_error(where: str, unit: str, problems: list[tuple[int | None, str]]) -> LoadError:
+    shown = "; ".join(
+        f"{unit} {line}: {msg}" if line is not None else msg for line, msg in problems[:5]
+    )
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return LoadError(
+        f"{where}: {len(problems)} problem(s), nothing was loaded: {shown}{more}",
+        problems=problems,
+    )
+
+
+def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
+    for view in (NORM, RAW, SRC, FILE_VIEW):
+        con.execute(f"DROP VIEW IF EXISTS {view}")
+    for table in (CSV_TABLE, REJECTS, REJECT_SCANS):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    with contextlib.suppress(duckdb.Error):
+        con.unregister(FRAME)
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A source staged as the temp view ``_cm_src``: its name for messages and its line unit."""
+
+    where: str
+    unit: str  # "line" (CSV) or "row" (Parquet, frames)
+    split_pipes: bool
+
+
+def stage(con: duckdb.DuckDBPyConnection, source: Any) -> Staged:
+    """Expose a CSV/Parquet path (by suffix) or a frame as ``_cm_src`` with ``_cm_row``."""
+    drop_staged(con)
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        suffix = path.suffix.lower()
+        if suffix in (".parquet", ".pq"):
+            return _stage_parquet(con, path)
+        if suffix in (".csv", ".txt"):
+            return _stage_csv(con, path)
+        raise LoadError(
+            f"{path}: unknown file type {suffix!r}; load a .csv or .parquet file",
+            problems=[(None, f"unknown file type {suffix!r}")],
+        )
+    return _stage_frame(con, source)
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    source: Any,
+    *,
+    id_column: str = "profile_id",
+    types: dict[str, str] | None = None,
+    mode: Mode = "set",
+) -> LoadResult:
+    """Load a CSV or Parquet file (by suffix) or a frame; run it inside a transaction.
+
+    CSV: comma-separated with a header line, ``|`` between multiple values, empty cell = no
+    value. Parquet and frames: list columns are multi-values, scalars single values.
+    """
+    try:
+        staged = stage(con, source)
+        return _load_staged(con, staged, id_column, types, mode)
+    finally:
+        drop_staged(con)
+
+
+def load_frame(
+    con: duckdb.DuckDBPyConnection,
+    frame: Any,
+    *,
+    id_column: str = "profile_id",
+    types: dict[str, str] | None = None,
+    mode: Mode = "set",
+) -> LoadResult:
+    """A pandas/polars DataFrame (or LazyFrame) or Arrow table; lists are multi-values."""
+    return load(con, frame, id_column=id_column, types=types, mode=mode)
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise LoadError(f"{path}: no such file", problems=[(None, "no such file")])
+
+
+def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> Staged:
+    _check_file(path)
+    try:
+        rel = con.read_parquet(str(path), file_row_number=True)
+        rel.create_view(FILE_VIEW, replace=True)
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {SRC} AS SELECT * EXCLUDE (file_row_number),"
+            f" file_row_number + 1 AS {ROW} FROM {FILE_VIEW}"
+        )
+    except duckdb.Error as exc:
+        raise LoadError(
+            f"{path}: not a readable Parquet file: {exc}", problems=[(None, str(exc))]
+        ) from exc
+    return Staged(str(path), "row", split_pipes=False)
+
+
+def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> Staged:
+    _check_file(path)
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE {CSV_TABLE} AS SELECT * FROM read_csv(?, header = true,"
+            " all_varchar = true, delim = ',', quote = '\"', escape = '\"',"
+            f" store_rejects = true, rejects_table = '{REJECTS}',"
+            f" rejects_scan = '{REJECT_SCANS}')",
+            [str(path)],
+        )
+        rejects = con.execute(
+            f"SELECT line, error_message FROM {REJECTS} ORDER BY line LIMIT {MAX_REPORTED}"
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise LoadError(
+            f"{path}: not a readable CSV file: {exc}", problems=[(None, str(exc))]
+        ) from exc
+    if rejects:
+        raise load_error(
+            str(path), "line", [(int(line), f"malformed row: {msg}") for line, msg in rejects]
+        )
+    # rowid follows file order; +2 skips the header line (multi-line quoted cells aside).
+    con.execute(f"CREATE TEMP VIEW {SRC} AS SELECT *, rowid + 2 AS {ROW} FROM {CSV_TABLE}")
+    return Staged(str(path), "line", split_pipes=True)
+
+
+def _to_arrow(frame: Any) -> pa.Table:
+    if isinstance(frame, pa.Table):
+        return frame
+    module = type(frame).__module__.split(".")[0]
+    try:
+        if module == "polars":
+            if hasattr(frame, "collect"):
+                frame = frame.collect()
+            return frame.to_arrow()
+        if module == "pandas":
+            return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise LoadError(
+            f"frame: a column mixes types (e.g. lists and scalars): {exc}",
+            problems=[(None, str(exc))],
+        ) from exc
+    raise LoadError(
+        f"cannot load a {type(frame).__name__}; give a pandas/polars DataFrame or Arrow table",
+        problems=[(None, f"unsupported source {type(frame).__name__}")],
+    )
+
+
+def _stage_frame(con: duckdb.DuckDBPyConnection, frame: Any) -> Staged:
+    table = _to_arrow(frame)
+    if ROW in table.column_names:
+        raise LoadError(f"frame: column {ROW!r} is reserved", problems=[(None, "reserved column")])
+    table = table.append_column(ROW, pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64)))
+    con.register(FRAME, table)
+    con.execute(f"CREATE TEMP VIEW {SRC} AS SELECT * FROM {FRAME}")
+    return Staged("frame", "row", split_pipes=False)
+
+
+# --- the pipeline ------------------------------------------------------------------------------
+
+
+def _load_staged(
+    con: duckdb.DuckDBPyConnection,
+    staged: Staged,
+    id_column: str,
+    types: dict[str, str] | None,
+    mode: Mode,
+) -> LoadResult:
+    try:
+        return _pipeline(
+            con, staged.where, staged.unit, id_column, dict(types or {}), mode, staged.split_pipes
+        )
+    except CmToolkitError:
+        raise
+    except duckdb.Error as exc:
+        raise LoadError(f"{staged.where}: {exc}", problems=[(None, str(exc))]) from exc
+
+
+def _pipeline(
+    con: duckdb.DuckDBPyConnection,
+    where: str,
+    unit: str,
+    id_column: str,
+    declared: dict[str, str],
+    mode: Mode,
+    split_pipes: bool,
+) -> LoadResult:
+    if mode not in ("set", "add"):
+        raise ConfigurationError(f"unknown load mode {mode!r}; use 'set' or 'add'")
+    rel = con.sql(f"SELECT * FROM {SRC}")
+    source_types = {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
+    source_types.pop(ROW)
+    if id_column not in source_types:
+        columns = ", ".join(source_types) or "none"
+        raise load_error(
+            where,
+            unit,
+            [(None, f"no id column {id_column!r} (columns: {columns}); name it with --id-column")],
+        )
+    problems: list[tuple[int | None, str]] = []
+    existing = defined_properties(con)
+    columns = [c for c in source_types if c != id_column]
+    seen: dict[str, str] = {}
+    target: dict[str, str] = {}  # column → type it must satisfy (existing or declared)
+    for column in columns:
+        try:
+            check_property_name(column)
+        except ConfigurationError as exc:
+            problems.append((None, f"column {column!r}: {exc}"))
+            continue
+        if column.lower() in seen:
+            problems.append((None, f"columns {seen[column.lower()]!r} and {column!r} clash"))
+        seen[column.lower()] = column
+        known = resolve(existing, column)
+        if known is not None and known != column:
+            problems.append(
+                (None, f"column {column!r} clashes with property {known!r}; use that name")
+            )
+        elif known is not None:
+            if column in declared and declared[column] != existing[known]:
+                problems.append(
+                    (
+                        None,
+                        f"property {column!r} already has type {existing[known]!r}, not "
+                        f"{declared[column]!r}; an existing property keeps its type",
+                    )
+                )
+            target[column] = existing[known]
+        elif column in declared:
+            target[column] = declared[column]
+    for name, type_ in declared.items():
+        if type_ not in PROPERTY_TYPES:
+            problems.append(
+                (None, f"unknown type {type_!r} for {name!r}; use {', '.join(PROPERTY_TYPES)}")
+            )
+        if name not in source_types:
+            problems.append((None, f"a type is declared for {name!r} but there is no such column"))
+    if problems:
+        raise load_error(where, unit, problems)
+
+    # 1. normalise
+    alias = {c: f"c{i}" for i, c in enumerate(columns)}
+    raw_parts, norm_parts = [], []
+    for column in columns:
+        sql, repeats = _raw_list(column, source_types[column], split_pipes)
+        raw_parts.append(f"{sql} AS {alias[column]}")
+        norm_parts.append(
+            f"{_distinct(alias[column]) if repeats else alias[column]} AS {alias[column]}"
+        )
+    con.execute(
+        f"CREATE TEMP VIEW {RAW} AS SELECT {ROW}, {quote_ident(id_column)}::VARCHAR AS profile_id"
+        + "".join(f", {p}" for p in raw_parts)
+        + f" FROM {SRC}"
+    )
+    con.execute(
+        f"CREATE TEMP VIEW {NORM} AS SELECT {ROW}, profile_id"
+        + "".join(f", {p}" for p in norm_parts)
+        + f" FROM {RAW}"
+    )
+
+    # 2. infer new properties' types: candidates from the column type or a sample, confirmed below
+    inferred: dict[str, str] = {}
+    to_sample: list[str] = []
+    for column in columns:
+        if column in target:
+            continue
+        natural = _natural_type(source_types[column])
+        if natural is not None:
+            inferred[column] = natural
+        else:
+            to_sample.append(column)
+    if to_sample:
+        exprs = [
+            f"bool_and({all_values(alias[c], t)}) FILTER (WHERE {alias[c]} IS NOT NULL)"
+            for c in to_sample
+            for t in INFERENCE_ORDER
+        ]
+        sample = _one(
+            con, f"SELECT {', '.join(exprs)} FROM (SELECT * FROM {NORM} LIMIT {INFERENCE_SAMPLE})"
+        )
+        for i, column in enumerate(to_sample):
+            flags = sample[i * len(INFERENCE_ORDER) : (i + 1) * len(INFERENCE_ORDER)]
+            inferred[column] = next(
+                (t for t, ok in zip(INFERENCE_ORDER, flags, strict=True) if ok), "text"
+            )
+
+    # 3. one pass: id problems and every value against its (declared, existing or candidate) type
+    checked = {c: target.get(c, inferred.get(c, "text")) for c in columns}
+    needs_check = [
+        c for c in columns if checked[c] != "text" and _natural_type(source_types[c]) != checked[c]
+    ]
+    aggregates = [
+        "count(*)",
+        "count(*) FILTER (WHERE profile_id IS NULL OR trim(profile_id) = '')",
+        "count(DISTINCT profile_id) FILTER (WHERE trim(profile_id) <> '')",
+        "count(*) FILTER (WHERE trim(profile_id) <> '')",
+    ] + [f"count(*) FILTER (WHERE NOT {all_values(alias[c], checked[c])})" for c in needs_check]
+    totals = _one(con, f"SELECT {', '.join(aggregates)} FROM {NORM}")
+    rows, empty_ids, distinct_ids, nonempty_ids = (int(x) for x in totals[:4])
+    bad = dict(zip(needs_check, (int(x) for x in totals[4:]), strict=True))
+
+    # a candidate that failed on the full data: infer again over all rows (rare)
+    retry = [c for c in needs_check if bad[c] and c not in target]
+    if retry:
+        exprs = [
+            f"bool_and({all_values(alias[c], t)}) FILTER (WHERE {alias[c]} IS NOT NULL)"
+            for c in retry
+            for t in INFERENCE_ORDER
+        ]
+        full = _one(con, f"SELECT {', '.join(exprs)} FROM {NORM}")
+        for i, column in enumerate(retry):
+            flags = full[i * len(INFERENCE_ORDER) : (i + 1) * len(INFERENCE_ORDER)]
+            checked[column] = next(
+                (t for t, ok in zip(INFERENCE_ORDER, flags, strict=True) if ok), "text"
+            )
+            bad[column] = 0
+
+    if empty_ids:
+        lines = con.execute(
+            f"SELECT {ROW} FROM {NORM} WHERE profile_id IS NULL OR trim(profile_id) = ''"
+            f" ORDER BY {ROW} LIMIT {MAX_REPORTED}"
+        ).fetchall()
+        problems += [(int(r[0]), f"empty {id_column!r}") for r in lines]
+    if distinct_ids < nonempty_ids:
+        dups = con.execute(
+            f"SELECT profile_id, list({ROW} ORDER BY {ROW}) FROM {NORM}"
+            " WHERE trim(profile_id) <> '' GROUP BY profile_id HAVING count(*) > 1"
+            f" ORDER BY min({ROW}) LIMIT {MAX_REPORTED}"
+        ).fetchall()
+        for profile_id, lines in dups:
+            for line in lines[1:]:
+                problems.append(
+                    (
+                        int(line),
+                        f"duplicate {id_column} {profile_id!r} (first on {unit} {lines[0]})",
+                    )
+                )
+    for column in needs_check:
+        if not bad[column]:
+            continue
+        col = alias[column]
+        examples = con.execute(
+            f"SELECT {ROW}, {first_bad_value(col, checked[column])} FROM {NORM}"
+            f" WHERE NOT {all_values(col, checked[column])} ORDER BY {ROW} LIMIT {MAX_REPORTED}"
+        ).fetchall()
+        problems += [
+            (int(line), f"{column!r}: {value!r} is not a valid {checked[column]}")
+            for line, value in examples
+        ]
+    if problems:
+        problems.sort(key=lambda p: (p[0] is None, p[0] or 0))
+        raise load_error(where, unit, problems)
+
+    # 4. write
+    new = [c for c in columns if resolve(existing, c) is None]
+    for column in new:
+        define_property(con, column, checked[column])
+    quoted = [quote_ident(c) for c in columns]
+    empty_store = not _one(con, "SELECT EXISTS (SELECT 1 FROM profiles)")[0]
+    if empty_store:
+        updated = 0
+        con.execute(
+            "INSERT INTO profiles (profile_id, created_at, updated_at"
+            + "".join(f", {q}" for q in quoted)
+            + ") SELECT profile_id, now(), now()"
+            + "".join(f", {alias[c]}" for c in columns)
+            + f" FROM {NORM}"
+        )
+    else:
+        updated = int(
+            _one(
+                con,
+                f"SELECT count(*) FROM {NORM} s WHERE EXISTS"
+                " (SELECT 1 FROM profiles p WHERE p.profile_id = s.profile_id)",
+            )[0]
+        )
+        if mode == "set":
+            sets = [f"{quote_ident(c)} = s.{alias[c]}" for c in columns]
+        else:
+            sets = [
+                f"{quote_ident(c)} = "
+                + _distinct(
+                    f"list_concat(coalesce(t.{quote_ident(c)}, []), coalesce(s.{alias[c]}, []))"
+                )
+                for c in columns
+            ]
+        con.execute(
+            f"MERGE INTO profiles AS t USING (SELECT * EXCLUDE ({ROW}) FROM {NORM}) AS s"
+            " ON t.profile_id = s.profile_id"
+            " WHEN MATCHED THEN UPDATE SET "
+            + "".join(f"{s}, " for s in sets)
+            + "updated_at = now()"
+            " WHEN NOT MATCHED THEN INSERT (profile_id, created_at, updated_at"
+            + "".join(f", {q}" for q in quoted)
+            + ") VALUES (s.profile_id, now(), now()"
+            + "".join(f", s.{alias[c]}" for c in columns)
+            + ")"
+        )
+    return LoadResult(
+        rows=rows,
+        inserted=rows - updated,
+        updated=updated,
+        properties={c: checked[c] for c in columns},
+        new_properties=new,
+    )

@@ -1,0 +1,385 @@
+"""Segments: rules from ``segments.yaml`` compiled to parameterised SQL, materialised membership.
+
+A segment is either a rule or a static list::
+
+    vip:
+      any:
+        - {property: points, gte: 1000}
+        - {property: tier, in: [gold, platinum]}
+    imported_list:
+      file: vip_ids.csv        # one profile_id per line, relative to the workspace
+
+Conditions, over a property ``P`` (every property is multi-valued; **a condition holds when ANY
+value of P satisfies it**, so a profile without values never satisfies one, and ``not`` of it
+holds):
+
+- ``exists: true|false``      P has at least one value (or none)
+- ``equals: V``               a value equals V (email: trimmed, any case; number: numerically;
+                              boolean: any case)
+- ``contains: S``             a value contains S, case-insensitively
+- ``in: [V, ...]``            a value equals one of them (same comparison as ``equals``)
+- ``gt|gte|lt|lte: N``        a value compares so with N (number properties)
+- ``before|after: D``         a value is before/after D, an ISO date or date-time (date and
+                              datetime properties; a date is midnight)
+- ``{consented: O}`` / ``{consented: [O, ...]}`` the profile consents to (one of) O, see
+  :mod:`cmtoolkit.profiles.consent`
+
+Combinators: ``all: [...]``, ``any: [...]``, ``not: {...}``. Property names are checked against
+the defined properties and quoted with :func:`quote_ident`; every value is a parameter. The YAML is
+read with only ``true``/``false`` as booleans, so ``equals: yes`` means the string ``"yes"``.
+
+Membership lives in ``segment_members(segment, profile_id)``; ``segments(name, definition_hash,
+size, refreshed_at)`` records each refresh. A segment whose definition changed since its refresh
+is reported ``stale``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import yaml
+
+from cmtoolkit.errors import ConfigurationError
+from cmtoolkit.profiles.consent import consent_condition
+from cmtoolkit.profiles.identifiers import quote_ident
+from cmtoolkit.profiles.properties import defined_properties
+
+if TYPE_CHECKING:
+    from cmtoolkit.profiles.store import Store
+
+OPERATORS = (
+    "exists", "equals", "contains", "in", "gt", "gte", "lt", "lte", "before", "after",
+)  # fmt: skip
+_COMPARE = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader where only true/false are booleans (``yes``/``no``/``on``/``off`` stay text)."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def read_definitions(path: Path) -> dict[str, Any]:
+    """Segment name → definition, from ``segments.yaml`` (empty when the file is absent)."""
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path}: invalid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path}: expected a mapping of segment names to definitions")
+    for name, definition in data.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(f"{path}: segment name {name!r} must be a non-empty string")
+        if not isinstance(definition, dict):
+            raise ConfigurationError(f"{path}: segment {name!r}: expected a mapping (a rule)")
+    return data
+
+
+def definition_hash(definition: Any, file_bytes: bytes | None = None) -> str:
+    digest = hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode())
+    if file_bytes is not None:
+        digest.update(file_bytes)
+    return digest.hexdigest()[:16]
+
+
+# --- rule compilation --------------------------------------------------------------------------
+
+
+class _Compiler:
+    def __init__(self, segment: str, properties: dict[str, str]) -> None:
+        self.segment = segment
+        self.properties = properties
+        self.params: list[Any] = []
+
+    def fail(self, message: str) -> ConfigurationError:
+        return ConfigurationError(f"segment {self.segment!r}: {message}")
+
+    def rule(self, rule: Any) -> str:
+        if not isinstance(rule, dict) or not rule:
+            raise self.fail(f"a rule must be a non-empty mapping, not {rule!r}")
+        if "property" in rule:
+            return self.condition(rule)
+        if len(rule) != 1:
+            raise self.fail(
+                f"a combinator rule has exactly one key (all, any, not, consented): {sorted(rule)}"
+            )
+        ((key, value),) = rule.items()
+        if key in ("all", "any"):
+            if not isinstance(value, list) or not value:
+                raise self.fail(f"{key!r} needs a non-empty list of rules")
+            joiner = " AND " if key == "all" else " OR "
+            return "(" + joiner.join(self.rule(r) for r in value) + ")"
+        if key == "not":
+            inner = self.rule({"all": value}) if isinstance(value, list) else self.rule(value)
+            return f"(NOT {inner})"
+        if key == "consented":
+            objectives = value if isinstance(value, list) else [value]
+            if not objectives or not all(isinstance(o, str) and o for o in objectives):
+                raise self.fail("'consented' needs an objective name or a list of them")
+            sql, params = consent_condition(objectives, "p")
+            self.params += params
+            return sql
+        raise self.fail(
+            f"unknown operator {key!r}; use all, any, not, consented, or "
+            "{property: NAME, <condition>: VALUE} with a condition among " + ", ".join(OPERATORS)
+        )
+
+    def condition(self, rule: dict[str, Any]) -> str:
+        name = rule["property"]
+        ops = [k for k in rule if k != "property"]
+        if len(ops) != 1:
+            raise self.fail(
+                f"condition on {name!r} needs exactly one of {', '.join(OPERATORS)}; got {ops}"
+            )
+        op, value = ops[0], rule[ops[0]]
+        if op not in OPERATORS:
+            raise self.fail(
+                f"unknown operator {op!r} on property {name!r}; use one of {', '.join(OPERATORS)}"
+            )
+        if not isinstance(name, str) or name not in self.properties:
+            known = ", ".join(sorted(self.properties))
+            raise self.fail(f"unknown property {name!r} (defined: {known})")
+        type_ = self.properties[name]
+        col = f"p.{quote_ident(name)}"
+        if op == "exists":
+            if not isinstance(value, bool):
+                raise self.fail(f"'exists' on {name!r} takes true or false")
+            has = f"coalesce(len({col}) > 0, false)"
+            return has if value else f"(NOT {has})"
+        if op == "equals":
+            return self.any_value(col, self.match(type_, name, op), self.scalar(value, type_, op))
+        if op == "in":
+            if not isinstance(value, list) or not value:
+                raise self.fail(f"'in' on {name!r} needs a non-empty list")
+            values = [self.scalar(v, type_, op) for v in value]
+            if type_ == "number":
+                pred = "list_contains(?::DOUBLE[], TRY_CAST(x AS DOUBLE))"
+            elif type_ in ("email", "boolean"):
+                pred = "list_contains(?::VARCHAR[], lower(trim(x)))"
+            else:
+                pred = "list_contains(?::VARCHAR[], x)"
+            return self.any_value(col, pred, values)
+        if op == "contains":
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise self.fail(f"'contains' on {name!r} needs a text value")
+            return self.any_value(col, "contains(lower(x), lower(?))", str(value))
+        if op in _COMPARE:
+            if type_ != "number":
+                raise self.fail(f"{op!r} compares numbers but {name!r} is a {type_} property")
+            number = self.number(value, op)
+            return self.any_value(col, f"TRY_CAST(x AS DOUBLE) {_COMPARE[op]} ?", number)
+        # before / after
+        if type_ not in ("date", "datetime"):
+            raise self.fail(f"{op!r} compares dates but {name!r} is a {type_} property")
+        moment = self.moment(value, op)
+        sign = "<" if op == "before" else ">"
+        return self.any_value(col, f"TRY_CAST(x AS TIMESTAMP) {sign} ?::TIMESTAMP", moment)
+
+    def match(self, type_: str, name: str, op: str) -> str:
+        if type_ == "number":
+            return "TRY_CAST(x AS DOUBLE) = ?"
+        if type_ in ("email", "boolean"):
+            return "lower(trim(x)) = ?"
+        return "x = ?"
+
+    def scalar(self, value: Any, type_: str, op: str) -> Any:
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if isinstance(value, dt.date):
+            value = value.isoformat()
+        if not isinstance(value, str | int | float):
+            raise self.fail(f"{op!r} needs a text or number value, not {value!r}")
+        if type_ == "number":
+            return self.number(value, op)
+        if type_ in ("email", "boolean"):
+            return str(value).strip().lower()
+        return str(value)
+
+    def number(self, value: Any, op: str) -> float:
+        if isinstance(value, bool):
+            raise self.fail(f"{op!r} needs a number, not {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise self.fail(f"{op!r} needs a number, not {value!r}") from None
+
+    def moment(self, value: Any, op: str) -> dt.datetime:
+        if isinstance(value, dt.datetime):
+            return value.replace(tzinfo=None)
+        if isinstance(value, dt.date):
+            return dt.datetime.combine(value, dt.time())
+        try:
+            return dt.datetime.fromisoformat(str(value)).replace(tzinfo=None)
+        except ValueError:
+            raise self.fail(f"{op!r} needs an ISO date like 2026-01-01, not {value!r}") from None
+
+    def any_value(self, col: str, predicate: str, param: Any) -> str:
+        self.params.append(param)
+        return f"coalesce(len(list_filter({col}, lambda x: {predicate})) > 0, false)"
+
+
+def compile_rule(segment: str, rule: Any, properties: dict[str, str]) -> tuple[str, list[Any]]:
+    """A SQL boolean over ``profiles AS p`` and its parameters, for one segment's rule."""
+    compiler = _Compiler(segment, properties)
+    sql = compiler.rule(rule)
+    return sql, compiler.params
+
+
+# --- materialisation ---------------------------------------------------------------------------
+
+
+@dataclass
+class SegmentInfo:
+    name: str
+    kind: str  # "rules" or "file"
+    size: int | None  # None: never refreshed
+    refreshed_at: str | None
+    stale: bool  # the definition changed since the last refresh (or never refreshed)
+
+
+class Segments:
+    """The segments of a workspace: definitions in YAML, membership in the store."""
+
+    def __init__(self, store: Store, path: Path) -> None:
+        self.store = store
+        self.path = Path(path)
+
+    def definitions(self) -> dict[str, Any]:
+        return read_definitions(self.path)
+
+    def _plan(
+        self, name: str, definition: dict[str, Any], properties: dict[str, str]
+    ) -> tuple[str, list[Any], str]:
+        """SQL selecting the member ids, its parameters, and the definition hash."""
+        if "file" in definition:
+            if len(definition) != 1 or not isinstance(definition["file"], str):
+                raise ConfigurationError(
+                    f"segment {name!r}: a static segment is just {{file: PATH}}"
+                )
+            file = self.path.parent / definition["file"]
+            if not file.is_file():
+                raise ConfigurationError(f"segment {name!r}: membership file {file} does not exist")
+            data = file.read_bytes()
+            ids = [line.strip() for line in data.decode("utf-8-sig").splitlines()]
+            ids = [i for i in ids if i and i != "profile_id"]
+            sql = (
+                "SELECT p.profile_id FROM profiles AS p"
+                " WHERE p.profile_id IN (SELECT unnest(?::VARCHAR[]))"
+            )
+            return sql, [ids], definition_hash(definition, data)
+        where, params = compile_rule(name, definition, properties)
+        sql = f"SELECT p.profile_id FROM profiles AS p WHERE {where}"
+        return sql, params, definition_hash(definition)
+
+    def sql(self, name: str) -> tuple[str, list[Any]]:
+        """The live membership query of one segment (for previews without a refresh)."""
+        definitions = self.definitions()
+        if name not in definitions:
+            raise ConfigurationError(f"no segment {name!r} in {self.path}")
+        with self.store.connect() as con:
+            properties = defined_properties(con)
+        sql, params, _ = self._plan(name, definitions[name], properties)
+        return sql, params
+
+    def refresh(self, name: str | None = None) -> list[SegmentInfo]:
+        """Recompute membership of one segment or all (dropping ones no longer defined)."""
+        definitions = self.definitions()
+        if name is not None and name not in definitions:
+            raise ConfigurationError(
+                f"no segment {name!r} in {self.path}; defined: {', '.join(definitions) or 'none'}"
+            )
+        names = [name] if name is not None else list(definitions)
+        with self.store.transaction() as con:
+            properties = defined_properties(con)
+            plans = {n: self._plan(n, definitions[n], properties) for n in names}
+            for segment, (sql, params, digest) in plans.items():
+                con.execute("DELETE FROM segment_members WHERE segment = ?", [segment])
+                con.execute(
+                    f"INSERT INTO segment_members (segment, profile_id) SELECT ?, m.profile_id"
+                    f" FROM ({sql}) AS m",
+                    [segment, *params],
+                )
+                size = con.execute(
+                    "SELECT count(*) FROM segment_members WHERE segment = ?", [segment]
+                ).fetchall()[0][0]
+                con.execute(
+                    "INSERT INTO segments (name, definition_hash, size, refreshed_at)"
+                    " VALUES (?, ?, ?, now()) ON CONFLICT (name) DO UPDATE SET"
+                    " definition_hash = excluded.definition_hash, size = excluded.size,"
+                    " refreshed_at = excluded.refreshed_at",
+                    [segment, digest, size],
+                )
+            if name is None:
+                gone = list(set(_stored(con)) - set(definitions))
+                con.execute(
+                    "DELETE FROM segment_members WHERE list_contains(?::VARCHAR[], segment)", [gone]
+                )
+                con.execute("DELETE FROM segments WHERE list_contains(?::VARCHAR[], name)", [gone])
+        infos = self.list()
+        return [i for i in infos if i.name in names]
+
+    def list(self) -> list[SegmentInfo]:
+        """Every defined segment with its size at the last refresh."""
+        definitions = self.definitions()
+        with self.store.connect() as con:
+            stored = _stored(con)
+        infos = []
+        for name, definition in definitions.items():
+            kind = "file" if "file" in definition else "rules"
+            row = stored.get(name)
+            if row is None:
+                infos.append(SegmentInfo(name, kind, None, None, True))
+                continue
+            digest, size, refreshed_at = row
+            try:
+                current = self._digest(definition)
+            except ConfigurationError:
+                current = None
+            infos.append(
+                SegmentInfo(name, kind, int(size), refreshed_at.isoformat(), current != digest)
+            )
+        return infos
+
+    def _digest(self, definition: dict[str, Any]) -> str:
+        if "file" in definition:
+            file = self.path.parent / str(definition["file"])
+            if not file.is_file():
+                raise ConfigurationError(f"membership file {file} does not exist")
+            return definition_hash(definition, file.read_bytes())
+        return definition_hash(definition)
+
+    def members(self, name: str) -> list[str]:
+        """Profile ids in the segment as of its last refresh, sorted."""
+        with self.store.connect() as con:
+            rows = con.execute(
+                "SELECT profile_id FROM segment_members WHERE segment = ? ORDER BY profile_id",
+                [name],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    @staticmethod
+    def as_dicts(infos: list[SegmentInfo]) -> list[dict[str, Any]]:
+        return [asdict(i) for i in infos]
+
+
+def _stored(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, int, dt.datetime]]:
+    rows = con.execute("SELECT name, definition_hash, size, refreshed_at FROM segments").fetchall()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}

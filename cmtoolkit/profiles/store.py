@@ -1,0 +1,308 @@
+"""The DuckDB file behind a workspace: short-lived connections, lock waits, and the profile API.
+
+DuckDB lets one process hold a file read-write (and read-only holders block writers too), so
+nothing here keeps a connection open: every call opens the file, works and closes it. A process
+that meets another's lock waits with exponential backoff up to ``lock_timeout`` seconds (default
+60, or ``$CMTOOLKIT_LOCK_TIMEOUT``), then raises :class:`StoreLocked` naming the holder's PID.
+
+Reading a store that does not exist yet yields an empty in-memory store with the current schema,
+so read commands work on a fresh workspace without creating files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+
+from cmtoolkit.errors import ConfigurationError, StoreError, StoreLocked
+from cmtoolkit.profiles import schema
+from cmtoolkit.profiles.identifiers import quote_ident
+from cmtoolkit.profiles.properties import check_type, define_property, defined_properties
+
+DEFAULT_LOCK_TIMEOUT = 60.0
+LOCK_TIMEOUT_ENV = "CMTOOLKIT_LOCK_TIMEOUT"
+_PID_RE = re.compile(r"PID (\d+)")
+_HOLDER_RE = re.compile(r"lock is held in (.+?) \(PID")
+
+
+def lock_timeout_from_env() -> float:
+    raw = os.environ.get(LOCK_TIMEOUT_ENV)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"{LOCK_TIMEOUT_ENV}={raw!r} is not a number of seconds; set e.g. 60"
+        ) from None
+    if value < 0:
+        raise ConfigurationError(f"{LOCK_TIMEOUT_ENV} must be >= 0 seconds, not {raw!r}")
+    return value
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "Could not set lock" in str(exc)
+
+
+class Store:
+    """The profile store of one workspace (``profiles.duckdb``)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lock_timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        initial_backoff: float = 0.05,
+        max_backoff: float = 2.0,
+    ) -> None:
+        self.path = Path(path)
+        self.lock_timeout = lock_timeout_from_env() if lock_timeout is None else lock_timeout
+        self._clock = clock
+        self._sleep = sleep
+        self._initial_backoff = initial_backoff
+        self._max_backoff = max_backoff
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # --- connections ---------------------------------------------------------------------------
+
+    def _open_file(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting out another process's lock with exponential backoff."""
+        deadline = self._clock() + self.lock_timeout
+        delay = self._initial_backoff
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                con.execute("SET enable_progress_bar = false")
+                return con
+            except duckdb.ConnectionException as exc:
+                # This process already has the file open in the other mode: share that instance.
+                if read_only and "different configuration" in str(exc):
+                    read_only = False
+                    continue
+                raise StoreError(f"cannot open the profile store {self.path}: {exc}") from exc
+            except duckdb.IOException as exc:
+                if not _is_lock_error(exc):
+                    raise StoreError(f"cannot open the profile store {self.path}: {exc}") from exc
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    raise self._locked_error(exc) from exc
+                self._sleep(min(delay, remaining))
+                delay = min(delay * 2, self._max_backoff)
+
+    def _locked_error(self, exc: BaseException) -> StoreLocked:
+        text = str(exc)
+        pid_match = _PID_RE.search(text)
+        pid = int(pid_match.group(1)) if pid_match else None
+        holder_match = _HOLDER_RE.search(text)
+        holder = holder_match.group(1) if holder_match else "another process"
+        who = f"process {pid} ({holder})" if pid is not None else holder
+        return StoreLocked(
+            f"the profile store {self.path} is locked by {who} and stayed locked for "
+            f"{self.lock_timeout:g} s. Close the connection that process holds (a notebook "
+            "kernel: restart it or let its cell finish), or wait for its run to end, then try "
+            f"again; set {LOCK_TIMEOUT_ENV} to wait longer.",
+            holder_pid=pid,
+        )
+
+    @contextmanager
+    def connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived DuckDB connection, closed on exit.
+
+        ``write=True`` creates the file (and its folder) if needed and applies pending
+        migrations. Statements autocommit; use :meth:`transaction` for all-or-nothing work.
+        """
+        if write:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = self._open_file(read_only=False)
+            try:
+                schema.migrate(con, str(self.path))
+            except BaseException:
+                con.close()
+                raise
+        elif not self.path.exists():
+            con = duckdb.connect(":memory:")
+            con.execute("SET enable_progress_bar = false")
+            schema.migrate(con)
+        else:
+            con = self._open_file(read_only=True)
+            try:
+                version = schema.current_version(con)
+                schema.check_version(version, str(self.path))
+            except BaseException:
+                con.close()
+                raise
+            if version < schema.latest_version():
+                con.close()
+                with self.connect(write=True):
+                    pass
+                con = self._open_file(read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write connection inside BEGIN … COMMIT; ROLLBACK when the block raises."""
+        with self.connect(write=True) as con:
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+
+    def schema_version(self) -> int:
+        with self.connect() as con:
+            return schema.current_version(con)
+
+    # --- properties ----------------------------------------------------------------------------
+
+    def properties(self) -> dict[str, str]:
+        """Defined properties: name → type."""
+        with self.connect() as con:
+            return defined_properties(con)
+
+    def define_property(self, name: str, type: str) -> bool:
+        """Define a property (adds its column); False if it already exists with that type."""
+        check_type(type)
+        with self.transaction() as con:
+            return define_property(con, name, type)
+
+    # --- profiles ------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        with self.connect() as con:
+            return int(con.execute("SELECT count(*) FROM profiles").fetchall()[0][0])
+
+    def get(self, profile_id: str) -> dict[str, list[str]] | None:
+        """The profile's properties that have values, or None when there is no such profile."""
+        with self.connect() as con:
+            names = list(defined_properties(con))
+            cols = ", ".join(quote_ident(n) for n in names) or "NULL"
+            rows = con.execute(
+                f"SELECT {cols} FROM profiles WHERE profile_id = ?", [profile_id]
+            ).fetchall()
+        if not rows:
+            return None
+        values = rows[0] if names else ()
+        return {n: list(v) for n, v in zip(names, values, strict=True) if v}
+
+    def find(self, property: str, value: str) -> list[str]:
+        """Ids of profiles whose ``property`` holds ``value`` (emails: trimmed, any case)."""
+        with self.connect() as con:
+            props = defined_properties(con)
+            if property not in props:
+                raise ConfigurationError(
+                    f"unknown property {property!r}; defined: {', '.join(props) or 'none'}"
+                )
+            col = quote_ident(property)
+            if props[property] == "email":
+                cond = f"len(list_filter({col}, lambda x: lower(trim(x)) = lower(trim(?)))) > 0"
+            else:
+                cond = f"list_contains({col}, ?)"
+            rows = con.execute(
+                f"SELECT profile_id FROM profiles WHERE coalesce({cond}, false)"
+                " ORDER BY profile_id",
+                [value],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def set_values(
+        self,
+        frame: Any,
+        mode: Literal["set", "add"] = "set",
+        *,
+        id_column: str = "profile_id",
+        types: dict[str, str] | None = None,
+    ) -> int:
+        """Upsert a pandas/polars/Arrow frame (id + property columns); returns rows written.
+
+        ``set`` replaces each given property, ``add`` appends values not yet present. Columns
+        may hold lists or scalars; None/empty means no value. One transaction.
+        """
+        from cmtoolkit.profiles.loaders import load_frame
+
+        with self.transaction() as con:
+            return load_frame(con, frame, id_column=id_column, types=types, mode=mode).rows
+
+    def delete_profiles(self, ids: Iterable[str]) -> int:
+        """Delete profiles (with their interactions and segment memberships); returns count."""
+        id_list = [str(i) for i in ids]
+        with self.transaction() as con:
+            n = con.execute(
+                "SELECT count(*) FROM profiles WHERE list_contains(?::VARCHAR[], profile_id)",
+                [id_list],
+            ).fetchall()[0][0]
+            for table in ("profiles", "interactions", "segment_members"):
+                con.execute(
+                    f"DELETE FROM {table} WHERE list_contains(?::VARCHAR[], profile_id)", [id_list]
+                )
+        return int(n)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts: profiles, per-property type and filled count, interactions, segments."""
+        with self.connect() as con:
+            props = defined_properties(con)
+            filled: dict[str, int] = {}
+            if props:
+                exprs = ", ".join(f"count({quote_ident(n)})" for n in props)
+                counts = con.execute(f"SELECT {exprs} FROM profiles").fetchall()[0]
+                filled = dict(zip(props, (int(c) for c in counts), strict=True))
+            profiles = con.execute("SELECT count(*) FROM profiles").fetchall()[0][0]
+            interactions = con.execute(
+                "SELECT count(*), count(DISTINCT interaction) FROM interactions"
+            ).fetchall()[0]
+            segments = con.execute("SELECT name, size FROM segments ORDER BY name").fetchall()
+            return {
+                "path": str(self.path),
+                "schema_version": schema.current_version(con),
+                "profiles": int(profiles),
+                "properties": {
+                    n: {"type": t, "profiles_with_values": filled.get(n, 0)}
+                    for n, t in props.items()
+                },
+                "interactions": int(interactions[0]),
+                "interaction_names": int(interactions[1]),
+                "segments": {name: int(size) for name, size in segments},
+            }
+
+    # --- loading -------------------------------------------------------------------------------
+
+    def load(
+        self,
+        source: Any,
+        *,
+        id_column: str = "profile_id",
+        types: dict[str, str] | None = None,
+        mode: Literal["set", "add"] = "set",
+    ) -> Any:
+        """Load profiles from a CSV/Parquet path or a frame, all-or-nothing (see loaders)."""
+        from cmtoolkit.profiles.loaders import load
+
+        with self.transaction() as con:
+            return load(con, source, id_column=id_column, types=types, mode=mode)
+
+    def load_interactions(self, source: Any) -> int:
+        from cmtoolkit.profiles.interactions import load_interactions
+
+        with self.transaction() as con:
+            return load_interactions(con, source)
+
+    def interaction_names(self, profile_id: str) -> list[str]:
+        from cmtoolkit.profiles.interactions import interaction_names
+
+        with self.connect() as con:
+            return interaction_names(con, profile_id)
