@@ -39,7 +39,7 @@ def load_interactions(con: duckdb.DuckDBPyConnection, source: Any) -> int:
             f"SELECT {ROW}, CASE"
             " WHEN profile_id IS NULL OR trim(profile_id::VARCHAR) = '' THEN 'empty profile_id'"
             " WHEN interaction IS NULL OR trim(interaction::VARCHAR) = '' THEN 'empty interaction'"
-            " ELSE 'viewed_at ' || coalesce(quote(viewed_at::VARCHAR), 'is empty')"
+            " ELSE 'viewed_at ' || coalesce('''' || viewed_at::VARCHAR || '''', 'is empty')"
             "   || ' is not a date/time' END"
             f" FROM {SRC} WHERE profile_id IS NULL OR trim(profile_id::VARCHAR) = ''"
             " OR interaction IS NULL OR trim(interaction::VARCHAR) = ''"

@@ -134,10 +134,14 @@ def load_error(where: str, unit: str, problems: list[tuple[int | None, str]]) ->
 
 
 def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
-    for view in (NORM, RAW, SRC, FILE_VIEW):
-        con.execute(f"DROP VIEW IF EXISTS {view}")
-    for table in (CSV_TABLE, REJECTS, REJECT_SCANS):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+    """Drop the temp objects of a load (a no-op in an aborted transaction: rollback drops them)."""
+    statements = [f"DROP VIEW IF EXISTS {v}" for v in (NORM, RAW, SRC, FILE_VIEW)]
+    statements += [f"DROP TABLE IF EXISTS {t}" for t in (CSV_TABLE, REJECTS, REJECT_SCANS)]
+    for statement in statements:
+        try:
+            con.execute(statement)
+        except duckdb.TransactionException:
+            return
     with contextlib.suppress(duckdb.Error):
         con.unregister(FRAME)
 
