@@ -101,17 +101,28 @@ def _natural_type(duck_type: str) -> str | None:
     return None
 
 
+def _as_text(expr: str, duck_type: str) -> str:
+    """A value as text; whole floats lose their ``.0`` (pandas turns int columns with gaps
+    into floats, and ``10.0`` points should read ``10``)."""
+    if duck_type in ("FLOAT", "DOUBLE"):
+        return (
+            f"CASE WHEN isfinite({expr}) AND {expr} = trunc({expr}) AND abs({expr}) < 1e15"
+            f" THEN {expr}::BIGINT::VARCHAR ELSE {expr}::VARCHAR END"
+        )
+    return f"{expr}::VARCHAR"
+
+
 def _raw_list(column: str, duck_type: str, split_pipes: bool) -> tuple[str, bool]:
     """SQL for the column as a list of non-empty strings, and whether it may hold repeats."""
     col = quote_ident(column)
     keep = "lambda x: x IS NOT NULL AND x <> ''"
     if duck_type.endswith("[]"):
-        return f"list_filter(list_transform({col}, lambda x: x::VARCHAR), {keep})", True
+        text = _as_text("x", duck_type[:-2])
+        return f"list_filter(list_transform({col}, lambda x: {text}), {keep})", True
     if split_pipes and duck_type == "VARCHAR":
         return f"list_filter(string_split({col}, '|'), {keep})", True
-    return f"CASE WHEN {col} IS NULL OR {col}::VARCHAR = '' THEN NULL ELSE [{col}::VARCHAR] END", (
-        False
-    )
+    text = _as_text(col, duck_type)
+    return f"CASE WHEN {col} IS NULL OR {text} = '' THEN NULL ELSE [{text}] END", False
 
 
 def _distinct(list_sql: str) -> str:
@@ -249,8 +260,12 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> Staged:
         raise load_error(
             str(path), "line", [(int(line), f"malformed row: {msg}") for line, msg in rejects]
         )
-    # rowid follows file order; +2 skips the header line (multi-line quoted cells aside).
-    con.execute(f"CREATE TEMP VIEW {SRC} AS SELECT *, rowid + 2 AS {ROW} FROM {CSV_TABLE}")
+    # rowid follows file order (temp tables number from a large base); +2 skips the header
+    # line. Multi-line quoted cells would shift the numbers after them.
+    con.execute(
+        f"CREATE TEMP VIEW {SRC} AS SELECT *, rowid - (SELECT min(rowid) FROM {CSV_TABLE}) + 2"
+        f" AS {ROW} FROM {CSV_TABLE}"
+    )
     return Staged(str(path), "line", split_pipes=True)
 
 

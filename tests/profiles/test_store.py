@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pytest
+
+from cmtoolkit import Workspace
+from cmtoolkit.errors import ConfigurationError, SchemaError
+from cmtoolkit.profiles import schema
+from cmtoolkit.profiles.identifiers import quote_ident
+from cmtoolkit.profiles.schema import Migration
+
+
+def test_workspace_layout_and_lazy_creation(tmp_path):
+    ws = Workspace(tmp_path / "w")
+    assert ws.store.count() == 0  # reading a missing store creates nothing
+    assert not ws.path.exists()
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        Workspace.open(tmp_path / "w")
+    created = Workspace.create(tmp_path / "w")
+    assert created.database_path.is_file()
+    assert created.segments_path.is_file()
+    assert created.connections_dir.is_dir() and created.reports_dir.is_dir()
+    assert Workspace.open(tmp_path / "w").store.schema_version() == schema.latest_version()
+
+
+def test_first_write_creates_the_store(ws):
+    ws.store.define_property("points", "number")
+    assert ws.database_path.is_file()
+    assert ws.store.properties()["points"] == "number"
+    assert ws.store.define_property("points", "number") is False
+    with pytest.raises(ConfigurationError, match="keeps its type"):
+        ws.store.define_property("points", "text")
+    with pytest.raises(ConfigurationError, match="case-insensitive"):
+        ws.store.define_property("Points", "number")
+    with pytest.raises(ConfigurationError, match="unknown property type"):
+        ws.store.define_property("x", "money")
+    with pytest.raises(ConfigurationError, match="empty"):
+        ws.store.define_property("  ", "text")
+    with pytest.raises(ConfigurationError, match="reserved"):
+        ws.store.define_property("profile_id", "text")
+
+
+def test_appended_migration_runs_once_on_write_open(ws, monkeypatch):
+    ws.store.count()
+    with ws.store.connect(write=True):
+        pass
+    extra = Migration(
+        schema.latest_version() + 1,
+        "test ledger",
+        ("CREATE TABLE test_ledger (run_id VARCHAR)", "INSERT INTO test_ledger VALUES ('r1')"),
+    )
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, extra])
+    with ws.store.connect(write=True) as con:
+        assert con.execute("SELECT * FROM test_ledger").fetchall() == [("r1",)]
+    with ws.store.connect(write=True) as con:  # not applied twice
+        assert con.execute("SELECT count(*) FROM test_ledger").fetchall() == [(1,)]
+    assert ws.store.schema_version() == extra.version
+
+
+def test_newer_store_is_refused(ws):
+    with ws.store.connect(write=True) as con:
+        con.execute("INSERT INTO schema_version (version, description) VALUES (999, 'future')")
+    with pytest.raises(SchemaError, match="upgrade cmtoolkit"):
+        ws.store.count()
+    with pytest.raises(SchemaError), ws.store.connect(write=True):
+        pass
+
+
+def test_transaction_rolls_back(ws):
+    ws.store.set_values(pl.DataFrame({"profile_id": ["a"], "tier": ["gold"]}))
+    with pytest.raises(RuntimeError), ws.store.transaction() as con:
+        con.execute("DELETE FROM profiles")
+        raise RuntimeError("boom")
+    assert ws.store.count() == 1
+
+
+def test_get_find_set_add_delete_stats(ws):
+    frame = pd.DataFrame(
+        {
+            "profile_id": ["a", "b", "c"],
+            "email": [" Ann@Example.com ", "bob@example.org", None],
+            "tags": [["x", "y", "x", ""], [], None],
+            "points": [10, 20, None],
+        }
+    )
+    ws.store.set_values(frame)
+    assert ws.store.properties()["email"] == "email"
+    assert ws.store.properties()["points"] == "number"
+    assert ws.store.get("a") == {
+        "email": [" Ann@Example.com "],
+        "tags": ["x", "y"],
+        "points": ["10"],
+    }
+    assert ws.store.get("c") == {}
+    assert ws.store.get("nope") is None
+    assert ws.store.find("email", "ann@example.COM") == ["a"]
+    assert ws.store.find("tags", "y") == ["a"]
+    assert ws.store.find("tags", "Y") == []  # text is exact
+    with pytest.raises(ConfigurationError, match="unknown property"):
+        ws.store.find("nope", "x")
+
+    ws.store.set_values(
+        pl.DataFrame({"profile_id": ["a", "d"], "tags": [["z", "x"], ["q"]]}), "add"
+    )
+    assert ws.store.get("a")["tags"] == ["x", "y", "z"]
+    assert ws.store.get("d") == {"tags": ["q"]}
+    ws.store.set_values(pl.DataFrame({"profile_id": ["a"], "tags": [["w"]]}), mode="set")
+    assert ws.store.get("a")["tags"] == ["w"]
+    assert ws.store.get("a")["points"] == ["10"]  # columns not loaded are untouched
+
+    stats = ws.store.stats()
+    assert stats["profiles"] == 4
+    assert stats["properties"]["tags"] == {"type": "text", "profiles_with_values": 2}
+    assert ws.store.delete_profiles(["a", "zzz"]) == 1
+    assert ws.store.count() == 3 and ws.store.get("a") is None
+
+
+def test_quote_ident_makes_injection_inert(ws):
+    evil = 'x" VARCHAR[]); DROP TABLE profiles; --'
+    assert quote_ident('a"b') == '"a""b"'
+    ws.store.set_values(pl.DataFrame({"profile_id": ["p1"], evil: ["'); DROP TABLE profiles; --"]}))
+    assert ws.store.get("p1") == {evil: ["'); DROP TABLE profiles; --"]}
+    assert ws.store.find(evil, "'); DROP TABLE profiles; --") == ["p1"]
+    assert ws.store.find(evil, "' OR '1'='1") == []
+    assert ws.store.get("' OR '1'='1") is None
+    with ws.store.connect() as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert {"profiles", "property_definitions"} <= tables
+    assert ws.store.count() == 1
+
+
+def test_unicode_and_spaces_in_property_names(ws):
+    ws.store.set_values(pl.DataFrame({"profile_id": ["p"], "Lieblings Café ☕": ["ja"]}))
+    assert ws.store.get("p") == {"Lieblings Café ☕": ["ja"]}
+
+
+def test_in_process_reader_while_writer_open(ws):
+    ws.store.define_property("t", "text")
+    with ws.store.connect(write=True) as con:
+        con.execute(
+            "INSERT INTO profiles (profile_id, created_at, updated_at) VALUES ('x', now(), now())"
+        )
+        assert ws.store.count() == 1  # a nested reader shares the open instance
+    assert isinstance(duckdb.__version__, str)
