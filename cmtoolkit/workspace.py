@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.profiles.segments import Segments
 from cmtoolkit.profiles.store import Store
+
+if TYPE_CHECKING:
+    from cmtoolkit.sync.engine import ConnectionRunner
 
 SEGMENTS_TEMPLATE = """\
 # Segment definitions: see DESIGN §3. Each key is a segment name, e.g.
@@ -98,3 +102,21 @@ class Workspace:
     def segments(self) -> Segments:
         """Segment definitions from ``segments.yaml`` and their materialised membership."""
         return Segments(self.store, self.segments_path)
+
+    def connection(self, name: str, *, client: Any = None) -> ConnectionRunner:
+        """A connection of this workspace by name, slug or file: status, preview, sync, history.
+
+        ``client`` is a ready :class:`~cmtoolkit.campaign_monitor.CampaignMonitor`; by default
+        one is built from the connection's credential reference on first use.
+        """
+        from cmtoolkit.connection.file import find_connection, load_connection
+        from cmtoolkit.sync.engine import ConnectionRunner
+
+        return ConnectionRunner(
+            self, load_connection(find_connection(self.path, name)), client=client
+        )
+
+    def connection_names(self) -> list[str]:
+        from cmtoolkit.connection.file import iter_connections
+
+        return [c.name for c in iter_connections(self.path)]

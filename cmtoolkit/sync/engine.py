@@ -1,11 +1,11 @@
 """Running a connection's goals: the run lock, the ledger and the preview/sync entry points.
 
 Each goal module (``importing``, ``exporting``, ``targeting``) provides two functions over a
-:class:`GoalContext`: ``preview(ctx) -> Outcome`` computes the full plan and writes nothing anywhere;
-``run(ctx, run_id) -> Outcome`` does the work and marks the run ``FINISHED`` in its final store
-transaction. This module wraps them with what every goal shares: one run per connection at a time,
-the run recorded before any work, a failure recorded with its error, and the result as a
-:class:`GoalResult`.
+:class:`GoalContext`: ``preview(ctx) -> Outcome`` computes the full plan and writes nothing
+anywhere; ``run(ctx, run_id) -> Outcome`` does the work and marks the run ``FINISHED`` in its
+final store transaction. This module wraps them with what every goal shares: one run per
+connection at a time, the run recorded before any work, a failure recorded with its error, and
+the result as a :class:`GoalResult`.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def _goal_module(goal: str) -> Any:
 
 
 def preview(ctx: GoalContext, goal: str) -> GoalResult:
-    """The dry run: the same plan as a real run, nothing written to the store or Campaign Monitor."""
+    """The dry run: the real run's plan; nothing written to the store or Campaign Monitor."""
     started = _now()
     out = _goal_module(goal).preview(ctx)
     return GoalResult(
@@ -170,7 +170,14 @@ def sync(ctx: GoalContext, goal: str, *, raise_on_failure: bool = True) -> GoalR
             return GoalResult(name, goal, False, "FAILED", {}, started, _now(), run_id, message)
         log.info("run %s finished in %.1fs: %s", run_id, time.monotonic() - t0, out.counts)
         return GoalResult(
-            name, goal, False, "FINISHED", out.counts, started, _now(), run_id,
+            name,
+            goal,
+            False,
+            "FINISHED",
+            out.counts,
+            started,
+            _now(),
+            run_id,
             details=out.details,
         )
 
@@ -190,6 +197,7 @@ def _now() -> datetime:
 
 __all__ = [
     "GOALS",
+    "ConnectionRunner",
     "GoalContext",
     "GoalResult",
     "Outcome",
@@ -199,3 +207,55 @@ __all__ = [
     "resolve_goals",
     "sync",
 ]
+
+
+class ConnectionRunner:
+    """One connection of a workspace: ``Workspace(path).connection(name)``.
+
+    The Campaign Monitor client is built on first use from the connection's credential reference
+    (or given, e.g. by a test or a notebook that already holds one).
+    """
+
+    def __init__(self, workspace: Any, connection: Any, *, client: Any = None) -> None:
+        self.workspace = workspace
+        self.model = connection
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"ConnectionRunner({self.model.name!r}, workspace={str(self.workspace.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from cmtoolkit.connection.client import client_for
+
+            self._client = client_for(self.model)
+        return self._client
+
+    def context(self, *, full: bool = False, progress: Any = None) -> GoalContext:
+        return GoalContext(self.workspace, self.model, self.client, full=full, progress=progress)
+
+    def status(self, *, live: bool = True) -> Any:
+        from cmtoolkit.connection.status import connection_status
+
+        return connection_status(
+            self.model,
+            client=self.client if live else None,
+            store=self.workspace.store,
+        )
+
+    def preview(self, goal: str = "all", *, full: bool = False) -> list[GoalResult] | GoalResult:
+        results = [preview(self.context(full=full), g) for g in resolve_goals(self.model, goal)]
+        return results[0] if goal != "all" else results
+
+    def sync(self, goal: str = "all", *, full: bool = False) -> list[GoalResult] | GoalResult:
+        results = [sync(self.context(full=full), g) for g in resolve_goals(self.model, goal)]
+        return results[0] if goal != "all" else results
+
+    def history(self, limit: int = 100) -> list[ledger.Run]:
+        with self.workspace.store.connect() as con:
+            return ledger.history(con, self.model.name, limit)

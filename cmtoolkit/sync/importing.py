@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import duckdb
@@ -39,6 +39,7 @@ import polars as pl
 import pyarrow as pa
 
 from cmtoolkit.profiles.identifiers import quote_ident
+from cmtoolkit.profiles.properties import defined_properties, resolve
 
 IMPORT_OUTCOMES = (
     "CREATED",
@@ -247,7 +248,8 @@ def plan_import(
     full: bool = False,
 ) -> ImportPlan:
     """Decide every contact's outcome and every profile change, in temp tables on ``con``."""
-    props = dict(con.execute("SELECT name, type FROM property_definitions").fetchall())
+    props = defined_properties(con)
+    spec = _canonical(spec, props)
     targets = targets_for(spec)
     con.execute(
         "CREATE OR REPLACE TEMP MACRO ordered_distinct(l) AS "
@@ -271,6 +273,20 @@ def plan_import(
         if t.property not in props
     }
     return ImportPlan(con, spec, targets, counts, new_properties)
+
+
+def _canonical(spec: ImportSpec, props: dict[str, str]) -> ImportSpec:
+    """The spec with property names spelled as defined (DuckDB columns fold case)."""
+
+    def canon(name: str) -> str:
+        return resolve(props, name) or name
+
+    return replace(
+        spec,
+        save_list_names_to=canon(spec.save_list_names_to) if spec.save_list_names_to else None,
+        identifiers=tuple((f, canon(p)) for f, p in spec.identifiers),
+        mappings=tuple((f, canon(p), r) for f, p, r in spec.mappings),
+    )
 
 
 def _field_values(field: str, param: str) -> str:
@@ -676,21 +692,20 @@ def apply_import(plan: ImportPlan, run_id: str, define_property: Any) -> None:
 
 
 def preview(ctx: Any) -> Any:
-    """Dry run: the full plan, counts and a before/after sample; the transaction is rolled back."""
+    """Dry run: the full plan, counts and a before/after sample, on a read-only connection."""
     from cmtoolkit.sync.engine import Outcome
 
     spec = ImportSpec.from_connection(ctx.connection)
     contacts = read_contacts(ctx.client, spec)
-    with ctx.workspace.store.transaction() as con:
+    # Read-only: temp tables are allowed, and nothing can reach the store file.
+    with ctx.workspace.store.connect() as con:
         plan = plan_import(con, spec, contacts, full=ctx.full)
-        out = Outcome(
+        return Outcome(
             counts=plan.counts,
             samples=plan.samples(),
             rows=plan.rows(limit=1000),
             details={"new_properties": plan.new_properties, "contacts": contacts.num_rows},
         )
-        con.rollback()  # temp tables only, but a preview must leave nothing behind
-    return out
 
 
 def run(ctx: Any, run_id: str) -> Any:

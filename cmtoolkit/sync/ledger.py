@@ -20,49 +20,8 @@ import duckdb
 
 RUN_STATES = ("STARTING", "RUNNING", "FINISHED", "FAILED")
 
-# Appended to the store's migrations (cmtoolkit.profiles.schema).
-LEDGER_DDL = """
-CREATE TABLE runs (
-    run_id VARCHAR PRIMARY KEY,
-    connection VARCHAR NOT NULL,
-    goal VARCHAR NOT NULL,
-    full_run BOOLEAN NOT NULL DEFAULT false,
-    started_at TIMESTAMP NOT NULL,
-    ended_at TIMESTAMP,
-    state VARCHAR NOT NULL,
-    counts VARCHAR,
-    error VARCHAR,
-    pid INTEGER
-);
-CREATE TABLE run_rows (
-    run_id VARCHAR NOT NULL,
-    seq BIGINT NOT NULL,
-    list_id VARCHAR,
-    email VARCHAR,
-    identifier VARCHAR,
-    profile_id VARCHAR,
-    outcome VARCHAR NOT NULL,
-    reason VARCHAR
-);
-CREATE TABLE import_state (
-    connection VARCHAR NOT NULL,
-    list_id VARCHAR NOT NULL,
-    identifier VARCHAR NOT NULL,
-    hash VARCHAR NOT NULL,
-    applied_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (connection, list_id, identifier)
-);
-CREATE TABLE export_state (
-    connection VARCHAR NOT NULL,
-    goal VARCHAR NOT NULL,
-    list_id VARCHAR NOT NULL,
-    profile_id VARCHAR NOT NULL,
-    email VARCHAR NOT NULL,
-    hash VARCHAR NOT NULL,
-    exported_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (connection, goal, list_id, profile_id)
-);
-"""
+# The tables (runs, run_rows, import_state, export_state) are migration 2 of
+# cmtoolkit.profiles.schema.
 
 
 @dataclass(frozen=True)

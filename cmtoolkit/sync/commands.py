@@ -1,0 +1,107 @@
+"""``cmtoolkit preview``, ``cmtoolkit sync`` and ``cmtoolkit history``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from cmtoolkit.cli import add_workspace_argument
+
+GOAL_CHOICES = ("import", "export", "targeting", "all")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    pv = sub.add_parser("preview", help="dry run: what a sync would change, nothing written")
+    pv.add_argument("connection", metavar="CONNECTION", help="connection name or file")
+    pv.add_argument("--goal", choices=GOAL_CHOICES, default="all")
+    pv.add_argument("--full", action="store_true", help="ignore what earlier runs recorded")
+    pv.add_argument("--json", action="store_true", help="machine-readable output")
+    pv.add_argument("--sample", type=int, default=10, help="sample rows to show (default 10)")
+    pv.set_defaults(func=cmd_preview)
+
+    sy = sub.add_parser("sync", help="run a connection's goals now (the engine, no report)")
+    sy.add_argument("connection", metavar="CONNECTION", help="connection name or file")
+    sy.add_argument("--goal", choices=GOAL_CHOICES, default="all")
+    sy.add_argument("--full", action="store_true", help="re-apply everything, ignoring deltas")
+    sy.add_argument("--json", action="store_true", help="machine-readable output")
+    sy.set_defaults(func=cmd_sync)
+
+    hi = sub.add_parser("history", help="the run ledger of a connection, newest first")
+    hi.add_argument("connection", metavar="CONNECTION", help="connection name or file")
+    hi.add_argument("--limit", type=int, default=20)
+    hi.add_argument("--json", action="store_true", help="machine-readable output")
+    hi.set_defaults(func=cmd_history)
+
+    for p in (pv, sy, hi):
+        add_workspace_argument(p)
+
+
+def _runner(args: argparse.Namespace) -> Any:
+    from cmtoolkit.workspace import Workspace
+
+    return Workspace.open(args.workspace).connection(args.connection)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    shown = {k: v for k, v in counts.items() if v}
+    return ", ".join(f"{k} {v}" for k, v in shown.items()) or "nothing to do"
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    runner = _runner(args)
+    from cmtoolkit.sync.engine import preview, resolve_goals
+
+    results = [
+        preview(runner.context(full=args.full), g) for g in resolve_goals(runner.model, args.goal)
+    ]
+    if args.json:
+        print(json.dumps([_with_sample(r, args.sample) for r in results], indent=2, default=str))
+        return 0
+    for r in results:
+        print(f"{r.goal} preview of {r.connection}: {_counts(r.counts)}")
+        if r.samples is not None and r.samples.height:
+            print(r.samples.head(args.sample))
+    return 0
+
+
+def _with_sample(result: Any, n: int) -> dict[str, Any]:
+    d = result.to_dict()
+    if result.samples is not None:
+        d["sample"] = result.samples.head(n).to_dicts()
+    return d
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    runner = _runner(args)
+    from cmtoolkit.sync.engine import resolve_goals, sync
+
+    results = []
+    for goal in resolve_goals(runner.model, args.goal):
+        result = sync(runner.context(full=args.full), goal, raise_on_failure=False)
+        results.append(result)
+        if not args.json:
+            line = f"{goal} of {result.connection}: {result.state} ({_counts(result.counts)})"
+            print(line if result.ok else f"{line}: {result.error}")
+        if not result.ok:
+            break
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    runs = _runner(args).history(limit=args.limit)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in runs], indent=2))
+        return 0
+    if not runs:
+        print("no runs yet")
+    for r in runs:
+        took = f"{r.duration_s:.1f}s" if r.duration_s is not None else "-"
+        tail = f": {r.error}" if r.error else ""
+        print(
+            f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.goal:<9} {r.state:<8} {took:>7}  "
+            f"{_counts(r.counts)}{tail}"
+        )
+    return 0
