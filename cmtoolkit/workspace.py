@@ -120,3 +120,13 @@ class Workspace:
         from cmtoolkit.connection.file import iter_connections
 
         return [c.name for c in iter_connections(self.path)]
+
+    # The two questions a connection's status asks of the profile side (cmtoolkit.connection).
+
+    def properties(self) -> dict[str, str]:
+        """Defined properties, name → type."""
+        return self.store.properties()
+
+    def segment_names(self) -> list[str]:
+        """Segments defined in ``segments.yaml``."""
+        return sorted(self.segments.definitions()) if self.segments_path.exists() else []

@@ -309,20 +309,12 @@ def render_status(name: str, file: str, status: Status, goals: tuple[str, ...]) 
 
 
 def open_profile_store(workspace: Path) -> tuple[ProfileStore | None, str | None]:
-    """The workspace's profile store for status checks, or None and why not."""
+    """The workspace (properties and segments) for status checks, or None and why not."""
     if not (workspace / "profiles.duckdb").exists():
         return None, f"no profiles.duckdb in {workspace}"
-    try:
-        from cmtoolkit.workspace import Workspace  # type: ignore[import-not-found]
-    except ImportError:
-        return None, "the profile store module is not available"
-    ws = Workspace(workspace)
-    store = getattr(ws, "store", ws)
-    if callable(store) and not hasattr(store, "properties"):
-        store = store()
-    if not (hasattr(store, "properties") and hasattr(store, "segment_names")):
-        return None, "the profile store lacks properties()/segment_names()"
-    return store, None
+    from cmtoolkit.workspace import Workspace
+
+    return Workspace(workspace), None
 
 
 def _when(moment: datetime | None) -> str:

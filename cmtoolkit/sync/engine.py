@@ -245,7 +245,7 @@ class ConnectionRunner:
         return connection_status(
             self.model,
             client=self.client if live else None,
-            store=self.workspace.store,
+            store=self.workspace,
         )
 
     def preview(self, goal: str = "all", *, full: bool = False) -> list[GoalResult] | GoalResult:

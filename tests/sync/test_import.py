@@ -512,3 +512,16 @@ def test_cli_sync_preview_and_history(account, ws, emulator, monkeypatch, capsys
     (entry,) = json.loads(capsys.readouterr().out)
     assert entry["run_id"] == done["run_id"]
     assert profile(ws, "p1")["city"] == ["Paris"]
+
+
+def test_status_checks_the_workspace_store(account, ws, cm, tmp_path):
+    ws.segments_path.write_text("vip:\n  any:\n    - {property: points, gte: 1000}\n")
+    ws.store.define_property("nickname", "text")
+    conn = connection(
+        account,
+        mappings=(ImportMapping("loyalty points", "nickname", "sum"),),  # sum into text
+    )
+    status = ConnectionRunner(ws, conn, client=cm).status()
+    assert not status.import_ready
+    assert any("nickname" in p.message and "number" in p.message for p in status.errors)
+    assert ws.segment_names() == ["vip"]
