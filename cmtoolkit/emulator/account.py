@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date as _date
 from typing import Any
@@ -261,7 +261,7 @@ class MailingList:
         order_field: str,
         descending: bool,
         since: int | None,
-        rows: np.ndarray | None = None,
+        rows: Callable[[], np.ndarray] | None = None,
         cache_key: Any = None,
     ) -> np.ndarray:
         """Row numbers in the given states (status date ≥ ``since``), in page order.
@@ -281,7 +281,7 @@ class MailingList:
             mask &= np.frombuffer(self.dates, dtype=np.int64)[order] >= since
         if rows is not None:
             member = np.zeros(len(self), dtype=bool)
-            member[rows] = True
+            member[rows()] = True
             mask &= member[order]
         selected = order[mask]
         if descending:

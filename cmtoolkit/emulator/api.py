@@ -111,7 +111,8 @@ class Ctx:
 class Result:
     status: int
     body: Any = None  # None → empty body
-    raw: bytes | None = None
+    raw: bytes | None = None  # an already-serialised body
+    prefetch: Callable[[], None] | None = None  # work to do after the answer is sent
 
 
 def lower_keys(d: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +143,9 @@ class Api:
         self.account = account
         self.seed = seed
         self._counter = 0
+        # Rendered pages by request key, valid for one ``generation`` (bumped by every write).
+        self.generation = 0
+        self._pages: dict[tuple[Any, ...], tuple[bytes, int]] = {}
         R = re.compile
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Result]]] = [
             ("GET", R(r"/clients"), self.clients),
@@ -525,10 +529,51 @@ class Api:
     def _page(
         self, ctx: Ctx, lst: MailingList, states: tuple[int, ...], segment: Segment | None = None
     ) -> Result:
+        """One page of subscribers, pre-rendering the next page once this one is sent.
+
+        Sequential paging (what every sync does) then finds its next page already rendered,
+        which overlaps the emulator's rendering with the client's parsing when they run in
+        different processes. Cached pages die with any write (``generation``).
+        """
         page, size, order_field, descending, since = paging(ctx)
         tracking = as_bool(
             ctx.q("includetrackingpreference") or ctx.q("includetrackinginformation") or ""
         )
+        seg_key = None if segment is None else (segment.segment_id, repr(segment.rule_groups))
+        base = (lst.list_id, states, order_field, descending, since, size, tracking, seg_key)
+        raw = self._pages.pop((self.generation, *base, page), None)
+        if raw is not None:
+            body, pages = raw
+        else:
+            body, pages = self._render(
+                lst, states, segment, page, size, order_field, descending, since, tracking
+            )
+        generation = self.generation
+
+        def prefetch() -> None:
+            key = (generation, *base, page + 1)
+            if generation != self.generation or page >= pages or key in self._pages:
+                return
+            if len(self._pages) >= 8:
+                self._pages.clear()
+            self._pages[key] = self._render(
+                lst, states, segment, page + 1, size, order_field, descending, since, tracking
+            )
+
+        return Result(200, raw=body, prefetch=prefetch)
+
+    def _render(
+        self,
+        lst: MailingList,
+        states: tuple[int, ...],
+        segment: Segment | None,
+        page: int,
+        size: int,
+        order_field: str,
+        descending: bool,
+        since: int | None,
+        tracking: bool,
+    ) -> tuple[bytes, int]:
         if segment is None:
             selected = lst.select(states, order_field, descending, since)
         else:
@@ -537,13 +582,14 @@ class Api:
                 order_field,
                 descending,
                 since,
-                rows=segment.members(lst),
+                rows=lambda: segment.members(lst),
                 cache_key=("segment", segment.segment_id, repr(segment.rule_groups)),
             )
         total = len(selected)
         rows = selected[(page - 1) * size : page * size].tolist()
         results = lst.records(rows, tracking=tracking, reads_with=segment is None)
-        return Result(200, envelope(results, order_field, descending, page, size, total))
+        out = envelope(results, order_field, descending, page, size, total)
+        return orjson.dumps(out), out["NumberOfPages"]
 
     def _row(self, ctx: Ctx, lst: MailingList) -> int:
         email = (ctx.q("email") or "").strip()

@@ -10,6 +10,7 @@ from typing import Any
 
 from cmtoolkit.emulator import faults as faults_module
 from cmtoolkit.emulator.faults import FaultSpecError, parse_faults
+from cmtoolkit.emulator.seeding import DEFAULT_LISTS
 from cmtoolkit.emulator.server import DEFAULT_API_KEY, Emulator, RateLimit
 from cmtoolkit.errors import ConfigurationError
 
@@ -31,6 +32,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--seed-size", type=int, default=1000, help="subscribers (0-1,000,000)")
     serve.add_argument("--seed", type=int, default=0)
     serve.add_argument("--person-offset", type=int, default=0, help="first synthetic person")
+    serve.add_argument(
+        "--lists",
+        default=",".join(DEFAULT_LISTS),
+        help="comma-separated titles of the seeded lists (the first holds everybody)",
+    )
     serve.add_argument(
         "--api-key", default=DEFAULT_API_KEY, help="accepted API key (default: a fixed dev key)"
     )
@@ -66,11 +72,13 @@ def serve_command(args: argparse.Namespace) -> int:
         seed_size=args.seed_size,
         seed=args.seed,
         person_offset=args.person_offset,
+        lists=[t.strip() for t in args.lists.split(",") if t.strip()],
         api_key=args.api_key,
         oauth_apps=[oauth] if all(oauth) else [],
         token_lifetime=args.token_lifetime,
         faults=args.faults,
         state_file=args.state,
+        prefetch_pages=True,
         rate_limit=RateLimit(args.rate_limit, args.rate_window, not args.no_rate_headers)
         if args.rate_limit
         else None,

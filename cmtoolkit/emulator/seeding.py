@@ -77,7 +77,10 @@ def seed_account(
     account = Account(api_key=api_key, clients=[client])
     if seed_size <= 0:
         return account
-    frame = synthetic.people(seed, person_offset, person_offset + seed_size)
+    # Rows are stored in email order (the default paging order), and the strings are created in
+    # that order too, so reading a big list by email walks memory sequentially: at a million
+    # subscribers that makes rendering a page several times faster than person order.
+    frame = synthetic.people(seed, person_offset, person_offset + seed_size).sort("email")
     index = frame.get_column("person").to_numpy()
     emails = frame.get_column("email").to_list()
     names = (frame.get_column("first_name") + " " + frame.get_column("last_name")).to_list()
