@@ -169,3 +169,13 @@ def test_injection_in_values_and_ids_is_inert(ws, tmp_path):
     ws.store.load(csv)
     assert ws.store.get(evil) == {"note": [evil, "'\""]}
     assert ws.store.count() == 1
+
+
+def test_line_numbers_hold_in_a_large_csv(ws, tmp_path):
+    lines = ["profile_id,points"] + [f"p{i},{i}" for i in range(60_000)]
+    lines[45_001] = "p45000,oops"  # line 45002 of the file
+    csv = write(tmp_path / "big.csv", "\n".join(lines) + "\n")
+    with pytest.raises(LoadError) as info:
+        ws.store.load(csv, types={"points": "number"})
+    assert info.value.problems == [(45_002, "'points': 'oops' is not a valid number")]
+    assert ws.store.count() == 0
