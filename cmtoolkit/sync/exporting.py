@@ -41,8 +41,8 @@ Decisions not spelled out in DESIGN §6, made here:
 - A profile whose email changed is exported under the new address; the old subscriber is not
   touched (Campaign Monitor cannot rename through an import).
 - The segment's membership must be materialised: when the ``segments`` table has no row for it,
-  the workspace's ``refresh_segments`` is called (when it has one), else a configuration error
-  says to run ``cmtoolkit segments refresh``.
+  it is refreshed from ``segments.yaml`` (``Workspace.segments.refresh``); a segment that is not
+  defined there is a configuration error.
 """
 
 from __future__ import annotations
@@ -222,11 +222,12 @@ def _ensure_segments(ctx: Any, con_factory: Callable[[], Any], names: Sequence[s
     gone = missing()
     if not gone:
         return
-    refresh = getattr(ctx.workspace, "refresh_segments", None) or getattr(
-        ctx.workspace.store, "refresh_segments", None
-    )
-    if refresh is not None:
-        refresh(gone)
+    segments = getattr(ctx.workspace, "segments", None)
+    if segments is not None and hasattr(segments, "refresh"):
+        defined = set(segments.definitions())
+        for name in gone:
+            if name in defined:
+                segments.refresh(name)
         gone = missing()
     if gone:
         raise ConfigurationError(
@@ -353,7 +354,8 @@ def _value_sql(i: int, ft: FieldType, params: dict[str, Any]) -> tuple[str, str,
         )
         return err, entries, "NULL"
     op = f"o{i}"
-    params[op] = list(ft.options)
+    if ft.data_type in ("MultiSelectOne", "MultiSelectMany"):
+        params[op] = list(ft.options)
     canon = f"list_filter(${op}::VARCHAR[], lambda o: lower(o) = lower(trim(x)))[1]"
     if ft.data_type == "MultiSelectMany":
         bad = f"list_filter({v}, lambda x: {canon} IS NULL)"

@@ -1,0 +1,421 @@
+"""The export goal (DESIGN §6) end to end: a real DuckDB workspace, the emulator over HTTP, and the
+Campaign Monitor side read back through the client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from cmtoolkit.connection.model import (
+    CampaignMonitorSettings,
+    Connection,
+    ExportGoal,
+    ExportMapping,
+)
+from cmtoolkit.emulator.account import BOUNCED
+from cmtoolkit.errors import BadRequest
+from cmtoolkit.sync.engine import GoalContext, preview, sync
+from cmtoolkit.workspace import Workspace
+
+FIELDS = [
+    ("website", "Text", []),
+    ("tags", "Text", []),
+    ("points", "Number", []),
+    ("birthday", "Date", []),
+    ("tier", "MultiSelectOne", ["Bronze", "Gold"]),
+    ("interests", "MultiSelectMany", ["golf", "tennis", "chess"]),
+    ("profile id", "Text", []),
+    ("segments", "Text", []),
+    ("viewed", "MultiSelectMany", ["home", "pricing", "checkout"]),
+]
+MAPPINGS = (
+    ExportMapping("property", "Name", "full_name"),
+    ExportMapping("property", "website", "website"),
+    ExportMapping("property", "tags", "interests"),
+    ExportMapping("property", "interests", "interests"),
+    ExportMapping("property", "points", "points"),
+    ExportMapping("property", "birthday", "birthday"),
+    ExportMapping("property", "tier", "tier"),
+    ExportMapping("profile_id", "profile id"),
+    ExportMapping("segments", "segments"),
+    ExportMapping("interactions", "viewed"),
+)
+TYPES = {"email": "text", "points": "text", "birthday": "text"}
+
+
+def profiles(n: int, **overrides: dict[str, list[str]]) -> pl.DataFrame:
+    """``n`` valid profiles ``p0000``…; ``overrides[pid]`` replaces some of one's properties."""
+    rows = []
+    for i in range(n):
+        pid = f"p{i:04d}"
+        row = {
+            "profile_id": pid,
+            "email": [f"person{i}@example.com"],
+            "full_name": [f"Person {i}"],
+            "website": ["https://example.com"],
+            "interests": ["golf", "tennis"] if i % 2 else ["chess"],
+            "points": [str(i)],
+            "birthday": ["1990-05-17"],
+            "tier": ["Gold"],
+            "consented_objectives": ["email_marketing"],
+            "refused_objectives": [],
+        }
+        row.update(overrides.get(pid, {}))
+        rows.append(row)
+    return pl.DataFrame(
+        rows, schema={k: pl.List(pl.Utf8) if k != "profile_id" else pl.Utf8 for k in rows[0]}
+    )
+
+
+class Env:
+    """An emulator account with one list, a workspace and a connection exporting ``news``."""
+
+    def __init__(self, emulator: Any, cm: Any, tmp: Path, frame: pl.DataFrame) -> None:
+        emulator.reseed(seed_size=0)
+        self.emulator, self.cm = emulator, cm
+        self.client_id = emulator.client_id
+        self.list_id = cm.create_list(self.client_id, "Newsletter")
+        for name, kind, options in FIELDS:
+            cm.create_custom_field(self.list_id, name, kind, options)
+        self.ws = Workspace.create(tmp / "ws")
+        self.ws.store.load(frame, types=TYPES)
+        ids = frame.get_column("profile_id").to_list()
+        self.set_members("news", ids)
+        self.set_members("vip", ids[:2])
+        self.ws.store.load_interactions(
+            pl.DataFrame(
+                {
+                    "profile_id": [ids[0], ids[0], ids[0]],
+                    "interaction": ["pricing", "home", "pricing"],
+                    "viewed_at": [
+                        dt.datetime(2025, 1, 2),
+                        dt.datetime(2025, 1, 3),
+                        dt.datetime(2025, 1, 4),
+                    ],
+                }
+            )
+        )
+
+    def set_members(self, segment: str, ids: list[str]) -> None:
+        (self.ws.path / f"{segment}.csv").write_text("\n".join(ids) + "\n")
+        path = self.ws.path / "segments.yaml"
+        text = path.read_text() if path.exists() else ""
+        if f"{segment}:" not in text:
+            path.write_text(text + f"{segment}:\n  file: {segment}.csv\n")
+        self.ws.segments.refresh(segment)
+
+    def connection(self, **goal: Any) -> Connection:
+        objectives = goal.pop("objectives", ())
+        settings: dict[str, Any] = {
+            "lists": (self.list_id,),
+            "segment": "news",
+            "match_property": "email",
+            "mappings": MAPPINGS,
+        }
+        settings.update(goal)
+        return Connection(
+            name="news-export",
+            campaign_monitor=CampaignMonitorSettings("default", self.client_id),
+            objectives=tuple(objectives),
+            export=ExportGoal(**settings),
+        )
+
+    def run(self, conn: Connection, *, full: bool = False, **kw: Any) -> Any:
+        return sync(GoalContext(self.ws, conn, self.cm, full=full), "export", **kw)
+
+    def run_rows(self, run_id: str) -> dict[str, tuple[str, str | None]]:
+        with self.ws.store.connect() as con:
+            found = con.execute(
+                "SELECT profile_id, outcome, reason FROM run_rows WHERE run_id = ?", [run_id]
+            ).fetchall()
+        return {pid: (outcome, reason) for pid, outcome, reason in found}
+
+    def state(self) -> dict[str, str]:
+        with self.ws.store.connect() as con:
+            return dict(
+                con.execute(
+                    "SELECT profile_id, hash FROM export_state WHERE goal = 'export'"
+                ).fetchall()
+            )
+
+    def subscriber(self, email: str) -> Any:
+        return self.cm.subscriber(self.list_id, email)
+
+    def imports(self) -> int:
+        return sum(1 for m, p, _ in self.emulator.requests if m == "POST" and "import" in p)
+
+    def account_state(self) -> dict[str, Any]:
+        """Every subscriber of the list as Campaign Monitor holds it."""
+        out = {}
+        for state in ("Active", "Unsubscribed", "Bounced", "Deleted", "Unconfirmed"):
+            for s in self.cm.subscribers(self.list_id, state):
+                out[s.email] = (s.name, s.state, dict(s.custom_fields))
+        return out
+
+
+@pytest.fixture
+def export_env(emulator: Any, cm: Any, tmp_path: Path) -> Env:
+    return Env(emulator, cm, tmp_path, profiles(4))
+
+
+def test_every_value_type_and_field_format(export_env: Env) -> None:
+    env = export_env
+    result = env.run(env.connection())
+    assert result.counts["EXPORTED"] == 4 and result.counts["INVALID"] == 0
+    s = env.subscriber("person0@example.com")
+    assert s.name == "Person 0" and s.state == "Active"
+    f = s.custom_fields
+    assert f["website"] == ("https://example.com",)
+    assert f["tags"] == ("chess",)
+    assert f["points"] == ("0",)
+    assert f["birthday"] == ("1990-05-17",)  # sent as 1990/05/17, read back as the API does
+    assert f["tier"] == ("Gold",)
+    assert f["profile id"] == ("p0000",)
+    assert f["segments"] == ("news|vip",)  # Text: pipe-joined
+    assert set(f["viewed"]) == {"home", "pricing"}  # MultiSelectMany: repeated keys
+    s1 = env.subscriber("person1@example.com")
+    assert s1.custom_fields["tags"] == ("golf|tennis",)  # Text field: pipe-joined
+    assert set(s1.custom_fields["interests"]) == {"golf", "tennis"}  # repeated keys
+
+
+def test_preview_shows_exact_payloads_and_writes_nothing(export_env: Env) -> None:
+    env = export_env
+    before = env.emulator.request_count
+    posts = env.imports()
+    out = preview(GoalContext(env.ws, env.connection(), env.cm), "export")
+    assert out.counts["EXPORTED"] == 4
+    assert env.imports() == posts and env.emulator.request_count - before == 1  # customfields
+    assert env.state() == {}
+    payload = json.loads(out.samples.filter(pl.col("profile_id") == "p0001").item(0, "payload"))
+    assert payload["EmailAddress"] == "person1@example.com"
+    assert payload["ConsentToTrack"] == "Unchanged"
+    cf = payload["CustomFields"]
+    assert {"Key": "tags", "Value": "golf|tennis"} in cf
+    assert {"Key": "birthday", "Value": "1990/05/17"} in cf
+    assert [c["Value"] for c in cf if c["Key"] == "interests"] == ["", "golf", "tennis"]
+    assert {"Key": "viewed", "Value": "", "Clear": True} in cf  # no interactions: cleared
+    # The plan's payload is what the real run sends: compare with the emulator's record.
+    env.run(env.connection())
+    assert env.subscriber("person1@example.com").custom_fields["tags"] == ("golf|tennis",)
+
+
+BAD = {
+    "p0000": ({"email": []}, "no value for match property email"),
+    "p0001": ({"email": ["not-an-email"]}, "not a valid email address: not-an-email"),
+    "p0003": ({"email": [" PERSON2@Example.com "]}, "profile p0002 in the segment has the same"),
+    "p0004": ({"website": ["x" * 251]}, "field website: longer than 250 characters"),
+    "p0005": ({"points": ["many"]}, "field points: not a number: many"),
+    "p0006": ({"points": ["1", "2"]}, "field points: 2 values for a single-value Number"),
+    "p0007": ({"birthday": ["17/05/1990"]}, "field birthday: not a date"),
+    "p0008": ({"birthday": ["1850-01-01"]}, "outside 1900/01/01-2076/06/06"),
+    "p0009": ({"tier": ["Silver"]}, "field tier: not an option: Silver"),
+    "p0010": ({"tier": ["Gold", "Bronze"]}, "2 values for a single-value MultiSelectOne"),
+    "p0011": ({"interests": ["golf", "darts"]}, "field interests: not an option: darts"),
+    "p0012": ({"full_name": ["n" * 251]}, "field Name: longer than 250 characters"),
+}
+
+
+def test_each_invalid_reason_is_reported_and_not_sent(
+    emulator: Any, cm: Any, tmp_path: Path
+) -> None:
+    frame = profiles(14, **{pid: props for pid, (props, _) in BAD.items()})
+    env = Env(emulator, cm, tmp_path, frame)
+    # ISO datetimes from the store are accepted and reformatted.
+    env.ws.store.set_values(
+        pl.DataFrame({"profile_id": ["p0013"], "birthday": [["2001-02-03T10:00:00"]]})
+    )
+    result = env.run(env.connection())
+    rows = env.run_rows(result.run_id)
+    for pid, (_, reason) in BAD.items():
+        assert rows[pid][0] == "INVALID", pid
+        assert reason in rows[pid][1], (pid, rows[pid][1])
+    assert rows["p0002"][0] == "EXPORTED"  # the first holder of the duplicated address
+    assert result.counts == {**dict.fromkeys(result.counts, 0), "INVALID": 12, "EXPORTED": 2}
+    assert env.subscriber("person13@example.com").custom_fields["birthday"] == ("2001-02-03",)
+    with pytest.raises(BadRequest):
+        env.subscriber("person5@example.com")
+    assert set(env.account_state()) == {"person2@example.com", "person13@example.com"}
+
+
+def test_consent_filters_candidates(emulator: Any, cm: Any, tmp_path: Path) -> None:
+    frame = profiles(
+        3,
+        p0001={"consented_objectives": []},
+        p0002={"refused_objectives": ["email_marketing"]},
+    )
+    env = Env(emulator, cm, tmp_path, frame)
+    result = env.run(env.connection(objectives=("email_marketing",)))
+    rows = env.run_rows(result.run_id)
+    assert rows["p0000"][0] == "EXPORTED"
+    assert rows["p0001"] == (
+        "CONSENT_MISMATCH",
+        "profile has not consented to any of: email_marketing",
+    )
+    assert rows["p0002"][0] == "CONSENT_MISMATCH"
+    assert set(env.account_state()) == {"person0@example.com"}
+    # Without objectives everybody is processed.
+    assert env.run(env.connection()).counts["EXPORTED"] == 2
+
+
+def _make_inactive(env: Env) -> None:
+    """person0 unsubscribed, person1 bounced, person2 on the suppression list."""
+    env.cm.import_subscribers(
+        env.list_id,
+        [{"EmailAddress": f"person{i}@example.com", "Name": "Old"} for i in range(3)],
+    )
+    env.cm.unsubscribe(env.list_id, "person0@example.com")
+    emu = env.emulator
+    with emu.lock:
+        client = emu.account.clients[0]
+        lst = next(x for x in client.lists if x.list_id == env.list_id)
+        lst.set_state(lst.row_of("person1@example.com"), BOUNCED, int(emu.now()))
+        client.suppress("person2@example.com", "Unsubscribed", int(emu.now()))
+        lst.set_state(lst.row_of("person2@example.com"), 2, int(emu.now()))
+
+
+def test_inactive_subscribers_are_rejected_not_resubscribed(export_env: Env) -> None:
+    env = export_env
+    _make_inactive(env)
+    result = env.run(env.connection())
+    rows = env.run_rows(result.run_id)
+    assert rows["p0000"][0] == "REJECTED" and rows["p0000"][1].startswith("code 206")
+    assert rows["p0001"][0] == "REJECTED" and rows["p0001"][1].startswith("code 207")
+    assert rows["p0002"][0] == "REJECTED" and rows["p0002"][1].startswith("code 204")
+    assert rows["p0003"][0] == "EXPORTED"
+    assert env.subscriber("person0@example.com").state == "Unsubscribed"
+    assert env.subscriber("person1@example.com").state == "Bounced"
+    assert env.subscriber("person2@example.com").state == "Unsubscribed"
+    assert set(env.state()) == {"p0003"}  # rejected rows are retried next time
+    again = env.run(env.connection(resubscribe=True))
+    assert again.counts["EXPORTED"] == 4  # resubscribe changes every row's hash
+    for i in range(3):
+        assert env.subscriber(f"person{i}@example.com").state == "Active"
+
+
+def test_second_run_sends_nothing_and_full_resends(export_env: Env) -> None:
+    env = export_env
+    env.run(env.connection())
+    posts = env.imports()
+    second = env.run(env.connection())
+    assert second.counts["UNCHANGED"] == 4 and second.counts["EXPORTED"] == 0
+    assert env.imports() == posts
+    env.ws.store.set_values(pl.DataFrame({"profile_id": ["p0002"], "website": [["https://x.org"]]}))
+    third = env.run(env.connection())
+    assert (third.counts["EXPORTED"], third.counts["UNCHANGED"]) == (1, 3)
+    assert env.imports() == posts + 1
+    assert env.subscriber("person2@example.com").custom_fields["website"] == ("https://x.org",)
+    full = env.run(env.connection(), full=True)
+    assert full.counts["EXPORTED"] == 4 and env.imports() == posts + 2
+
+
+def test_whole_batch_400_is_split_to_isolate_bad_rows(
+    export_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = export_env
+    real = env.cm.import_batch
+    calls: list[int] = []
+
+    def picky(list_id: str, rows: list[dict[str, Any]], **kw: Any) -> Any:
+        calls.append(len(rows))
+        if any(r["EmailAddress"] == "person2@example.com" for r in rows):
+            raise BadRequest("Invalid JSON in the request", status=400, code=400)
+        return real(list_id, rows, **kw)
+
+    monkeypatch.setattr(env.cm, "import_batch", picky)
+    result = env.run(env.connection())
+    rows = env.run_rows(result.run_id)
+    assert rows["p0002"] == ("REJECTED", "code 400: Invalid JSON in the request")
+    assert result.counts["EXPORTED"] == 3
+    assert calls == [4, 2, 2, 1, 1]  # the good half goes through, the bad half is split
+    assert set(env.state()) == {"p0000", "p0001", "p0003"}
+
+
+def _big(emulator: Any, cm: Any, tmp: Path) -> Env:
+    return Env(emulator, cm, tmp, profiles(2500))
+
+
+def test_killed_export_resumes_without_resending(
+    emulator_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import make_client
+
+    clean_emu, killed_emu = emulator_factory(), emulator_factory()
+    clean = _big(clean_emu, make_client(clean_emu), tmp_path / "clean")
+    clean.run(clean.connection())
+
+    env = _big(killed_emu, make_client(killed_emu), tmp_path / "killed")
+    real = env.cm.import_batch
+    sent: list[int] = []
+
+    def dies_after_two(list_id: str, rows: Any, **kw: Any) -> Any:
+        if len(sent) == 2:
+            raise KeyboardInterrupt
+        out = real(list_id, rows, **kw)
+        sent.append(len(rows))
+        return out
+
+    monkeypatch.setattr(env.cm, "import_batch", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        env.run(env.connection())
+    assert len(env.state()) == 2000  # both acknowledged batches were recorded
+    monkeypatch.setattr(env.cm, "import_batch", real)
+    posts = env.imports()
+    resumed = env.run(env.connection())
+    assert (resumed.counts["EXPORTED"], resumed.counts["UNCHANGED"]) == (500, 2000)
+    assert env.imports() == posts + 1
+    assert env.account_state() == clean.account_state()
+    assert env.state() == clean.state()
+
+
+def test_injected_faults_give_the_same_final_state(emulator_factory: Any, tmp_path: Path) -> None:
+    from tests.conftest import make_client
+
+    clean_emu, faulty_emu = emulator_factory(), emulator_factory()
+    clean = _big(clean_emu, make_client(clean_emu), tmp_path / "clean")
+    clean.run(clean.connection())
+    env = _big(faulty_emu, make_client(faulty_emu), tmp_path / "faulty")
+    # 10 % of API requests fail (500, 503, dropped connection), plus a 429 on the first import.
+    faulty_emu.set_faults(
+        "429:first=1,reset=1,path=/subscribers/*/import.json;500:p=0.04;503:p=0.03;drop:p=0.03"
+    )
+    result = env.run(env.connection())
+    faulty_emu.set_faults(None)
+    assert result.counts["EXPORTED"] == 2500
+    assert env.cm.sleeps  # faults happened and were retried
+    assert env.account_state() == clean.account_state()
+
+
+@pytest.mark.parametrize(
+    ("mode", "cm_state"),
+    [("keep", "Active"), ("unsubscribe", "Unsubscribed"), ("delete", "Deleted")],
+)
+def test_on_leave(export_env: Env, mode: str, cm_state: str) -> None:
+    env = export_env
+    conn = env.connection(on_leave=mode, objectives=("email_marketing",))
+    env.run(conn)
+    env.set_members("news", ["p0000", "p0001", "p0003"])  # p0002 leaves the segment
+    env.ws.store.set_values(  # p0003 withdraws consent
+        pl.DataFrame({"profile_id": ["p0003"], "refused_objectives": [["email_marketing"]]})
+    )
+    result = env.run(conn)
+    rows = env.run_rows(result.run_id)
+    assert rows["p0002"][0] == "REMOVED" and rows["p0002"][1].startswith("left the segment")
+    assert rows["p0003"][0] == "REMOVED" and "no longer consents" in rows["p0003"][1]
+    assert result.counts["REMOVED"] == 2 and result.counts["UNCHANGED"] == 2
+    assert env.subscriber("person2@example.com").state == cm_state
+    assert env.subscriber("person3@example.com").state == cm_state
+    assert set(env.state()) == {"p0000", "p0001"}
+    assert env.run(conn).counts["REMOVED"] == 0  # removed once
+
+
+def test_unknown_field_is_a_configuration_error_before_sending(export_env: Env) -> None:
+    env = export_env
+    conn = env.connection(mappings=(ExportMapping("property", "nope", "website"),))
+    result = env.run(conn, raise_on_failure=False)
+    assert result.state == "FAILED" and "no custom field 'nope'" in (result.error or "")
+    assert env.imports() == 0
