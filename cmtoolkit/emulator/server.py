@@ -22,6 +22,7 @@ Keys and tokens are never logged.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import html
 import logging
@@ -564,6 +565,11 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     emulator: Emulator
 
+    def setup(self) -> None:
+        super().setup()
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # request lines may carry emails; the emulator logs method and path itself
 
@@ -588,9 +594,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._close()
             return
         self.send_header("Content-Length", str(len(out.body)))
-        self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(out.body)
+            # One write for head and body: two small writes meet Nagle + delayed ACK (40 ms).
+            self._headers_buffer.append(b"\r\n" + out.body)
+            self.flush_headers()
+        else:
+            self.end_headers()
         if out.after is not None:
             self.wfile.flush()
             self.emulator.after_answer(out.after)
