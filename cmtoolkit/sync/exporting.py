@@ -449,7 +449,7 @@ def _plan_list(
                     THEN 'profile has not consented to any of: '
                          || array_to_string($objectives, ', ')
                     WHEN c.err IS NOT NULL THEN c.err
-                    WHEN NOT $full AND s.hash = c.hash THEN 'not changed since the last export'
+                    WHEN NOT $full AND s.hash = c.hash THEN 'not changed since the last run'
                END,
                c.hash, c.payload,
                CASE WHEN c.consented AND c.err IS NULL AND ($full OR s.hash IS DISTINCT FROM c.hash)

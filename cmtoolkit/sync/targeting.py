@@ -71,8 +71,9 @@ def ensure_field(client: Any, spec: GoalSpec, *, create: bool) -> dict[str, dict
     wanted = list(spec.segments)
     out: dict[str, dict[str, FieldType]] = {}
     for list_id in spec.lists:
-        existing = {f.field_name: f for f in client.custom_fields(list_id)}
-        f = existing.get(field)
+        # Field names are unique regardless of case in Campaign Monitor.
+        existing = {f.field_name.casefold(): f for f in client.custom_fields(list_id)}
+        f = existing.get(field.casefold())
         if f is None:
             if create:
                 client.create_custom_field(list_id, field, FIELD_TYPE, wanted)

@@ -1,0 +1,112 @@
+"""The targeting goal (DESIGN §6): segment membership as a MultiSelectMany field, over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from cmtoolkit.connection.model import (
+    CampaignMonitorSettings,
+    Connection,
+    ExportGoal,
+    TargetingGoal,
+)
+from cmtoolkit.sync.engine import GoalContext, preview, sync
+from tests.sync.test_export import Env, profiles
+
+
+def targeting(env: Env, *, match: str | None = None, **goal: Any) -> Connection:
+    settings: dict[str, Any] = {
+        "lists": (env.list_id,),
+        "segments": ("vip", "news"),
+        "field": "Targets",
+    }
+    settings.update(goal)
+    export = (
+        ExportGoal(lists=(env.list_id,), segment="news", match_property=match) if match else None
+    )
+    return Connection(
+        name="targets",
+        campaign_monitor=CampaignMonitorSettings("default", env.client_id),
+        export=export,
+        targeting=TargetingGoal(**settings),
+    )
+
+
+def run(env: Env, conn: Connection, **kw: Any) -> Any:
+    return sync(GoalContext(env.ws, conn, env.cm), "targeting", **kw)
+
+
+@pytest.fixture
+def export_targets(emulator: Any, cm: Any, tmp_path: Path) -> Env:
+    env = Env(emulator, cm, tmp_path, profiles(4))
+    env.set_members("vip", ["p0000", "p0001"])
+    env.set_members("news", ["p0000", "p0002"])  # p0003 is in neither
+    return env
+
+
+def fields(env: Env, email: str) -> tuple[str, ...]:
+    return env.subscriber(email).custom_fields.get("Targets", ())
+
+
+def test_creates_field_and_writes_membership(export_targets: Env) -> None:
+    env = export_targets
+    out = preview(GoalContext(env.ws, targeting(env), env.cm), "targeting")
+    assert out.counts["EXPORTED"] == 3
+    assert "Targets" not in {f.field_name for f in env.cm.custom_fields(env.list_id)}
+    result = run(env, targeting(env))
+    assert result.counts["EXPORTED"] == 3
+    field = next(f for f in env.cm.custom_fields(env.list_id) if f.field_name == "Targets")
+    assert field.data_type == "MultiSelectMany" and set(field.options) == {"vip", "news"}
+    assert set(fields(env, "person0@example.com")) == {"vip", "news"}
+    assert fields(env, "person1@example.com") == ("vip",)
+    assert fields(env, "person2@example.com") == ("news",)
+    assert env.imports() == 1
+    again = run(env, targeting(env))
+    assert again.counts["UNCHANGED"] == 3 and env.imports() == 1
+
+
+def test_adds_missing_options_and_clears_leavers(export_targets: Env) -> None:
+    env = export_targets
+    env.cm.create_custom_field(env.list_id, "Targets", "MultiSelectMany", ["vip", "legacy"])
+    run(env, targeting(env))
+    field = next(f for f in env.cm.custom_fields(env.list_id) if f.field_name == "Targets")
+    assert set(field.options) == {"vip", "legacy", "news"}  # existing options kept
+    env.set_members("vip", ["p0002"])  # p0000 leaves vip, p0001 every targeted segment
+    env.set_members("news", ["p0000", "p0002", "p0003"])  # p0003 joins
+    result = run(env, targeting(env))
+    rows = env.run_rows(result.run_id)
+    assert rows["p0001"] == ("REMOVED", "left every targeted segment; field Targets cleared")
+    assert (result.counts["REMOVED"], result.counts["EXPORTED"]) == (1, 3)
+    assert fields(env, "person1@example.com") == ()
+    assert env.subscriber("person1@example.com").state == "Active"  # only the field is cleared
+    assert fields(env, "person0@example.com") == ("news",)  # left vip: the option is gone
+    assert set(fields(env, "person2@example.com")) == {"vip", "news"}
+    assert fields(env, "person3@example.com") == ("news",)
+    with env.ws.store.connect() as con:
+        ids = {
+            r[0]
+            for r in con.execute(
+                "SELECT profile_id FROM export_state WHERE goal = 'targeting'"
+            ).fetchall()
+        }
+    assert ids == {"p0000", "p0002", "p0003"}
+
+
+def test_email_comes_from_export_match_property(export_targets: Env) -> None:
+    env = export_targets
+    env.ws.store.set_values(
+        pl.DataFrame({"profile_id": ["p0000"], "work_email": [["work0@example.com"]]})
+    )
+    result = run(env, targeting(env, match="work_email", segments=("vip",)))
+    assert result.counts["EXPORTED"] == 1 and result.counts["INVALID"] == 1  # p0001 has none
+    assert fields(env, "work0@example.com") == ("vip",)
+
+
+def test_wrong_field_type_is_a_configuration_error(export_targets: Env) -> None:
+    env = export_targets
+    result = run(env, targeting(env, field="website"), raise_on_failure=False)
+    assert result.state == "FAILED" and "not MultiSelectMany" in (result.error or "")
