@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -139,27 +140,79 @@ class ImportSpec:
 # --- read ----------------------------------------------------------------------------------------
 
 
-def read_contacts(source: SubscriberSource, spec: ImportSpec) -> pa.Table:
-    """Every subscriber of the selected lists and states, in list order, as one Arrow table."""
+class ContactStage:
+    """Pages in, per-contact incoming values out, computed while the next pages are read.
+
+    The client parses pages in this thread; every ``batch_rows`` contacts a worker thread turns
+    the batch into ``imp_in`` rows (identifier, hash and one column of incoming values per
+    target) in a private in-memory DuckDB, which releases the GIL, so the two overlap and the
+    store is not touched (nor locked) while Campaign Monitor is being read.
+    """
+
+    def __init__(self, spec: ImportSpec, *, batch_rows: int = 50_000) -> None:
+        self.spec = spec
+        self.batch_rows = batch_rows
+        self.sql, self.params = _incoming_sql(spec, targets_for(spec))
+        self.con = duckdb.connect()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmtoolkit-stage")
+        self.pending: list[pl.DataFrame] = []
+        self.pending_rows = 0
+        self.next_cid = 0
+        self.jobs: list[Future[None]] = []
+        self._ingest(_conform(pl.DataFrame(schema=CONTACT_SCHEMA)), create=True)
+
+    def add(self, frame: pl.DataFrame, list_index: int, list_id: str, list_name: str) -> None:
+        if not frame.height:
+            return
+        self.pending.append(
+            frame.with_columns(
+                list_index=pl.lit(list_index, dtype=pl.Int32),
+                list_id=pl.lit(list_id),
+                list_name=pl.lit(list_name),
+            )
+        )
+        self.pending_rows += frame.height
+        if self.pending_rows >= self.batch_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        batch = pl.concat(self.pending, how="diagonal_relaxed")
+        batch = batch.with_columns(
+            cid=pl.int_range(self.next_cid, self.next_cid + batch.height, dtype=pl.Int64)
+        )
+        self.next_cid += batch.height
+        self.pending, self.pending_rows = [], 0
+        self.jobs.append(self.pool.submit(self._ingest, _conform(batch)))
+
+    def _ingest(self, batch: pl.DataFrame, create: bool = False) -> None:
+        self.con.register("batch", batch)
+        head = "CREATE TABLE imp_in AS" if create else "INSERT INTO imp_in"
+        self.con.execute(f"{head} {self.sql}", self.params)
+        self.con.unregister("batch")
+
+    def finish(self) -> pa.Table:
+        """Every staged contact's ``imp_in`` row, in read order."""
+        self._flush()
+        try:
+            for job in self.jobs:
+                job.result()  # re-raises a worker's error here
+            return self.con.sql("SELECT * FROM imp_in ORDER BY cid").to_arrow_table()
+        finally:
+            self.pool.shutdown(wait=True)
+            self.con.close()
+
+
+def stage_contacts(source: SubscriberSource, spec: ImportSpec) -> pa.Table:
+    """Read every subscriber of the selected lists and states, in list order, into ``imp_in``."""
     names = {lst.list_id: lst.name for lst in source.lists(spec.client_id)}
-    parts: list[pl.DataFrame] = []
+    stage = ContactStage(spec)
     for list_index, list_id in enumerate(spec.lists):
         for state in spec.states:
             for frame in source.subscriber_frames(list_id, state, include_tracking_preference=True):
-                if frame.height:
-                    parts.append(
-                        frame.with_columns(
-                            list_index=pl.lit(list_index, dtype=pl.Int32),
-                            list_id=pl.lit(list_id),
-                            list_name=pl.lit(names.get(list_id, list_id)),
-                        )
-                    )
-    if not parts:
-        return pl.DataFrame(schema=CONTACT_SCHEMA).to_arrow()
-    # One concat and one cast at the end: per-page work would dominate a million-contact read.
-    contacts = pl.concat(parts, how="diagonal_relaxed", rechunk=False)
-    contacts = contacts.with_columns(cid=pl.int_range(0, contacts.height, dtype=pl.Int64))
-    return _conform(contacts).to_arrow()
+                stage.add(frame, list_index, list_id, names.get(list_id, list_id))
+    return stage.finish()
 
 
 def _conform(frame: pl.DataFrame) -> pl.DataFrame:
@@ -243,21 +296,26 @@ class ImportPlan:
 def plan_import(
     con: duckdb.DuckDBPyConnection,
     spec: ImportSpec,
-    contacts: pa.Table,
+    incoming: pa.Table,
     *,
     full: bool = False,
 ) -> ImportPlan:
-    """Decide every contact's outcome and every profile change, in temp tables on ``con``."""
+    """Decide every contact's outcome and every profile change, in temp tables on ``con``.
+
+    ``incoming`` is :func:`stage_contacts`' result for the same spec.
+    """
     props = defined_properties(con)
     spec = _canonical(spec, props)
     targets = targets_for(spec)
     con.execute(
-        "CREATE OR REPLACE TEMP MACRO ordered_distinct(l) AS "
-        "list_filter(l, lambda x, i: list_position(l, x) = i)"
+        # Lists of 0 or 1 value (nearly all) skip the lambda.
+        "CREATE OR REPLACE TEMP MACRO ordered_distinct(l) AS CASE WHEN len(l) <= 1 THEN l "
+        "ELSE list_filter(l, lambda x, i: list_position(l, x) = i) END"
     )
-    con.register("imp_contacts_src", contacts)
-    _incoming(con, spec, targets)
-    con.unregister("imp_contacts_src")
+    # Materialised once: every later statement then scans native columns, not Arrow lists.
+    con.register("imp_in_arrow", incoming)
+    con.execute("CREATE OR REPLACE TEMP TABLE imp_in AS SELECT * FROM imp_in_arrow")
+    con.unregister("imp_in_arrow")
     _match(con, spec, props)
     _classify(con, spec, full=full)
     _consent_existing(con, spec, props)
@@ -301,8 +359,8 @@ def _field_values(field: str, param: str) -> str:
     )
 
 
-def _incoming(con: duckdb.DuckDBPyConnection, spec: ImportSpec, targets: list[Target]) -> None:
-    """imp_in: per contact its identifier and, per target, the incoming values (one pass)."""
+def _incoming_sql(spec: ImportSpec, targets: list[Target]) -> tuple[str, dict[str, Any]]:
+    """SELECT over ``batch``: per contact its identifier, hash and each target's incoming values."""
     params: dict[str, Any] = {"fingerprint": spec.fingerprint}
     cols = []
     for t in targets:
@@ -319,36 +377,26 @@ def _incoming(con: duckdb.DuckDBPyConnection, spec: ImportSpec, targets: list[Ta
         ids.append(f"{_field_values(field, f'id_{r}')}[1]")
     first_id = f"coalesce({', '.join(ids)})" if ids else "NULL"
     which = " ".join(f"WHEN {expr} IS NOT NULL THEN {r}" for r, expr in enumerate(ids))
-    hashed = ", ".join(
-        f"array_to_string(in_{t.alias}, chr(31))" for t in targets if t.kind != "identifier"
+    # The key a profile is matched on: EmailAddress folds case (DESIGN §5), other fields don't.
+    fold = [r for r, (field, _) in enumerate(spec.identifiers) if field == "EmailAddress"]
+    params["fold"] = fold
+    hashed = "".join(
+        f", array_to_string(in_{t.alias}, chr(31))" for t in targets if t.kind != "identifier"
     )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE imp_in AS
-        SELECT *, md5(concat_ws(chr(30), $fingerprint, id_raw{", " + hashed if hashed else ""}))
-                  AS hash
+    sql = f"""
+        SELECT *,
+               CASE WHEN list_contains($fold, id_rule) THEN lower(id_raw) ELSE id_raw END
+                   AS identifier,
+               md5(concat_ws(chr(30), $fingerprint, id_raw{hashed})) AS hash
         FROM (
             SELECT cid, list_index, list_id, list_name, trim(email) AS email,
                    trim({first_id}) AS id_raw,
                    CASE {which or "WHEN false THEN 0"} END AS id_rule
                    {"".join(", " + c for c in cols)}
-            FROM imp_contacts_src
+            FROM batch
         )
-        """,
-        params,
-    )
-    # The key a profile is matched on: EmailAddress folds case (DESIGN §5), other fields don't.
-    fold = [r for r, (field, _) in enumerate(spec.identifiers) if field == "EmailAddress"]
-    con.execute(
         """
-        ALTER TABLE imp_in ADD COLUMN identifier VARCHAR;
-        """
-    )
-    con.execute(
-        "UPDATE imp_in SET identifier = CASE WHEN list_contains($fold, id_rule) "
-        "THEN lower(id_raw) ELSE id_raw END",
-        {"fold": fold},
-    )
+    return sql, params
 
 
 def _match(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict) -> None:
@@ -497,7 +545,8 @@ def _merge(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE imp_applied AS
-        SELECT p.profile_id, p.is_new, p.cid, p.list_index, {cols}
+        SELECT p.profile_id, p.is_new, p.cid, p.list_index,
+               count(*) OVER (PARTITION BY p.profile_id) AS contacts, {cols}
         FROM imp_plan p JOIN imp_in c USING (cid)
         WHERE p.outcome IS NULL
         """,
@@ -516,15 +565,11 @@ def _merge(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE imp_agg AS
-        SELECT * EXCLUDE (cid, list_index) FROM imp_applied
-        WHERE profile_id IN (
-            SELECT profile_id FROM imp_applied GROUP BY profile_id HAVING count(*) = 1)
+        SELECT * EXCLUDE (cid, list_index, contacts) FROM imp_applied WHERE contacts = 1
         UNION ALL BY NAME
         SELECT profile_id, bool_or(is_new) AS is_new,
                {", ".join(f"{agg(t)} AS in_{t.alias}" for t in targets)}
-        FROM imp_applied
-        WHERE profile_id IN (
-            SELECT profile_id FROM imp_applied GROUP BY profile_id HAVING count(*) > 1)
+        FROM imp_applied WHERE contacts > 1
         GROUP BY profile_id
         """
     )
@@ -695,17 +740,22 @@ def preview(ctx: Any) -> Any:
     """Dry run: the full plan, counts and a before/after sample, on a read-only connection."""
     from cmtoolkit.sync.engine import Outcome
 
-    spec = ImportSpec.from_connection(ctx.connection)
-    contacts = read_contacts(ctx.client, spec)
+    spec = _spec_for(ctx)
+    incoming = stage_contacts(ctx.client, spec)
     # Read-only: temp tables are allowed, and nothing can reach the store file.
     with ctx.workspace.store.connect() as con:
-        plan = plan_import(con, spec, contacts, full=ctx.full)
+        plan = plan_import(con, spec, incoming, full=ctx.full)
         return Outcome(
             counts=plan.counts,
             samples=plan.samples(),
             rows=plan.rows(limit=1000),
-            details={"new_properties": plan.new_properties, "contacts": contacts.num_rows},
+            details={"new_properties": plan.new_properties, "contacts": incoming.num_rows},
         )
+
+
+def _spec_for(ctx: Any) -> ImportSpec:
+    """The connection's import spec, property names spelled as the store defines them."""
+    return _canonical(ImportSpec.from_connection(ctx.connection), ctx.workspace.store.properties())
 
 
 def run(ctx: Any, run_id: str) -> Any:
@@ -714,10 +764,10 @@ def run(ctx: Any, run_id: str) -> Any:
     from cmtoolkit.sync import ledger
     from cmtoolkit.sync.engine import Outcome
 
-    spec = ImportSpec.from_connection(ctx.connection)
-    contacts = read_contacts(ctx.client, spec)
+    spec = _spec_for(ctx)
+    incoming = stage_contacts(ctx.client, spec)
     with ctx.workspace.store.transaction() as con:
-        plan = plan_import(con, spec, contacts, full=ctx.full)
+        plan = plan_import(con, spec, incoming, full=ctx.full)
         apply_import(plan, run_id, define_property)
         ledger.finish_run(con, run_id, plan.counts)
     return Outcome(counts=plan.counts, details={"new_properties": plan.new_properties})

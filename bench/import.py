@@ -1,0 +1,161 @@
+"""The import goal at scale: a million subscribers into a million-profile store, 50 % overlap.
+
+An emulator subprocess (``cmtoolkit emulator serve``) holds one list of ``--size`` subscribers
+(every state; 7 custom fields: Text, Number, Date, MultiSelectOne, MultiSelectMany, Country,
+USState) and a workspace holds ``--size`` synthetic profiles, half of them subscribers (matched by
+email; 5 % of the store's emails differ in case or surrounding spaces).
+
+Measured in one run, in this order:
+
+1. floor: every page of the list read through the client (``subscriber_frames``, the path the
+   engine reads) and thrown away;
+2. preview: the full dry run (nothing written);
+3. first run: the real import (half the contacts create profiles, half enrich them);
+4. re-run: nothing changed in Campaign Monitor, so every contact is ``UNCHANGED``.
+
+Targets: first run ≤ 1.5× the floor, re-run ≤ 1.2×, preview ≤ 1.5×, peak RSS ≤ 2 GB.
+
+    .venv/bin/python bench/import.py --size 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cmtoolkit.campaign_monitor import ApiKeyAuth, CampaignMonitor
+from cmtoolkit.connection.model import (
+    CampaignMonitorSettings,
+    Connection,
+    Identifier,
+    ImportGoal,
+    ImportMapping,
+)
+from cmtoolkit.emulator import DEFAULT_API_KEY
+from cmtoolkit.profiles.synthetic import emulator_person_offset, write_profiles
+from cmtoolkit.secret import Secret
+from cmtoolkit.sync.engine import GoalContext, preview, sync
+from cmtoolkit.workspace import Workspace
+
+STATES = ("Active", "Unconfirmed", "Unsubscribed", "Bounced", "Deleted")
+MAPPINGS = (
+    ImportMapping("Name", "full_name", "set_if_empty"),
+    ImportMapping("website", "website", "set"),
+    ImportMapping("loyalty points", "points", "sum"),
+    ImportMapping("birthday", "birthday", "set"),
+    ImportMapping("tier", "cm_tier", "set"),
+    ImportMapping("interests", "interests", "add"),
+    ImportMapping("country", "cm_country", "set"),
+)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def start_emulator(size: int, seed: int, offset: int) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "cmtoolkit.cli", "emulator", "serve", "--port", "0",
+            "--seed-size", str(size), "--seed", str(seed), "--person-offset", str(offset),
+            "--lists", "Newsletter",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    size, seed = args.size, args.seed
+
+    t = time.perf_counter()
+    offset = emulator_person_offset(size, size, 0.5)
+    emulator, base_url = start_emulator(size, seed, offset)
+    try:
+        with tempfile.TemporaryDirectory(prefix="cmtoolkit-bench-") as tmp:
+            parquet = write_profiles(
+                Path(tmp) / "profiles.parquet", size, seed=seed, email_noise=0.05
+            )
+            ws = Workspace.create(Path(tmp) / "ws")
+            ws.store.load(parquet)
+            print(
+                f"setup: {size:,} profiles loaded, emulator at {base_url} "
+                f"({time.perf_counter() - t:.1f} s)"
+            )
+            cm = CampaignMonitor(ApiKeyAuth(Secret(DEFAULT_API_KEY)), base_url=base_url)
+            (client,) = cm.clients()
+            (lst,) = cm.lists(client.client_id)
+            conn = Connection(
+                name="bench",
+                campaign_monitor=CampaignMonitorSettings("default", client.client_id),
+                import_=ImportGoal(
+                    lists=(lst.list_id,),
+                    states=STATES,
+                    identifiers=(Identifier("EmailAddress", "email"),),
+                    allow_create=True,
+                    save_list_names_to="cm_lists",
+                    mappings=MAPPINGS,
+                ),
+            )
+
+            t = time.perf_counter()
+            contacts = pages = 0
+            for state in STATES:
+                for frame in cm.subscriber_frames(lst.list_id, state):
+                    contacts += frame.height
+                    pages += 1
+            floor = time.perf_counter() - t
+            rss_floor = peak_rss_mib()
+
+            ctx = GoalContext(ws, conn, cm)
+            t = time.perf_counter()
+            dry = preview(ctx, "import")
+            t_preview = time.perf_counter() - t
+            t = time.perf_counter()
+            first = sync(ctx, "import")
+            t_first = time.perf_counter() - t
+            t = time.perf_counter()
+            again = sync(ctx, "import")
+            t_again = time.perf_counter() - t
+            assert first.counts == dry.counts, (first.counts, dry.counts)
+            assert again.counts["UNCHANGED"] == contacts - again.counts["NO_IDENTIFIER"]
+    finally:
+        emulator.terminate()
+        emulator.wait()
+
+    def line(name: str, secs: float, target: float | None) -> str:
+        ratio = secs / floor
+        verdict = "" if target is None else ("  ok" if ratio <= target else "  OVER TARGET")
+        goal = "" if target is None else f" (target ≤ {target}×)"
+        return (
+            f"{name:<10} {secs:7.2f} s  {contacts / secs:>10,.0f} contacts/s  "
+            f"{ratio:5.2f}× floor{goal}{verdict}"
+        )
+
+    print(
+        f"contacts: {contacts:,} in {pages:,} pages; first run: "
+        + ", ".join(f"{k} {v:,}" for k, v in first.counts.items() if v)
+    )
+    print(line("floor", floor, None))
+    print(line("preview", t_preview, 1.5))
+    print(line("first run", t_first, 1.5))
+    print(line("re-run", t_again, 1.2))
+    print(
+        f"peak RSS: {peak_rss_mib():,.0f} MiB (after the floor read: {rss_floor:,.0f} MiB; "
+        "target ≤ 2048)"
+    )
+
+
+if __name__ == "__main__":
+    main()
