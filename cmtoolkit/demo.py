@@ -1,0 +1,149 @@
+"""``cmtoolkit demo``: the embedded default, end to end, on this machine alone.
+
+1. starts the Campaign Monitor emulator on a free loopback port, its account kept in
+   ``<workspace>/emulator-state.json`` so a second demo continues where the first stopped;
+2. builds the workspace: synthetic profiles (about 50,000 by default, half of them also
+   subscribers), viewed interactions, the sample segments;
+3. writes ``connections/demo.yaml`` with the goals this toolkit has, the credential referenced as
+   ``env:CMTOOLKIT_DEMO_API_KEY`` (set for this process only: no secret is written anywhere);
+4. checks the connection's status, previews and runs every goal, and prints what happened.
+
+Run it twice: the second run finds nothing changed (delta), which is the point of a sync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from cmtoolkit.cli import add_workspace_argument
+
+CREDENTIAL_ENV = "CMTOOLKIT_DEMO_API_KEY"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the embedded default end to end: emulator + profiles + sync")
+    add_workspace_argument(p)
+    p.add_argument("--profiles", type=int, default=50_000, help="synthetic profiles (50,000)")
+    p.add_argument("--subscribers", type=int, default=30_000, help="emulated subscribers")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from cmtoolkit.emulator import DEFAULT_API_KEY, Emulator
+    from cmtoolkit.profiles.synthetic import emulator_person_offset
+
+    ws_path = Path(args.workspace)
+    ws_path.mkdir(parents=True, exist_ok=True)
+    offset = emulator_person_offset(args.profiles, args.subscribers, args.subscribers // 2)
+    emu = Emulator(
+        seed_size=args.subscribers,
+        seed=args.seed,
+        person_offset=offset,
+        api_key=DEFAULT_API_KEY,
+        state_file=str(ws_path / "emulator-state.json"),
+    )
+    base_url = emu.start("127.0.0.1", 0)
+    os.environ["CMTOOLKIT_API_URL"] = base_url
+    os.environ[CREDENTIAL_ENV] = DEFAULT_API_KEY
+    say(f"emulator: {base_url}")
+    try:
+        ws = build_workspace(ws_path, args.profiles, args.seed)
+        write_connection(ws, emu.client_id, emu.list_ids)
+        return run_goals(ws)
+    finally:
+        emu.stop()
+
+
+def say(line: str) -> None:
+    print(f"[demo] {line}", flush=True)
+
+
+def build_workspace(path: Path, profiles: int, seed: int) -> Any:
+    """Profiles, interactions and segments; loading again is an idempotent upsert."""
+    from cmtoolkit.profiles.synthetic import (
+        interactions_frame,
+        profiles_frame,
+        write_sample_segments,
+    )
+    from cmtoolkit.workspace import Workspace
+
+    t = time.perf_counter()
+    ws = Workspace.create(path)
+    ws.store.load(profiles_frame(seed, 0, profiles, email_noise=0.05))
+    if ws.store.stats()["interactions"] == 0:
+        ws.store.load_interactions(interactions_frame(seed, 0, profiles))
+    write_sample_segments(ws.segments_path)
+    sizes = {s.name: s.size for s in ws.segments.refresh()}
+    say(
+        f"workspace {path}: {profiles:,} profiles, segments {sizes} "
+        f"({time.perf_counter() - t:.1f} s)"
+    )
+    return ws
+
+
+def write_connection(ws: Any, client_id: str, list_ids: list[str]) -> Path:
+    from cmtoolkit.connection.file import connection_path, parse_connection, save_connection
+
+    newsletter = list_ids[0]
+    conn = parse_connection(
+        {
+            "name": "demo",
+            "campaign_monitor": {"credential": f"env:{CREDENTIAL_ENV}", "client_id": client_id},
+            "objectives": ["email_marketing"],
+            "schedule": "0 3 * * *",
+            "import": {
+                "lists": [newsletter],
+                "states": ["Active"],
+                "allow_create": True,
+                "save_list_names_to": "cm_lists",
+                "identifiers": [{"field": "EmailAddress", "property": "email"}],
+                "mappings": [
+                    {"field": "Name", "property": "full_name", "rule": "set_if_empty"},
+                    {"field": "interests", "property": "interests", "rule": "add"},
+                    {"field": "loyalty points", "property": "points", "rule": "sum"},
+                    {"field": "tier", "property": "cm_tier", "rule": "set"},
+                ],
+            },
+        },
+        default_name="demo",
+    )
+    path = save_connection(conn, connection_path(ws.path, "demo"))
+    say(f"connection: {path}")
+    return path
+
+
+def run_goals(ws: Any) -> int:
+    from cmtoolkit.sync.engine import configured_goals
+
+    runner = ws.connection("demo")
+    status = runner.status()
+    say(
+        "status: "
+        + ", ".join(
+            f"{g} {'ready' if getattr(status, f'{g}_ready') else 'NOT ready'}"
+            for g in configured_goals(runner.model)
+        )
+    )
+    for problem in status.errors:
+        say(f"  error: {problem}")
+    ok = True
+    for goal in configured_goals(runner.model):
+        dry = runner.preview(goal)
+        say(f"{goal} preview: {_counts(dry.counts)}")
+        result = runner.sync(goal)
+        say(
+            f"{goal} run {result.run_id}: {result.state} in {result.duration_s:.1f} s — "
+            f"{_counts(result.counts)}"
+        )
+        ok = ok and result.ok
+    say(f"history: cmtoolkit history demo --workspace {ws.path}")
+    return 0 if ok else 1
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items() if v) or "nothing to do"
