@@ -501,7 +501,7 @@ def _pipeline(
     for column in new:
         define_property(con, column, checked[column])
     # Row order in ``profiles`` means nothing; not preserving it lets DuckDB write in parallel
-    # (measured: about 1.5x faster on 1M profiles).
+    # (1M profiles: 5.5 s -> 3.1 s in one back-to-back try).
     con.execute("SET SESSION preserve_insertion_order = false")
     try:
         return _write(con, columns, alias, checked, new, rows, mode)

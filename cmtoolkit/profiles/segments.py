@@ -165,7 +165,7 @@ class _Compiler:
             has = f"coalesce(len({col}) > 0, false)"
             return has if value else f"(NOT {has})"
         if op == "equals":
-            return self.any_value(col, self.match(type_, name, op), self.scalar(value, type_, op))
+            return self.any_value(col, self.match(type_), self.scalar(value, type_, op))
         if op == "in":
             if not isinstance(value, list) or not value:
                 raise self.fail(f"'in' on {name!r} needs a non-empty list")
@@ -193,7 +193,7 @@ class _Compiler:
         sign = "<" if op == "before" else ">"
         return self.any_value(col, f"TRY_CAST(x AS TIMESTAMP) {sign} ?::TIMESTAMP", moment)
 
-    def match(self, type_: str, name: str, op: str) -> str:
+    def match(self, type_: str) -> str:
         if type_ == "number":
             return "TRY_CAST(x AS DOUBLE) = ?"
         if type_ in ("email", "boolean"):
@@ -336,6 +336,27 @@ class Segments:
         infos = self.list()
         return [i for i in infos if i.name in names]
 
+    def _digest(self, definition: dict[str, Any]) -> str:
+        if "file" in definition:
+            file = self.path.parent / str(definition["file"])
+            if not file.is_file():
+                raise ConfigurationError(f"membership file {file} does not exist")
+            return definition_hash(definition, file.read_bytes())
+        return definition_hash(definition)
+
+    def members(self, name: str) -> list[str]:
+        """Profile ids in the segment as of its last refresh, sorted."""
+        with self.store.connect() as con:
+            rows = con.execute(
+                "SELECT profile_id FROM segment_members WHERE segment = ? ORDER BY profile_id",
+                [name],
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    @staticmethod
+    def as_dicts(infos: list[SegmentInfo]) -> list[dict[str, Any]]:
+        return [asdict(i) for i in infos]
+
     def list(self) -> list[SegmentInfo]:
         """Every defined segment with its size at the last refresh."""
         definitions = self.definitions()
@@ -357,27 +378,6 @@ class Segments:
                 SegmentInfo(name, kind, int(size), refreshed_at.isoformat(), current != digest)
             )
         return infos
-
-    def _digest(self, definition: dict[str, Any]) -> str:
-        if "file" in definition:
-            file = self.path.parent / str(definition["file"])
-            if not file.is_file():
-                raise ConfigurationError(f"membership file {file} does not exist")
-            return definition_hash(definition, file.read_bytes())
-        return definition_hash(definition)
-
-    def members(self, name: str) -> list[str]:
-        """Profile ids in the segment as of its last refresh, sorted."""
-        with self.store.connect() as con:
-            rows = con.execute(
-                "SELECT profile_id FROM segment_members WHERE segment = ? ORDER BY profile_id",
-                [name],
-            ).fetchall()
-        return [r[0] for r in rows]
-
-    @staticmethod
-    def as_dicts(infos: list[SegmentInfo]) -> list[dict[str, Any]]:
-        return [asdict(i) for i in infos]
 
 
 def _stored(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, int, dt.datetime]]:
