@@ -7,6 +7,7 @@
               ``.revoke(token)``, ``.expire(token)``, ``.advance(seconds)`` (its clock),
               ``.set_rate_limit(limit, window, headers)``, ``.oauth_app``.
 ``emulator_factory``  ``make(**Emulator kwargs)`` for other seeds/sizes; all stopped afterwards.
+``cm_factory``  ``make(emu, auth=None, **kwargs)`` more such clients (e.g. OAuth), closed after.
 ``cm``        a :class:`cmtoolkit.campaign_monitor.CampaignMonitor` for ``emulator`` with an
               API key and a retry policy whose sleep never sleeps: it records the wait in
               ``cm.sleeps`` and advances the emulator clock by it. Skips the test when the
@@ -75,6 +76,21 @@ def make_client(emu: Emulator, auth: Any = None, **kwargs: Any) -> Any:
     )
     client.sleeps = sleeps
     return client
+
+
+@pytest.fixture
+def cm_factory() -> Iterator[Callable[..., Any]]:
+    """``make(emu, auth=None, **kwargs)``: more clients like ``cm``; closed afterwards."""
+    made: list[Any] = []
+
+    def make(emu: Emulator, auth: Any = None, **kwargs: Any) -> Any:
+        client = make_client(emu, auth, **kwargs)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import requests
 
 from cmtoolkit import synthetic
 from cmtoolkit.emulator import Emulator
-from tests.conftest import make_client
 
 cmp = pytest.importorskip("cmtoolkit.campaign_monitor")
 errors = pytest.importorskip("cmtoolkit.errors")
@@ -43,8 +42,10 @@ def expected_order(emu: Emulator, field: str, direction: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("field", "direction"), ORDERS)
-def test_paging_25000_returns_the_seeded_set_in_order(big: Emulator, field: str, direction: str):
-    with make_client(big) as cm:
+def test_paging_25000_returns_the_seeded_set_in_order(
+    cm_factory: Callable[..., Any], big: Emulator, field: str, direction: str
+):
+    with cm_factory(big) as cm:
         got = [
             s.email
             for s in cm.subscribers(
@@ -55,8 +56,10 @@ def test_paging_25000_returns_the_seeded_set_in_order(big: Emulator, field: str,
     assert len(got) == len(set(got)) > 20_000
 
 
-def test_all_states_together_are_exactly_the_synthetic_people(big: Emulator) -> None:
-    with make_client(big) as cm:
+def test_all_states_together_are_exactly_the_synthetic_people(
+    cm_factory: Callable[..., Any], big: Emulator
+) -> None:
+    with cm_factory(big) as cm:
         seen: list[str] = []
         for state in ("Active", "Unconfirmed", "Unsubscribed", "Bounced", "Deleted"):
             for frame in cm.subscriber_frames(big.list_ids[0], state):
@@ -135,7 +138,9 @@ def _browser_allow(url: str) -> dict[str, list[str]]:
     return parse_qs(urlsplit(answer.headers["Location"]).query)
 
 
-def test_whole_oauth_flow_with_expiry_and_refresh(emulator_factory: Callable[..., Emulator]):
+def test_whole_oauth_flow_with_expiry_and_refresh(
+    cm_factory: Callable[..., Any], emulator_factory: Callable[..., Emulator]
+):
     emu = emulator_factory(token_lifetime=3600)
     app = cmp.OAuthApp(
         emu.oauth_app.client_id, emu.oauth_app.client_secret, emu.oauth_app.redirect_uri
@@ -149,7 +154,7 @@ def test_whole_oauth_flow_with_expiry_and_refresh(emulator_factory: Callable[...
         cmp.exchange_code(app, redirect["code"][0], base_url=emu.base_url)
 
     refreshed: list[Any] = []
-    with make_client(
+    with cm_factory(
         emu, cmp.OAuthAuth.from_tokens(tokens), on_tokens_refreshed=refreshed.append
     ) as cm:
         assert cm.clients()[0].client_id == emu.client_id
@@ -163,7 +168,7 @@ def test_whole_oauth_flow_with_expiry_and_refresh(emulator_factory: Callable[...
         with pytest.raises(errors.TokenRevoked):
             cm.clients()
     with (
-        make_client(emu, cmp.OAuthAuth(tokens.access_token)) as cm,
+        cm_factory(emu, cmp.OAuthAuth(tokens.access_token)) as cm,
         pytest.raises(errors.TokenInvalid),
     ):
         cm.clients()  # the refresh retired the first access token
@@ -177,11 +182,13 @@ def test_standalone_refresh(emulator: Emulator) -> None:
 
 
 @pytest.mark.parametrize("headers", [True, False])
-def test_rate_limiting_is_survived(emulator: Emulator, headers: bool) -> None:
+def test_rate_limiting_is_survived(
+    cm_factory: Callable[..., Any], emulator: Emulator, headers: bool
+) -> None:
     emulator.set_rate_limit(3, window=30, headers=headers)
     lid = emulator.list_ids[0]
     policy = cmp.RetryPolicy(base_delay=10, max_delay=40, random=lambda: 1.0)
-    with make_client(emulator, retry=policy) as cm:
+    with cm_factory(emulator, retry=policy) as cm:
         for _ in range(5):
             assert cm.list_details(lid).list_id == lid
     assert [s for _, p, s in emulator.requests if p.endswith(f"{lid}.json")].count(429) >= 1
@@ -191,9 +198,9 @@ def test_rate_limiting_is_survived(emulator: Emulator, headers: bool) -> None:
         assert cm.sleeps[:2] == [10, 20]
 
 
-def test_rate_limit_answer_is_typed(emulator: Emulator) -> None:
+def test_rate_limit_answer_is_typed(cm_factory: Callable[..., Any], emulator: Emulator) -> None:
     emulator.set_rate_limit(1, window=60)
-    with make_client(emulator, retry=cmp.RetryPolicy(max_attempts=1)) as cm:
+    with cm_factory(emulator, retry=cmp.RetryPolicy(max_attempts=1)) as cm:
         cm.clients()
         with pytest.raises(errors.RateLimited) as info:
             cm.clients()
@@ -223,7 +230,9 @@ def test_retriable_faults_are_observed_and_recovered(
     assert len(cm.sleeps) == 2
 
 
-def test_each_fault_surfaces_as_its_typed_error(emulator: Emulator) -> None:
+def test_each_fault_surfaces_as_its_typed_error(
+    cm_factory: Callable[..., Any], emulator: Emulator
+) -> None:
     kinds = {
         "429": errors.RateLimited,
         "429-bare": errors.RateLimited,
@@ -232,7 +241,7 @@ def test_each_fault_surfaces_as_its_typed_error(emulator: Emulator) -> None:
         "drop": errors.TransportError,
         "truncate": errors.TransportError,
     }
-    with make_client(emulator, retry=cmp.RetryPolicy(max_attempts=1)) as cm:
+    with cm_factory(emulator, retry=cmp.RetryPolicy(max_attempts=1)) as cm:
         for kind, error in kinds.items():
             emulator.set_faults(f"{kind}:first=1")
             with pytest.raises(error):
@@ -240,19 +249,23 @@ def test_each_fault_surfaces_as_its_typed_error(emulator: Emulator) -> None:
             assert cm.clients()  # the next call is fine
 
 
-def test_slow_response_times_out_then_recovers(emulator: Emulator) -> None:
+def test_slow_response_times_out_then_recovers(
+    cm_factory: Callable[..., Any], emulator: Emulator
+) -> None:
     emulator.set_faults("slow:first=1,delay=0.5")
-    with make_client(emulator, timeout=(2.0, 0.2)) as cm:
+    with cm_factory(emulator, timeout=(2.0, 0.2)) as cm:
         assert cm.clients()[0].client_id == emulator.client_id
         assert len(cm.sleeps) == 1
 
 
-def test_expire_fault_is_refreshed_transparently(emulator: Emulator) -> None:
+def test_expire_fault_is_refreshed_transparently(
+    cm_factory: Callable[..., Any], emulator: Emulator
+) -> None:
     emulator.set_faults("expire:after=2")
     raw = emulator.issue_token(emulator.oauth_app.client_id)
     refreshed: list[Any] = []
     auth = cmp.OAuthAuth(raw["access_token"], raw["refresh_token"])
-    with make_client(emulator, auth, on_tokens_refreshed=refreshed.append) as cm:
+    with cm_factory(emulator, auth, on_tokens_refreshed=refreshed.append) as cm:
         for _ in range(5):
             assert cm.clients()
     assert len(refreshed) == 1
