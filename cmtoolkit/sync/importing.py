@@ -695,7 +695,7 @@ def apply_import(plan: ImportPlan, run_id: str, define_property: Any) -> None:
     targets = plan.targets
     if targets:
         columns = ", ".join(quote_ident(t.property) for t in targets)
-        # A new profile stores no value as NULL, as loaders do, not as an empty list.
+        # No value is stored as NULL, never [], as the loaders do.
         values = ", ".join(f"nullif(new_{t.alias}, [])" for t in targets)
         con.execute(
             f"""
@@ -703,7 +703,9 @@ def apply_import(plan: ImportPlan, run_id: str, define_property: Any) -> None:
             SELECT profile_id, {values}, now(), now() FROM imp_new WHERE is_new
             """
         )
-        sets = ", ".join(f"{quote_ident(t.property)} = n.new_{t.alias}" for t in targets)
+        sets = ", ".join(
+            f"{quote_ident(t.property)} = nullif(n.new_{t.alias}, [])" for t in targets
+        )
         con.execute(
             f"""
             UPDATE profiles SET {sets}, updated_at = now()
