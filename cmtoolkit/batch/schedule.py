@@ -1,0 +1,369 @@
+"""When connections run: cron evaluation (UTC), the crontab entry, and a foreground scheduler.
+
+``schedule`` in a connection file is a five-field cron expression in **UTC**
+(:mod:`cmtoolkit.connection.schedule` validates it). System cron reads entries in the machine's
+local time zone, so ``schedule install`` does not translate each expression into a crontab line:
+it installs **one** entry per workspace that runs ``cmtoolkit schedule run --once`` every minute,
+and that tick decides in UTC what is due. The entry sits between marker comments, so installing
+again replaces it (idempotent) and ``--remove`` takes it out, leaving the user's other lines alone.
+
+The scheduler runs due connections **one at a time**: a connection that falls due while another
+runs waits in a queue, and a connection already queued is not queued twice. Which fire times were
+handled is kept in ``<workspace>/.schedule/state.json``, and ticks hold an exclusive lock
+(``.schedule/tick.lock``), so overlapping ``--once`` ticks from cron queue behind each other and
+never run the same fire twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cmtoolkit.connection.schedule import _FIELDS, cron_problem
+from cmtoolkit.errors import ConfigurationError
+
+log = logging.getLogger("cmtoolkit.batch.schedule")
+
+_MACRO_EXPANSION = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+@dataclass(frozen=True)
+class Cron:
+    """A parsed cron expression; times are naive UTC or aware datetimes (compared in UTC)."""
+
+    expression: str
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]  # 0 = Sunday
+    days_any: bool
+    weekdays_any: bool
+
+    @classmethod
+    def parse(cls, expression: str) -> Cron:
+        problem = cron_problem(expression)
+        if problem:
+            raise ConfigurationError(f"schedule {expression!r}: {problem}")
+        text = _MACRO_EXPANSION.get(expression.strip().lower(), expression.strip())
+        parts = text.split()
+        sets = [
+            _expand(part, low, high, names)
+            for part, (_, low, high, names) in zip(parts, _FIELDS, strict=True)
+        ]
+        weekdays = frozenset(d % 7 for d in sets[4])
+        return cls(
+            expression,
+            frozenset(sets[0]),
+            frozenset(sets[1]),
+            frozenset(sets[2]),
+            frozenset(sets[3]),
+            weekdays,
+            parts[2].startswith("*"),
+            parts[4].startswith("*"),
+        )
+
+    def matches(self, when: datetime) -> bool:
+        when = _utc(when)
+        if when.minute not in self.minutes or when.hour not in self.hours:
+            return False
+        if when.month not in self.months:
+            return False
+        day_ok = when.day in self.days
+        weekday_ok = (when.isoweekday() % 7) in self.weekdays
+        # Vixie cron: when both day fields are restricted, either may match.
+        if self.days_any or self.weekdays_any:
+            return day_ok and weekday_ok
+        return day_ok or weekday_ok
+
+    def next_after(self, when: datetime) -> datetime:
+        """The first fire time strictly after ``when`` (naive UTC, whole minutes)."""
+        t = _utc(when).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        limit = t + timedelta(days=366 * 5)
+        while t < limit:
+            if t.month not in self.months:
+                t = (t.replace(day=1, hour=0, minute=0) + timedelta(days=32)).replace(day=1)
+                continue
+            if not self._day_ok(t):
+                t = t.replace(hour=0, minute=0) + timedelta(days=1)
+                continue
+            if t.hour not in self.hours:
+                t = t.replace(minute=0) + timedelta(hours=1)
+                continue
+            if t.minute not in self.minutes:
+                t += timedelta(minutes=1)
+                continue
+            return t
+        raise ConfigurationError(f"schedule {self.expression!r} never fires")
+
+    def fires_between(self, start: datetime, end: datetime) -> list[datetime]:
+        """Fire times in ``(start, end]``."""
+        out: list[datetime] = []
+        t = _utc(start)
+        end = _utc(end)
+        while True:
+            t = self.next_after(t)
+            if t > end:
+                return out
+            out.append(t)
+
+    def _day_ok(self, t: datetime) -> bool:
+        day_ok = t.day in self.days
+        weekday_ok = (t.isoweekday() % 7) in self.weekdays
+        if self.days_any or self.weekdays_any:
+            return day_ok and weekday_ok
+        return day_ok or weekday_ok
+
+
+def _expand(part: str, low: int, high: int, names: dict[str, int]) -> set[int]:
+    values: set[int] = set()
+    for item in part.split(","):
+        base, _, step_text = item.partition("/")
+        step = int(step_text) if step_text else 1
+        if base == "*":
+            start, stop = low, high
+        else:
+            bounds = [names.get(b.lower()) if names else None for b in base.split("-")]
+            nums = [
+                b if b is not None else int(raw)
+                for b, raw in zip(bounds, base.split("-"), strict=True)
+            ]
+            start = nums[0]
+            stop = nums[-1] if len(nums) == 2 else (high if step_text else nums[0])
+        values.update(range(start, stop + 1, step))
+    return values
+
+
+def _utc(when: datetime) -> datetime:
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return when
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# --- what is scheduled ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    connection: str
+    cron: Cron
+    next_run: datetime
+
+
+def scheduled_connections(workspace: Path, now: datetime | None = None) -> list[Scheduled]:
+    """Enabled connections with a schedule, soonest first."""
+    from cmtoolkit.connection.file import iter_connections
+
+    now = now or utcnow()
+    out = []
+    for conn in iter_connections(Path(workspace)):
+        if conn.enabled and conn.schedule:
+            cron = Cron.parse(conn.schedule)
+            out.append(Scheduled(conn.name, cron, cron.next_after(now)))
+    return sorted(out, key=lambda s: (s.next_run, s.connection))
+
+
+# --- crontab -------------------------------------------------------------------------------------
+
+BEGIN = "# >>> cmtoolkit schedule {workspace} >>>"
+END = "# <<< cmtoolkit schedule {workspace} <<<"
+
+
+def crontab_block(workspace: Path, executable: str | None = None) -> str:
+    """The managed block for ``workspace``: a per-minute UTC tick, logging into the workspace."""
+    ws = Path(workspace).resolve()
+    exe = executable or _cmtoolkit_executable()
+    log_file = ws / "reports" / "schedule.log"
+    command = (
+        f"{shlex.quote(exe)} schedule run --once --workspace {shlex.quote(str(ws))} "
+        f">> {shlex.quote(str(log_file))} 2>&1"
+    )
+    return "\n".join(
+        [
+            BEGIN.format(workspace=ws),
+            "# managed by `cmtoolkit schedule install`; remove with "
+            "`cmtoolkit schedule install --remove`",
+            "# every minute: run the connections whose UTC cron schedule is due, one at a time",
+            f"* * * * * {command}",
+            END.format(workspace=ws),
+        ]
+    )
+
+
+def merge_crontab(current: str, workspace: Path, block: str | None) -> str:
+    """``current`` with this workspace's managed block replaced (or removed when None)."""
+    ws = Path(workspace).resolve()
+    begin, end = BEGIN.format(workspace=ws), END.format(workspace=ws)
+    kept: list[str] = []
+    inside = False
+    for line in current.splitlines():
+        if line.strip() == begin:
+            inside = True
+            continue
+        if inside:
+            if line.strip() == end:
+                inside = False
+            continue
+        kept.append(line)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    if block:
+        kept.append(block)
+    return "\n".join(kept) + "\n" if kept else ""
+
+
+def read_crontab(path: Path | None) -> str:
+    if path is not None:
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+    done = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        if "no crontab" in done.stderr.lower():
+            return ""
+        raise ConfigurationError(f"crontab -l failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def write_crontab(text: str, path: Path | None) -> None:
+    if path is not None:
+        path.write_text(text, encoding="utf-8")
+        return
+    done = subprocess.run(["crontab", "-"], input=text, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ConfigurationError(f"crontab - failed: {done.stderr.strip()}")
+
+
+def _cmtoolkit_executable() -> str:
+    candidate = Path(sys.executable).with_name("cmtoolkit")
+    return str(candidate) if candidate.exists() else f"{sys.executable} -m cmtoolkit.cli"
+
+
+# --- the scheduler -------------------------------------------------------------------------------
+
+RunFunction = Callable[[str], Any]
+
+
+class Scheduler:
+    """Runs due connections of one workspace, one at a time, in a foreground loop.
+
+    ``run(connection_name)`` does one batch run (the CLI passes the papermill runner); ``clock``
+    returns naive UTC and ``sleep`` waits, both injectable so tests never sleep.
+    """
+
+    def __init__(
+        self,
+        workspace: Path,
+        run: RunFunction,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.workspace = Path(workspace)
+        self.run = run
+        self.clock = clock
+        self.sleep = sleep
+        self.queue: list[str] = []
+        self.ran: list[tuple[str, datetime]] = []
+        self.state_dir = self.workspace / ".schedule"
+
+    def tick(self) -> list[str]:
+        """Queue what fell due since it was last handled, then run the queue; returns who ran."""
+        ran: list[str] = []
+        with self._tick_lock():
+            self._enqueue_due()
+            while self.queue:
+                name = self.queue.pop(0)
+                log.info("scheduled run of %s", name)
+                try:
+                    self.run(name)
+                except Exception:  # one connection's failure must not stop the others
+                    log.exception("scheduled run of %s failed", name)
+                ran.append(name)
+                self.ran.append((name, self.clock()))
+                self._enqueue_due()  # what fell due meanwhile waits its turn
+        return ran
+
+    def loop(self, *, ticks: int | None = None, interval: float = 30.0) -> None:
+        n = 0
+        while ticks is None or n < ticks:
+            self.tick()
+            n += 1
+            if ticks is None or n < ticks:
+                self.sleep(interval)
+
+    def _enqueue_due(self) -> None:
+        now = self.clock()
+        state = self._read_state()
+        floor = now.replace(second=0, microsecond=0) - timedelta(seconds=1)
+        changed = False
+        for item in scheduled_connections(self.workspace, now):
+            last_raw = state.get(item.connection)
+            last = datetime.fromisoformat(last_raw) if last_raw else floor
+            fires = item.cron.fires_between(last, now)
+            if not fires:
+                continue
+            state[item.connection] = fires[-1].isoformat()  # missed fires coalesce into one run
+            changed = True
+            if item.connection not in self.queue:
+                self.queue.append(item.connection)
+        if changed:
+            self._write_state(state)
+
+    def _read_state(self) -> dict[str, str]:
+        path = self.state_dir / "state.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _write_state(self, state: dict[str, str]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_dir / "state.json.tmp"
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.state_dir / "state.json")
+
+    @contextmanager
+    def _tick_lock(self) -> Iterator[None]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.state_dir / "tick.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # an overlapping tick waits: the queue across ticks
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+__all__ = [
+    "Cron",
+    "Scheduled",
+    "Scheduler",
+    "crontab_block",
+    "merge_crontab",
+    "read_crontab",
+    "scheduled_connections",
+    "write_crontab",
+]
