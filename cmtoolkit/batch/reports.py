@@ -99,8 +99,6 @@ def add_header(nb: Any, summary: ReportSummary) -> Any:
     """Put the run's outcome first: a banner for a failure, a status line otherwise."""
     nb.cells.insert(0, nbformat.v4.new_markdown_cell(header_markdown(summary)))
     nb.cells[0].metadata["tags"] = [HEADER_TAG]
-    nb.cells[0].pop("id", None)
-    nbformat.validator.normalize(nb)
     return nb
 
 
@@ -220,7 +218,7 @@ def index_rows(workspace: Any, limit: int = 1000) -> list[dict[str, Any]]:
                 "goal": r.goal + (" (full)" if r.full else ""),
                 "state": r.state,
                 "counts": r.counts,
-                "duration_s": r.duration_s,
+                "duration_s": s.duration_s if s else r.duration_s,
                 "error": r.error,
                 "run_id": r.run_id,
                 "html": s.html if s else None,

@@ -1,0 +1,269 @@
+"""``cmtoolkit run``: papermill-executed goal notebooks, exit codes, reports, the index, locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from cmtoolkit.batch.runner import run_connection
+from cmtoolkit.cli import main
+from cmtoolkit.errors import RunInProgress
+from cmtoolkit.sync.locking import RunLock
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def cli(*args: str) -> int:
+    return main(list(args))
+
+
+def goal_folder(tmp_path: Path, name: str = "sync_goal") -> Path:
+    """A notebooks folder laid out like notebooks/ with a tiny notebook as every goal's."""
+    folder = tmp_path / f"nb-{name}"
+    folder.mkdir(exist_ok=True)
+    for target in ("02_import.ipynb", "03_export.ipynb"):
+        shutil.copy(NOTEBOOKS / f"{name}.ipynb", folder / target)
+    return folder
+
+
+def only_report(ws: Any, suffix: str) -> Path:
+    (path,) = sorted((ws.reports_dir / "news").glob(f"*{suffix}"))
+    return path
+
+
+def test_a_finished_run_exits_0_with_a_clean_report_and_index(make_workspace, tmp_path, capsys):
+    ws = make_workspace()
+    code = cli(
+        "run", "news", "--goal", "import", "--workspace", str(ws.path),
+        "--notebooks", str(goal_folder(tmp_path)), "--json",
+    )  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["ok"], out
+    (run,) = out["runs"]
+    assert run["state"] == "FINISHED" and run["counts"]["CREATED"] > 100 and run["run_id"]
+    assert Path(run["html"]).name.endswith("_import.html")
+    assert Path(run["html"]).parent == ws.reports_dir / "news"
+
+    nb = nbformat.read(only_report(ws, ".ipynb"), as_version=4)
+    assert "papermill" not in nb.metadata and "widgets" not in nb.metadata
+    assert all("papermill" not in c.metadata for c in nb.cells)
+    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    assert "Run FINISHED" in nb.cells[0].source and "CREATED" in nb.cells[0].source
+
+    page = only_report(ws, ".html").read_text()
+    assert "Run FINISHED" in page and "CREATED" in page
+    assert "Workspace(workspace)" not in page, "code input is not rendered"
+    assert "injected-parameters" not in page and str(ws.path) not in page
+    assert "widget-state" not in page
+
+    index = (ws.reports_dir / "index.html").read_text()
+    assert "FINISHED" in index and "CREATED" in index
+    assert f'href="news/{Path(run["html"]).name}"' in index
+
+
+def test_a_failing_notebook_exits_1_and_its_report_leads_with_the_error(
+    make_workspace, notebooks, capsys
+):
+    ws = make_workspace()
+    result = run_connection(ws.path, "news", "import", notebooks=notebooks("fails"))
+    assert not result.ok
+    (g,) = result.goals
+    assert g.state == "FAILED" and "this notebook always fails" in g.error
+    nb = nbformat.read(only_report(ws, ".ipynb"), as_version=4)
+    assert "Run FAILED" in nb.cells[0].source and "always fails" in nb.cells[0].source
+    assert not any("papermill-error" in c.source for c in nb.cells[1:] if c.cell_type == "markdown")
+    page = only_report(ws, ".html").read_text()
+    assert page.index("Run FAILED") < page.index("Traceback")
+    history = ws.connection("news").history()
+    assert history[0].state == "FAILED" and history[0].run_id == g.run_id
+
+
+def test_a_broken_mapping_fails_the_run_with_the_engines_message(
+    make_workspace, batch_env, notebooks
+):
+    export = {
+        "segment": "everyone",
+        "lists": [batch_env.list_ids[0]],
+        "match_property": "email",
+        "mappings": [{"value": "profile_id", "field": "no such field"}],
+    }
+    ws = make_workspace(export=export)
+    ws.segments_path.write_text("everyone:\n  property: email\n  exists: true\n")
+    result = run_connection(ws.path, "news", "export", notebooks=notebooks())
+    (g,) = result.goals
+    assert not result.ok and g.state == "FAILED"
+    assert "no custom field 'no such field'" in g.error
+    assert "fix the export mapping" in only_report(ws, ".html").read_text()
+    assert ws.connection("news").history()[0].state == "FAILED"
+
+
+def test_all_stops_at_the_first_failed_goal(make_workspace, batch_env, notebooks):
+    export = {
+        "segment": "everyone",
+        "lists": [batch_env.list_ids[0]],
+        "match_property": "email",
+        "mappings": [{"value": "profile_id", "field": "no such field"}],
+    }
+    ws = make_workspace(
+        export=export, targeting={"lists": [batch_env.list_ids[0]], "segments": ["everyone"]}
+    )
+    ws.segments_path.write_text("everyone:\n  property: email\n  exists: true\n")
+    result = run_connection(ws.path, "news", "all", notebooks=notebooks())
+    assert [(g.goal, g.state) for g in result.goals] == [
+        ("import", "FINISHED"),
+        ("export", "FAILED"),
+    ]
+
+
+@pytest.mark.slow
+def test_server_errors_past_the_retries_fail_the_run(make_workspace, batch_env, tmp_path, capsys):
+    ws = make_workspace()
+    batch_env.set_faults("500")
+    code = cli(
+        "run", "news", "--goal", "import", "--workspace", str(ws.path),
+        "--notebooks", str(goal_folder(tmp_path)),
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "import of news: FAILED" in out and "500" in out
+    assert "Run FAILED" in only_report(ws, ".html").read_text()
+
+
+def test_a_revoked_token_fails_the_run_and_says_to_reconnect(make_workspace, batch_env, notebooks):
+    from cmtoolkit.credentials import CredentialStore, OAuthCredential
+    from cmtoolkit.secret import Secret
+
+    tokens = batch_env.issue_token()
+    CredentialStore(os.environ["CMTOOLKIT_CREDENTIALS"]).put(
+        "team",
+        OAuthCredential(Secret(tokens["access_token"]), Secret(tokens["refresh_token"])),
+    )
+    batch_env.revoke(tokens["access_token"])
+    ws = make_workspace(campaign_monitor={"credential": "team", "client_id": batch_env.client_id})
+    result = run_connection(ws.path, "news", "import", notebooks=notebooks())
+    (g,) = result.goals
+    assert g.state == "FAILED" and "revoked" in g.error.lower()
+    assert "auth login" in g.error
+    for path in (ws.path / "reports").rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert tokens["access_token"] not in text and tokens["refresh_token"] not in text
+
+
+def test_a_second_run_of_the_same_connection_is_refused(make_workspace, notebooks, capsys):
+    ws = make_workspace()
+    with RunLock(ws.path, "news"):  # another `cmtoolkit run` or `sync` of news holds it
+        with pytest.raises(RunInProgress, match="already running"):
+            run_connection(ws.path, "news", "import", notebooks=notebooks())
+        code = cli("run", "news", "--workspace", str(ws.path))
+    err = capsys.readouterr().err
+    assert code == 2 and "connection 'news' is already running" in err
+    assert f"process {os.getpid()}" in err
+    assert not (ws.reports_dir / "news").exists()
+
+
+def test_a_kernel_with_the_workspace_open_does_not_block_a_batch_run(make_workspace, notebooks):
+    from jupyter_client.manager import start_new_kernel
+
+    ws = make_workspace()
+    km, kc = start_new_kernel(kernel_name="cmtoolkit")
+    try:
+        reply = kc.execute_interactive(
+            "from cmtoolkit import Workspace\n"
+            f"ws = Workspace({str(ws.path)!r})\n"
+            "stats = ws.store.stats()\n"
+            "runner = ws.connection('news')\n"
+            "history = runner.history()",
+            timeout=60,
+        )
+        assert reply["content"]["status"] == "ok"
+        t0 = time.monotonic()
+        result = run_connection(ws.path, "news", "import", notebooks=notebooks())
+        assert result.ok and time.monotonic() - t0 < 30
+        reply = kc.execute_interactive("assert len(runner.history()) == 1", timeout=60)
+        assert reply["content"]["status"] == "ok"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+    con.close()
+    """
+)
+
+
+def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def test_a_store_held_past_the_lock_timeout_gives_a_clear_error(
+    make_workspace, tmp_path, monkeypatch, capsys
+):
+    ws = make_workspace()
+    monkeypatch.setenv("CMTOOLKIT_LOCK_TIMEOUT", "2")
+    holder = _hold(ws.database_path, 60)
+    try:
+        t0 = time.monotonic()
+        code = cli(
+            "run", "news", "--goal", "import", "--workspace", str(ws.path),
+            "--notebooks", str(goal_folder(tmp_path)),
+        )  # fmt: skip
+        waited = time.monotonic() - t0
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert code == 2 and 1.9 <= waited < 30
+    assert f"locked by process {holder.pid}" in err and "stayed locked for 2 s" in err
+    assert "CMTOOLKIT_LOCK_TIMEOUT" in err
+
+
+def test_a_store_held_briefly_is_waited_for(make_workspace, notebooks, monkeypatch):
+    ws = make_workspace()
+    monkeypatch.setenv("CMTOOLKIT_LOCK_TIMEOUT", "60")
+    holder = _hold(ws.database_path, 1.5)
+    t0 = time.monotonic()
+    result = run_connection(ws.path, "news", "import", notebooks=notebooks())
+    holder.wait()
+    assert result.ok and time.monotonic() - t0 >= 1.0
+
+
+def test_dry_run_reports_a_preview_and_writes_nothing(make_workspace, notebooks):
+    ws = make_workspace()
+    before = ws.store.stats()
+    result = run_connection(ws.path, "news", "import", dry_run=True, notebooks=notebooks("leaky"))
+    (g,) = result.goals
+    assert result.ok and g.state == "PREVIEW" and g.counts["CREATED"] > 100
+    assert ws.store.stats() == before and ws.connection("news").history() == []
+    assert "dry run" in (ws.reports_dir / "index.html").read_text()
+
+
+def test_the_builtin_goal_notebook_runs_when_no_notebooks_folder_has_it(
+    make_workspace, monkeypatch, tmp_path
+):
+    ws = make_workspace()
+    monkeypatch.setenv("CMTOOLKIT_NOTEBOOKS", str(tmp_path / "none"))
+    result = run_connection(ws.path, "news", "import")
+    (g,) = result.goals
+    assert result.ok and g.notebook == "goal.ipynb" and g.counts["CREATED"] > 100
+    assert "import run: FINISHED" in only_report(ws, ".html").read_text()
