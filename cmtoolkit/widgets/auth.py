@@ -214,6 +214,9 @@ class AuthPanel(View):
         except CmToolkitError as exc:
             self.show_error(f"API key not saved: {exc}")
             return
+        except Exception as exc:  # the type only: a message could quote the key
+            self.show_error(f"API key not saved: unexpected {type(exc).__name__}")
+            return
         self.show_info(f"API key saved as credential {name!r} in {self.store.path}")
         self._use_credential(name)
 
@@ -262,6 +265,11 @@ class AuthPanel(View):
         except CmToolkitError as exc:
             self.link.value = ""
             self.show_error(f"not connected: {exc}")
+            return
+        except Exception as exc:  # in a thread: say so instead of dying unseen (type only)
+            log.exception("the OAuth flow failed")
+            self.link.value = ""
+            self.show_error(f"not connected: unexpected {type(exc).__name__}; see the log")
             return
         self.link.value = ""
         self.show_info(f"connected: OAuth tokens saved as credential {name!r}")

@@ -181,13 +181,23 @@ def run_step(
     results = []
     for g in goals:
         result = editor.preview(g, full=full) if dry_run else editor.sync(g, full=full)
-        show(result_html(result))
+        publish(result)
         results.append(result)
         if not result.ok:
             raise RunError(
                 f"{g} run {result.run_id} of {editor.model.name!r} failed: {result.error}"
             )
     return results
+
+
+def publish(result: Any) -> None:
+    """The result as HTML, plus the machine-readable copy ``cmtoolkit run`` reads back."""
+    import json
+
+    from cmtoolkit.batch.runner import RESULT_MIME
+
+    data = json.loads(json.dumps(result.to_dict(), default=str))
+    display({"text/html": result_html(result), RESULT_MIME: data}, raw=True)
 
 
 def history_step(editor: ConnectionEditor, interactive: bool, goal: str = "all") -> Any:
