@@ -231,7 +231,7 @@ def deliver(settings: AlertSettings, payload: dict[str, Any], *, timeout: float 
             done = subprocess.run(
                 settings.command,
                 shell=True,
-                input=body,
+                input=body + b"\n",
                 capture_output=True,
                 timeout=timeout * 6,
                 check=False,

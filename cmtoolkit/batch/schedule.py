@@ -318,18 +318,18 @@ class Scheduler:
         now = self.clock()
         state = self._read_state()
         floor = now.replace(second=0, microsecond=0) - timedelta(seconds=1)
-        changed = False
+        due: list[tuple[datetime, str]] = []
         for item in scheduled_connections(self.workspace, now):
             last_raw = state.get(item.connection)
             last = datetime.fromisoformat(last_raw) if last_raw else floor
             fires = item.cron.fires_between(last, now)
-            if not fires:
-                continue
-            state[item.connection] = fires[-1].isoformat()  # missed fires coalesce into one run
-            changed = True
-            if item.connection not in self.queue:
-                self.queue.append(item.connection)
-        if changed:
+            if fires:
+                state[item.connection] = fires[-1].isoformat()  # missed fires: one run
+                due.append((fires[0], item.connection))
+        for _, name in sorted(due):  # earliest fire first, then by name
+            if name not in self.queue:
+                self.queue.append(name)
+        if due:
             self._write_state(state)
 
     def _read_state(self) -> dict[str, str]:
