@@ -103,6 +103,22 @@ def auth_step(editor: ConnectionEditor, interactive: bool, **kwargs: Any) -> Any
     )
 
 
+def check_connection(editor: ConnectionEditor) -> None:
+    """Batch: fail when the credential or the client does not work (nothing else can run)."""
+    status = editor.status()
+    broken = [p for p in status.errors if p.key.startswith("campaign_monitor")]
+    if broken:
+        raise ConfigurationError(
+            f"connection {editor.model.name!r} cannot reach Campaign Monitor: "
+            + "; ".join(str(p) for p in broken)
+        )
+
+
+def run_panel(editor: ConnectionEditor) -> Any:
+    """Interactive: run or dry-run any configured goal."""
+    return show(RunPanel(editor, editor.model.goals or ("import",)))
+
+
 def lists_table(editor: ConnectionEditor) -> str:
     rows = [(x.name, x.list_id, editor.subscriber_count(x.list_id)) for x in editor.lists()]
     return table(["list", "id", "active subscribers"], [(n, i, f"{c or 0:,}") for n, i, c in rows])
