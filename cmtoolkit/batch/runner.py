@@ -175,7 +175,7 @@ def _run_goal(
     with tempfile.TemporaryDirectory(prefix="cmtoolkit-run-") as tmp:
         out = Path(tmp) / "executed.ipynb"  # papermill saves as it goes: keep it private
         try:
-            with _environ(child_env):
+            with _environ(child_env), _redacted_logging(secrets):
                 pm.execute_notebook(
                     str(notebook),
                     str(out),
@@ -372,6 +372,35 @@ def _environ(extra: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+class _RedactFilter(logging.Filter):
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            record.msg, record.args = redact(message, self.secrets), None
+        return True
+
+
+@contextmanager
+def _redacted_logging(secrets: list[str]) -> Iterator[None]:
+    """nbclient logs every kernel message at DEBUG: keep the credential out of those lines."""
+    if not secrets:
+        yield
+        return
+    handlers = list(logging.getLogger().handlers)
+    flt = _RedactFilter(secrets)
+    for h in handlers:
+        h.addFilter(flt)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(flt)
 
 
 def _now() -> datetime:
