@@ -1,0 +1,44 @@
+"""``cmtoolkit run`` with the analyst notebooks of notebooks/ (02_import, 03_export)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cmtoolkit.batch.runner import default_notebooks_dir, run_connection
+
+
+@pytest.fixture(autouse=True)
+def _real_notebooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CMTOOLKIT_NOTEBOOKS", raising=False)
+    if not (default_notebooks_dir() / "02_import.ipynb").exists():
+        pytest.skip("notebooks/02_import.ipynb is not there")
+
+
+def test_run_all_through_the_analyst_notebooks(make_workspace, batch_env):
+    targeting = {"lists": [batch_env.list_ids[0]], "segments": ["everyone"], "field": "Segments"}
+    ws = make_workspace(targeting=targeting)
+    ws.segments_path.write_text("everyone:\n  property: email\n  exists: true\n")
+    result = run_connection(ws.path, "news", "all")
+    assert [(g.goal, g.state, g.notebook) for g in result.goals] == [
+        ("import", "FINISHED", "02_import.ipynb"),
+        ("targeting", "FINISHED", "03_export.ipynb"),
+    ], [g.error for g in result.goals]
+    imported, targeted = result.goals
+    assert imported.counts["CREATED"] > 100 and imported.run_id
+    assert sum(targeted.counts.values()) > 0
+    for g in result.goals:
+        page = (ws.reports_dir / g.html).read_text()
+        assert "Run FINISHED" in page and "injected-parameters" not in page
+        assert "open_editor" not in page  # no code input
+    runs = ws.connection("news").history()
+    assert {r.run_id for r in runs} == {g.run_id for g in result.goals}
+
+
+def test_a_failing_goal_in_the_analyst_notebook_exits_non_zero(make_workspace, monkeypatch):
+    ws = make_workspace()
+    monkeypatch.setenv("CMTOOLKIT_BATCH_TEST_KEY", "not-the-api-key")
+    result = run_connection(ws.path, "news", "import")
+    (g,) = result.goals
+    assert not result.ok and g.state == "FAILED" and g.error
+    page = (ws.reports_dir / g.html).read_text()
+    assert page.index("Run FAILED") < page.index(g.error[:20].replace("'", "&#x27;"))
