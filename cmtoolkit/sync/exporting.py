@@ -7,11 +7,12 @@ Three phases, so the store's write lock is never held while Campaign Monitor is 
    and checked against its field type, the exact JSON payload of each row, its hash and the delta
    against ``export_state`` are set-based SQL, one statement per list. The plan is extracted as
    Arrow and the connection closed. Preview stops here.
-2. **Send**: rows go out through ``import_batch`` (≤1000 per request). As soon as a request is
-   acknowledged, a :class:`StateWriter` thread records the accepted rows' hashes in
-   ``export_state`` in its own short transaction (while the next request is in flight), so an
-   interrupted export resumes where it stopped. Leavers are unsubscribed/deleted one call each
-   (Campaign Monitor has no bulk unsubscribe) and their state rows dropped the same way.
+2. **Send**: rows go out through ``import_batch`` (≤1000 per request). Acknowledged rows' hashes
+   are recorded in ``export_state`` by a :class:`StateWriter` thread within seconds, in short
+   transactions that overlap the next requests, so an interrupted export resumes where it
+   stopped (rows acknowledged in its last seconds are sent once more). Leavers are
+   unsubscribed/deleted one call each (Campaign Monitor has no bulk unsubscribe) and their state
+   rows dropped the same way.
 3. **Finish** (one short write transaction): the ledger rows and ``FINISHED``.
 
 Decisions not spelled out in DESIGN §6, made here:
@@ -31,9 +32,10 @@ Decisions not spelled out in DESIGN §6, made here:
 - The email is the first value of ``match_property``, trimmed; it must match Campaign Monitor's
   rule (one ``@``, a dot in the domain, no spaces). Two candidates with the same email (any case)
   on one list: the first by profile id is sent, the others are ``INVALID``.
-- A row's hash covers its exact payload plus ``Resubscribe``, so changing a mapping, the consent
-  setting or ``resubscribe`` resends everything once. ``REJECTED`` rows record no hash and are
-  retried by the next run (Campaign Monitor may accept them later); ``INVALID`` and
+- A row's hash covers what its payload is made of (email, values, the list's field types, the
+  mappings, ``ConsentToTrack`` and ``Resubscribe``), so changing any of them resends everything
+  once; the JSON itself is built only for rows that will be sent. ``REJECTED`` rows record no
+  hash and are retried by the next run (Campaign Monitor may accept them later); ``INVALID`` and
   ``CONSENT_MISMATCH`` rows leave an existing state row alone unless the profile lost consent.
 - Leavers are the ``export_state`` rows of this connection and list whose profile is no longer an
   eligible candidate (left the segment, or lost consent). ``keep`` only drops the state row, and
@@ -47,9 +49,11 @@ Decisions not spelled out in DESIGN §6, made here:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -438,32 +442,45 @@ def _plan_list(
         "json_merge_patch('{}', json_object('EmailAddress', email, 'Name', "
         f"{name}, 'MobileNumber', {mobile}, 'CustomFields', {cf}, 'ConsentToTrack', $consent))"
     )
+    # The hash covers what the payload is made of (the values, the email, the list's field types
+    # and the goal's settings), so only rows that will be sent pay for building their JSON.
+    params["fingerprint"] = hashlib.md5(
+        orjson.dumps(
+            [
+                sorted((k, t.data_type, t.options) for k, t in types.items()),
+                [(v.kind, v.field, v.property) for v in spec.values],
+            ]
+        )
+    ).hexdigest()
+    hashed = "".join(f", array_to_string(v{i}, chr(31))" for i in range(len(spec.values)))
     con.execute(
         f"""
         INSERT INTO exp_plan
-        SELECT $list_id, c.profile_id, c.email,
-               CASE WHEN NOT c.consented THEN 'CONSENT_MISMATCH'
-                    WHEN c.err IS NOT NULL THEN 'INVALID'
-                    WHEN NOT $full AND s.hash = c.hash THEN 'UNCHANGED' END,
-               CASE WHEN NOT c.consented
-                    THEN 'profile has not consented to any of: '
-                         || array_to_string($objectives, ', ')
-                    WHEN c.err IS NOT NULL THEN c.err
-                    WHEN NOT $full AND s.hash = c.hash THEN 'not changed since the last run'
-               END,
-               c.hash, c.payload,
-               CASE WHEN c.consented AND c.err IS NULL AND ($full OR s.hash IS DISTINCT FROM c.hash)
-                    THEN 'send' END
+        SELECT $list_id, c.profile_id, c.email, c.outcome, c.reason, c.hash,
+               CASE WHEN c.action = 'send' THEN {payload}::VARCHAR END, c.action
         FROM (
-            SELECT *, md5(payload || $resubscribe) AS hash FROM (
-                SELECT profile_id, email, consented, err,
-                       CASE WHEN consented AND err IS NULL THEN {payload}::VARCHAR END AS payload
+            SELECT c.*,
+                   CASE WHEN NOT c.consented THEN 'CONSENT_MISMATCH'
+                        WHEN c.err IS NOT NULL THEN 'INVALID'
+                        WHEN NOT $full AND s.hash = c.hash THEN 'UNCHANGED' END AS outcome,
+                   CASE WHEN NOT c.consented
+                        THEN 'profile has not consented to any of: '
+                             || array_to_string($objectives, ', ')
+                        WHEN c.err IS NOT NULL THEN c.err
+                        WHEN NOT $full AND s.hash = c.hash THEN 'not changed since the last run'
+                   END AS reason,
+                   CASE WHEN c.consented AND c.err IS NULL
+                             AND ($full OR s.hash IS DISTINCT FROM c.hash)
+                        THEN 'send' END AS action
+            FROM (
+                SELECT *, md5(concat_ws(chr(30), $fingerprint, $resubscribe, $consent, email
+                                        {hashed})) AS hash
                 FROM (SELECT *, coalesce({email_err}, {", ".join(errs) or "NULL"}) AS err
                       FROM exp_cand)
-            )
+            ) c
+            LEFT JOIN export_state s ON s.connection = $connection AND s.goal = $goal
+                  AND s.list_id = $list_id AND s.profile_id = c.profile_id
         ) c
-        LEFT JOIN export_state s ON s.connection = $connection AND s.goal = $goal
-              AND s.list_id = $list_id AND s.profile_id = c.profile_id
         """,
         {**params, "objectives": list(spec.objectives)},
     )
@@ -552,16 +569,28 @@ def count_outcomes(rows: pl.DataFrame) -> dict[str, int]:
 
 
 class StateWriter:
-    """Records acknowledged rows in ``export_state`` from a thread, one short transaction each.
+    """Records acknowledged rows in ``export_state`` from a thread, in short transactions.
 
-    Acknowledgements that queue up while a write runs are written together; the store is never
-    held between writes, and a send never waits for a write unless ``max_pending`` are queued.
+    Opening and closing the store costs far more than the write itself, so acknowledgements are
+    gathered for up to ``interval`` seconds and written together: a crash loses at most that
+    much progress (those rows are simply sent again, which the import endpoint treats as an
+    update). The store is never held between writes; a send waits for a write only when
+    ``max_pending`` acknowledgements are queued.
     """
 
-    def __init__(self, store: Any, connection: str, goal: str, max_pending: int = 8) -> None:
+    def __init__(
+        self,
+        store: Any,
+        connection: str,
+        goal: str,
+        *,
+        interval: float = 2.0,
+        max_pending: int = 256,
+    ) -> None:
         self._store = store
         self._connection = connection
         self._goal = goal
+        self._interval = interval
         self._queue: queue.Queue[pa.Table | None] = queue.Queue(max_pending)
         self._error: BaseException | None = None
         self.writes = 0
@@ -588,12 +617,13 @@ class StateWriter:
         done = False
         while not done:
             items = [self._queue.get()]
-            while True:
+            deadline = time.monotonic() + self._interval
+            while items[-1] is not None:
                 try:
-                    items.append(self._queue.get_nowait())
+                    items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
-            done = items[-1] is None or None in items
+            done = items[-1] is None
             tables = [t for t in items if t is not None]
             if not tables or self._error is not None:
                 continue
