@@ -6,7 +6,9 @@
    subscribers), viewed interactions, the sample segments;
 3. writes ``connections/demo.yaml`` with the goals this toolkit has, the credential referenced as
    ``env:CMTOOLKIT_DEMO_API_KEY`` (set for this process only: no secret is written anywhere);
-4. checks the connection's status, previews and runs every goal, and prints what happened.
+4. checks the connection's status, then runs the batch job (``cmtoolkit run demo --goal all``:
+   every goal's notebook executed by papermill into an HTML report), stops the emulator and
+   prints where the reports and the index are.
 
 Run it twice: the second run finds nothing changed (delta), which is the point of a sync.
 """
@@ -54,9 +56,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         ws = build_workspace(ws_path, args.profiles, args.seed)
         write_connection(ws, emu.client_id, emu.list_ids)
-        return run_goals(ws)
+        check_status(ws)
+        result = run_batch(ws)
     finally:
         emu.stop()
+    say("emulator stopped")
+    for g in result.goals:
+        say(f"{g.goal} report: {ws.reports_dir / g.html}")
+    say(f"index: {result.index}")
+    say(f"history: cmtoolkit history demo --workspace {ws.path}")
+    return 0 if result.ok else 1
 
 
 def say(line: str) -> None:
@@ -109,6 +118,21 @@ def write_connection(ws: Any, client_id: str, list_ids: list[str]) -> Path:
                     {"field": "tier", "property": "cm_tier", "rule": "set"},
                 ],
             },
+            "export": {
+                "segment": "newsletter_optin",
+                "lists": [list_ids[2]],
+                "match_property": "email",
+                "consent_to_track": "Unchanged",
+                "mappings": [
+                    {"value": "property", "property": "full_name", "field": "Name"},
+                    {"value": "property", "property": "points", "field": "loyalty points"},
+                ],
+            },
+            "targeting": {
+                "lists": [newsletter],
+                "field": "Segments",
+                "segments": ["vip", "churn_risk"],
+            },
         },
         default_name="demo",
     )
@@ -117,7 +141,7 @@ def write_connection(ws: Any, client_id: str, list_ids: list[str]) -> Path:
     return path
 
 
-def run_goals(ws: Any) -> int:
+def check_status(ws: Any) -> None:
     from cmtoolkit.sync.engine import configured_goals
 
     runner = ws.connection("demo")
@@ -125,24 +149,24 @@ def run_goals(ws: Any) -> int:
     say(
         "status: "
         + ", ".join(
-            f"{g} {'ready' if getattr(status, f'{g}_ready') else 'NOT ready'}"
+            f"{g} {'ready' if getattr(status, f'{g}_ready', True) else 'NOT ready'}"
             for g in configured_goals(runner.model)
         )
     )
     for problem in status.errors:
         say(f"  error: {problem}")
-    ok = True
-    for goal in configured_goals(runner.model):
-        dry = runner.preview(goal)
-        say(f"{goal} preview: {_counts(dry.counts)}")
-        result = runner.sync(goal)
-        say(
-            f"{goal} run {result.run_id}: {result.state} in {result.duration_s:.1f} s — "
-            f"{_counts(result.counts)}"
-        )
-        ok = ok and result.ok
-    say(f"history: cmtoolkit history demo --workspace {ws.path}")
-    return 0 if ok else 1
+
+
+def run_batch(ws: Any) -> Any:
+    """``cmtoolkit run demo --goal all``, in-process: notebooks, reports, index."""
+    from cmtoolkit.batch.runner import run_connection
+
+    say("running `cmtoolkit run demo --goal all` (papermill, kernel cmtoolkit)")
+    result = run_connection(ws.path, "demo", "all")
+    for g in result.goals:
+        tail = f": {g.error}" if g.error else ""
+        say(f"{g.goal}: {g.state} in {g.duration_s:.1f} s — {_counts(g.counts)}{tail}")
+    return result
 
 
 def _counts(counts: dict[str, int]) -> str:
