@@ -51,11 +51,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -568,6 +570,82 @@ def count_outcomes(rows: pl.DataFrame) -> dict[str, int]:
 # --- send ----------------------------------------------------------------------------------------
 
 
+class AckJournal:
+    """Acknowledged rows, appended and fsynced the moment Campaign Monitor accepts a batch.
+
+    The store is updated from it in the background (:class:`StateWriter`), every few seconds; the
+    journal is what makes "recorded as soon as accepted" true even for a process killed between
+    two store writes: the next run folds what it holds into ``export_state`` before planning, and
+    a preview reads it as if it had been folded. One line of JSON per acknowledged batch; a line
+    cut by a crash is ignored (its batch was not acknowledged to us either).
+    """
+
+    COLUMNS = ("list_id", "profile_id", "email", "hash", "action")
+
+    def __init__(self, workspace: Path, connection: str, goal: str) -> None:
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in connection)
+        self.path = Path(workspace) / ".journal" / f"{slug}.{goal}.jsonl"
+        self._file: Any = None
+
+    def append(self, rows: pa.Table) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "ab")  # noqa: SIM115 - held open for the whole send
+        self._file.write(orjson.dumps({c: rows.column(c).to_pylist() for c in self.COLUMNS}))
+        self._file.write(b"\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def read(self) -> pa.Table | None:
+        """Every complete line as one table, or None when there is no journal."""
+        if not self.path.exists():
+            return None
+        parts = []
+        for line in self.path.read_bytes().split(b"\n"):
+            try:
+                parts.append(
+                    pl.DataFrame(orjson.loads(line), schema=dict.fromkeys(self.COLUMNS, pl.Utf8))
+                )
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                continue  # an empty or cut line
+        if not parts:
+            return None
+        return pl.concat(parts).to_arrow()
+
+    def close(self, *, remove: bool) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if remove:
+            self.path.unlink(missing_ok=True)
+
+
+def write_state(
+    con: duckdb.DuckDBPyConnection, connection: str, goal: str, acked: pa.Table
+) -> None:
+    """Fold acknowledged rows into ``export_state`` (idempotent: the latest hash wins)."""
+    params = {"connection": connection, "goal": goal}
+    con.register("exp_acked", acked)
+    con.execute(
+        """
+        DELETE FROM export_state WHERE connection = $connection AND goal = $goal
+          AND (list_id, profile_id) IN (
+              SELECT (list_id, profile_id) FROM exp_acked WHERE action <> 'send')
+        """,
+        params,
+    )
+    con.execute(
+        """
+        INSERT OR REPLACE INTO export_state
+            (connection, goal, list_id, profile_id, email, hash, exported_at)
+        SELECT $connection, $goal, list_id, profile_id, last(email), last(hash), now()
+        FROM exp_acked WHERE action = 'send' GROUP BY list_id, profile_id
+        """,
+        params,
+    )
+    con.unregister("exp_acked")
+
+
 class StateWriter:
     """Records acknowledged rows in ``export_state`` from a thread, in short transactions.
 
@@ -583,6 +661,7 @@ class StateWriter:
         store: Any,
         connection: str,
         goal: str,
+        journal: AckJournal,
         *,
         interval: float = 2.0,
         max_pending: int = 256,
@@ -590,6 +669,7 @@ class StateWriter:
         self._store = store
         self._connection = connection
         self._goal = goal
+        self._journal = journal
         self._interval = interval
         self._queue: queue.Queue[pa.Table | None] = queue.Queue(max_pending)
         self._error: BaseException | None = None
@@ -602,14 +682,18 @@ class StateWriter:
         if self._error is not None:
             raise self._error
         if rows.height:
-            self._queue.put(
-                rows.select("list_id", "profile_id", "email", "hash", "action").to_arrow()
-            )
+            acked = rows.select(*AckJournal.COLUMNS).to_arrow()
+            self._journal.append(acked)
+            self._queue.put(acked)
 
     def close(self) -> None:
-        """Write everything queued and stop; re-raises a write's error."""
+        """Write everything queued and stop; re-raises a write's error.
+
+        The journal is removed only once the store holds everything it recorded.
+        """
         self._queue.put(None)
         self._thread.join()
+        self._journal.close(remove=self._error is None)
         if self._error is not None:
             raise self._error
 
@@ -633,28 +717,8 @@ class StateWriter:
                 self._error = exc
 
     def _write(self, acked: pa.Table) -> None:
-        params = {"connection": self._connection, "goal": self._goal}
         with self._store.transaction() as con:
-            con.register("exp_acked", acked)
-            con.execute(
-                """
-                DELETE FROM export_state WHERE connection = $connection AND goal = $goal
-                  AND (list_id, profile_id) IN (
-                      SELECT (list_id, profile_id) FROM exp_acked WHERE action <> 'send')
-                """,
-                params,
-            )
-            con.execute(
-                """
-                INSERT OR REPLACE INTO export_state
-                    (connection, goal, list_id, profile_id, email, hash, exported_at)
-                SELECT $connection, $goal, list_id, profile_id, any_value(email),
-                       any_value(hash), now()
-                FROM exp_acked WHERE action = 'send' GROUP BY list_id, profile_id
-                """,
-                params,
-            )
-            con.unregister("exp_acked")
+            write_state(con, self._connection, self._goal, acked)
         self.writes += 1
 
 
@@ -817,12 +881,27 @@ def samples(plan: Plan, per_outcome: int = 5) -> pl.DataFrame:
 
 
 def compute_plan(
-    ctx: Any, spec: GoalSpec, types: dict[str, dict[str, FieldType]], leave_field: str | None = None
+    ctx: Any,
+    spec: GoalSpec,
+    types: dict[str, dict[str, FieldType]],
+    leave_field: str | None = None,
+    *,
+    preview: bool = False,
 ) -> Plan:
     """Plan on a read connection (temp tables only), closed before anything is sent."""
     store = ctx.workspace.store
     _ensure_segments(ctx, store.connect, spec.segments)
+    journal = AckJournal(ctx.workspace.path, spec.connection, spec.goal)
+    leftover = journal.read()  # acknowledged by an interrupted run, not yet in the store
+    if leftover is not None and not preview:
+        with store.transaction() as con:
+            write_state(con, spec.connection, spec.goal, leftover)
+        journal.close(remove=True)
+        leftover = None
     with store.connect() as con:
+        if leftover is not None:  # a preview sees the state as the next run will
+            con.execute("CREATE TEMP TABLE export_state AS SELECT * FROM main.export_state")
+            write_state(con, spec.connection, spec.goal, leftover)
         return plan_goal(con, spec, types, full=ctx.full, leave_field=leave_field)
 
 
@@ -838,7 +917,8 @@ def execute_plan(ctx: Any, run_id: str, plan: Plan) -> Any:
     imports = pending.filter(pl.col("action").is_in(["send", "clear"]))
     leavers = pending.filter(pl.col("action") == "leave")
     total = pending.height
-    writer = StateWriter(store, spec.connection, spec.goal)
+    journal = AckJournal(ctx.workspace.path, spec.connection, spec.goal)
+    writer = StateWriter(store, spec.connection, spec.goal, journal)
     try:
         send_imports(
             ctx.client,
@@ -874,7 +954,7 @@ def preview(ctx: Any) -> Any:
     from cmtoolkit.sync.engine import Outcome
 
     spec = GoalSpec.from_connection(ctx.connection)
-    plan = compute_plan(ctx, spec, field_types(ctx.client, spec))
+    plan = compute_plan(ctx, spec, field_types(ctx.client, spec), preview=True)
     return Outcome(
         counts=plan.counts,
         samples=samples(plan),

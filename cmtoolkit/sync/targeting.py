@@ -97,7 +97,11 @@ def preview(ctx: Any) -> Any:
 
     spec = targeting_spec(ctx.connection)
     plan = compute_plan(
-        ctx, spec, ensure_field(ctx.client, spec, create=False), leave_field=spec.values[0].field
+        ctx,
+        spec,
+        ensure_field(ctx.client, spec, create=False),
+        leave_field=spec.values[0].field,
+        preview=True,
     )
     return Outcome(
         counts=plan.counts,

@@ -419,3 +419,68 @@ def test_unknown_field_is_a_configuration_error_before_sending(export_env: Env) 
     result = env.run(conn, raise_on_failure=False)
     assert result.state == "FAILED" and "no custom field 'nope'" in (result.error or "")
     assert env.imports() == 0
+
+
+SIGKILLER = """
+import os, signal, sys
+from cmtoolkit.campaign_monitor import ApiKeyAuth, CampaignMonitor
+from cmtoolkit.connection.file import load_connection
+from cmtoolkit.secret import Secret
+from cmtoolkit.sync import exporting
+from cmtoolkit.sync.engine import GoalContext, sync
+from cmtoolkit.workspace import Workspace
+
+ws_path, conn_path, base_url, key = sys.argv[1:5]
+acks = []
+real_ack = exporting.StateWriter.ack
+
+def ack_then_die(self, rows):
+    real_ack(self, rows)  # journaled: Campaign Monitor accepted this batch
+    acks.append(rows.height)
+    if len(acks) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)  # before the store write of either batch
+
+exporting.StateWriter.ack = ack_then_die
+client = CampaignMonitor(ApiKeyAuth(Secret(key)), base_url=base_url)
+sync(GoalContext(Workspace(ws_path), load_connection(conn_path), client), "export")
+"""
+
+
+def test_sigkill_after_acknowledged_batches_resumes_without_resending(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from cmtoolkit.connection.file import save_connection
+    from tests.conftest import make_client
+
+    clean_emu, killed_emu = emulator_factory(), emulator_factory()
+    clean = _big(clean_emu, make_client(clean_emu), tmp_path / "clean")
+    clean.run(clean.connection())
+
+    env = _big(killed_emu, make_client(killed_emu), tmp_path / "killed")
+    conn_path = save_connection(env.connection(), tmp_path / "news-export.yaml")
+    script = tmp_path / "killer.py"
+    script.write_text(SIGKILLER)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(env.ws.path), str(conn_path),
+         killed_emu.base_url, killed_emu.api_key],
+        capture_output=True, text=True, timeout=120, env={**os.environ},
+    )  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert env.imports() == 2  # two batches went out and were acknowledged
+
+    journal = env.ws.path / ".journal" / "news-export.export.jsonl"
+    assert journal.exists()
+    dry = preview(GoalContext(env.ws, env.connection(), env.cm), "export")
+    assert (dry.counts["EXPORTED"], dry.counts["UNCHANGED"]) == (500, 2000)
+    assert journal.exists()  # a preview writes nothing, not even the journal's fold
+    resumed = env.run(env.connection())
+    assert not journal.exists()
+    assert (resumed.counts["EXPORTED"], resumed.counts["UNCHANGED"]) == (500, 2000)
+    assert env.imports() == 3  # only the last batch was sent again
+    assert env.account_state() == clean.account_state()
+    assert env.state() == clean.state()
