@@ -900,7 +900,15 @@ def compute_plan(
         leftover = None
     with store.connect() as con:
         if leftover is not None:  # a preview sees the state as the next run will
-            con.execute("CREATE TEMP TABLE export_state AS SELECT * FROM main.export_state")
+            con.execute(
+                """
+                CREATE TEMP TABLE export_state (
+                    connection VARCHAR, goal VARCHAR, list_id VARCHAR, profile_id VARCHAR,
+                    email VARCHAR, hash VARCHAR, exported_at TIMESTAMP,
+                    PRIMARY KEY (connection, goal, list_id, profile_id))
+                """
+            )
+            con.execute("INSERT INTO temp.export_state SELECT * FROM main.export_state")
             write_state(con, spec.connection, spec.goal, leftover)
         return plan_goal(con, spec, types, full=ctx.full, leave_field=leave_field)
 
