@@ -105,8 +105,7 @@ MIGRATIONS: list[Migration] = [
                 list_id VARCHAR NOT NULL,
                 identifier VARCHAR NOT NULL,
                 hash VARCHAR NOT NULL,
-                applied_at TIMESTAMP NOT NULL,
-                PRIMARY KEY (connection, list_id, identifier)
+                applied_at TIMESTAMP NOT NULL
             )""",
             """CREATE TABLE export_state (
                 connection VARCHAR NOT NULL,

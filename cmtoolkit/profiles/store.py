@@ -47,6 +47,11 @@ def lock_timeout_from_env() -> float:
     return value
 
 
+def _sql_string(text: str) -> str:
+    """A SQL string literal (ATTACH takes no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and "Could not set lock" in str(exc)
 
@@ -78,19 +83,29 @@ class Store:
 
     def _open_file(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting out another process's lock with exponential backoff."""
+        mode = [read_only]
+
+        def open_() -> duckdb.DuckDBPyConnection:
+            try:
+                con = duckdb.connect(str(self.path), read_only=mode[0])
+            except duckdb.ConnectionException as exc:
+                # This process already has the file open in the other mode: share that instance.
+                if mode[0] and "different configuration" in str(exc):
+                    mode[0] = False
+                    return open_()
+                raise StoreError(f"cannot open the profile store {self.path}: {exc}") from exc
+            con.execute("SET enable_progress_bar = false")
+            return con
+
+        return self._waiting_out_locks(open_)
+
+    def _waiting_out_locks(self, open_: Callable[[], Any]) -> Any:
+        """``open_()``, retried with exponential backoff while another process holds the file."""
         deadline = self._clock() + self.lock_timeout
         delay = self._initial_backoff
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                con.execute("SET enable_progress_bar = false")
-                return con
-            except duckdb.ConnectionException as exc:
-                # This process already has the file open in the other mode: share that instance.
-                if read_only and "different configuration" in str(exc):
-                    read_only = False
-                    continue
-                raise StoreError(f"cannot open the profile store {self.path}: {exc}") from exc
+                return open_()
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc):
                     raise StoreError(f"cannot open the profile store {self.path}: {exc}") from exc
@@ -151,6 +166,41 @@ class Store:
             yield con
         finally:
             con.close()
+
+    @contextmanager
+    def attached(
+        self, con: duckdb.DuckDBPyConnection, *, write: bool = False, alias: str = "store"
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """This store ATTACHed to an existing (in-memory) connection, as its default database.
+
+        For work staged in memory before the store is needed (an import reads Campaign Monitor
+        first): the file is locked only from here on, and the staged TEMP tables join the
+        store's tables without being copied. Lock waits, migrations and the empty in-memory store
+        of a missing file work as in :meth:`connect`. Detached on exit.
+        """
+        if write or self.path.exists():
+            if write:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            target = str(self.path)
+            options = "" if write else " (READ_ONLY)"
+            if not write:  # bring an old file up to date first, as connect() does
+                with self.connect():
+                    pass
+            self._waiting_out_locks(
+                lambda: con.execute(
+                    f"ATTACH {_sql_string(target)} AS {quote_ident(alias)}{options}"
+                )
+            )
+        else:
+            con.execute(f"ATTACH ':memory:' AS {quote_ident(alias)}")
+        try:
+            con.execute(f"USE {quote_ident(alias)}")
+            if write or not self.path.exists():
+                schema.migrate(con, str(self.path))
+            yield con
+        finally:
+            con.execute("USE memory")
+            con.execute(f"DETACH {quote_ident(alias)}")
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -1,14 +1,17 @@
 """The import goal: Campaign Monitor subscribers enrich or create profiles (DESIGN §5).
 
-The work has two phases so that the store is locked only briefly:
+Three phases, so that the store is locked only while it is really needed:
 
-1. **Read** (no store lock): every selected list and state is paged through the client; each page
-   arrives as a polars frame and is kept as Arrow. Nothing is decided here.
-2. **Plan** (store connection, temp tables only): the contacts become one temp table and every
-   decision — identifier, match, consent, type checks, the four merge rules, list names, delta — is
-   a set-based SQL statement over it. The plan is the same for a preview and a real run.
-3. **Apply** (real runs only, inside the caller's transaction): new profiles, changed property
-   columns, delta hashes and ledger rows are written by a handful of set-based statements.
+1. **Stage** (no store lock): every selected list and state is paged through the client; a worker
+   thread turns each batch of pages into ``imp_in`` rows (identifier, delta hash, the fields the
+   goal reads) in an in-memory DuckDB while the next pages are read.
+2. **Plan**: the store is ATTACHed to that same connection (no copy of the staged rows) and
+   every decision — delta, identifier match, consent, type checks, the four merge rules, list
+   names — is a set-based SQL statement over temp tables. Contacts unchanged since the last run
+   stop at the delta, so a re-run costs little more than reading. A preview stops here, with the
+   store attached read-only.
+3. **Apply** (real runs, in the same transaction as the ledger's ``FINISHED``): new profiles,
+   changed property columns, delta hashes and ledger rows, a handful of statements.
 
 Decisions that are not spelled out in DESIGN §5 and are made here:
 
@@ -37,7 +40,6 @@ from typing import Any, Protocol
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 
 from cmtoolkit.profiles.identifiers import quote_ident
 from cmtoolkit.profiles.properties import defined_properties, resolve
@@ -141,19 +143,21 @@ class ImportSpec:
 
 
 class ContactStage:
-    """Pages in, per-contact incoming values out, computed while the next pages are read.
+    """Pages in, one ``imp_in`` row per contact out, computed while the next pages are read.
 
     The client parses pages in this thread; every ``batch_rows`` contacts a worker thread turns
-    the batch into ``imp_in`` rows (identifier, hash and one column of incoming values per
-    target) in a private in-memory DuckDB, which releases the GIL, so the two overlap and the
-    store is not touched (nor locked) while Campaign Monitor is being read.
+    the batch into ``imp_in`` rows (identifier, delta hash, and only the fields the goal reads)
+    in a private in-memory DuckDB, which releases the GIL, so the two overlap and the store is
+    not touched (nor locked) while Campaign Monitor is being read. The store is ATTACHed to this
+    same connection for planning, so the staged rows are never copied.
     """
 
     def __init__(self, spec: ImportSpec, *, batch_rows: int = 50_000) -> None:
         self.spec = spec
         self.batch_rows = batch_rows
-        self.sql, self.params = _incoming_sql(spec, targets_for(spec))
+        self.sql, self.params = _stage_sql(spec, targets_for(spec))
         self.con = duckdb.connect()
+        self.con.execute("SET enable_progress_bar = false")
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmtoolkit-stage")
         self.pending: list[pl.DataFrame] = []
         self.pending_rows = 0
@@ -188,30 +192,41 @@ class ContactStage:
 
     def _ingest(self, batch: pl.DataFrame, create: bool = False) -> None:
         self.con.register("batch", batch)
-        head = "CREATE TABLE imp_in AS" if create else "INSERT INTO imp_in"
+        head = "CREATE TEMP TABLE imp_in AS" if create else "INSERT INTO imp_in"
         self.con.execute(f"{head} {self.sql}", self.params)
         self.con.unregister("batch")
 
-    def finish(self) -> pa.Table:
-        """Every staged contact's ``imp_in`` row, in read order."""
+    def finish(self) -> duckdb.DuckDBPyConnection:
+        """Wait for the last batch; the connection holding ``imp_in`` (the caller closes it)."""
         self._flush()
         try:
             for job in self.jobs:
                 job.result()  # re-raises a worker's error here
-            return self.con.sql("SELECT * FROM imp_in ORDER BY cid").to_arrow_table()
+        except BaseException:
+            self.con.close()
+            raise
         finally:
             self.pool.shutdown(wait=True)
-            self.con.close()
+        return self.con
 
 
-def stage_contacts(source: SubscriberSource, spec: ImportSpec) -> pa.Table:
-    """Read every subscriber of the selected lists and states, in list order, into ``imp_in``."""
+def stage_contacts(source: SubscriberSource, spec: ImportSpec) -> duckdb.DuckDBPyConnection:
+    """Read every subscriber of the selected lists and states, in list order, into ``imp_in``.
+
+    Returns the in-memory connection that holds the TEMP table ``imp_in``.
+    """
     names = {lst.list_id: lst.name for lst in source.lists(spec.client_id)}
     stage = ContactStage(spec)
-    for list_index, list_id in enumerate(spec.lists):
-        for state in spec.states:
-            for frame in source.subscriber_frames(list_id, state, include_tracking_preference=True):
-                stage.add(frame, list_index, list_id, names.get(list_id, list_id))
+    try:
+        for list_index, list_id in enumerate(spec.lists):
+            for state in spec.states:
+                for frame in source.subscriber_frames(
+                    list_id, state, include_tracking_preference=True
+                ):
+                    stage.add(frame, list_index, list_id, names.get(list_id, list_id))
+    except BaseException:
+        stage.finish().close()
+        raise
     return stage.finish()
 
 
@@ -294,15 +309,12 @@ class ImportPlan:
 
 
 def plan_import(
-    con: duckdb.DuckDBPyConnection,
-    spec: ImportSpec,
-    incoming: pa.Table,
-    *,
-    full: bool = False,
+    con: duckdb.DuckDBPyConnection, spec: ImportSpec, *, full: bool = False
 ) -> ImportPlan:
     """Decide every contact's outcome and every profile change, in temp tables on ``con``.
 
-    ``incoming`` is :func:`stage_contacts`' result for the same spec.
+    ``con`` holds the staged TEMP table ``imp_in`` (:func:`stage_contacts`) with the store as its
+    default database (:meth:`Store.attached`).
     """
     props = defined_properties(con)
     spec = _canonical(spec, props)
@@ -312,13 +324,11 @@ def plan_import(
         "CREATE OR REPLACE TEMP MACRO ordered_distinct(l) AS CASE WHEN len(l) <= 1 THEN l "
         "ELSE list_filter(l, lambda x, i: list_position(l, x) = i) END"
     )
-    # Materialised once: every later statement then scans native columns, not Arrow lists.
-    con.register("imp_in_arrow", incoming)
-    con.execute("CREATE OR REPLACE TEMP TABLE imp_in AS SELECT * FROM imp_in_arrow")
-    con.unregister("imp_in_arrow")
+    _delta(con, spec, full=full)
     _match(con, spec, props)
-    _classify(con, spec, full=full)
+    _classify(con, spec)
     _consent_existing(con, spec, props)
+    _applied(con, spec, targets)
     _type_check(con, targets, props)
     _merge(con, targets, props)
     _consent_new(con, spec, targets)
@@ -354,22 +364,21 @@ def _field_values(field: str, param: str) -> str:
         value = f"CAST({STANDARD_FIELDS[field]} AS VARCHAR)"
         return f"CASE WHEN trim(coalesce({value}, '')) <> '' THEN [{value}] ELSE [] END"
     return (
-        f"list_transform(list_filter(coalesce(custom_fields, []), lambda f: f.key = ${param} "
-        f"AND trim(coalesce(f.value, '')) <> ''), lambda f: f.value)"
+        f"list_transform(list_filter(coalesce(custom_fields, []), lambda f: f.key = ${param}), "
+        "lambda f: f.value)"
     )
 
 
-def _incoming_sql(spec: ImportSpec, targets: list[Target]) -> tuple[str, dict[str, Any]]:
-    """SELECT over ``batch``: per contact its identifier, hash and each target's incoming values."""
-    params: dict[str, Any] = {"fingerprint": spec.fingerprint}
-    cols = []
-    for t in targets:
-        if t.kind == "field":
-            if t.field not in STANDARD_FIELDS:
-                params[f"f_{t.alias}"] = t.field
-            cols.append(f"{_field_values(t.field, f'f_{t.alias}')} AS in_{t.alias}")
-        elif t.kind == "list_names":
-            cols.append(f"[list_name] AS in_{t.alias}")
+def _stage_sql(spec: ImportSpec, targets: list[Target]) -> tuple[str, dict[str, Any]]:
+    """SELECT over ``batch``: per contact its identifier, delta hash and the fields it reads.
+
+    Only the custom fields the goal reads are kept (non-empty ones), so staging a million
+    contacts stays small, and the hash covers exactly those plus the standard fields read.
+    """
+    fields = {f for f, _ in spec.identifiers} | {t.field for t in targets if t.field}
+    custom = sorted(f for f in fields if f not in STANDARD_FIELDS)
+    standard = sorted(f for f in fields if f in STANDARD_FIELDS)
+    params: dict[str, Any] = {"fingerprint": spec.fingerprint, "custom": custom}
     ids = []
     for r, (field, _) in enumerate(spec.identifiers):
         if field not in STANDARD_FIELDS:
@@ -378,29 +387,47 @@ def _incoming_sql(spec: ImportSpec, targets: list[Target]) -> tuple[str, dict[st
     first_id = f"coalesce({', '.join(ids)})" if ids else "NULL"
     which = " ".join(f"WHEN {expr} IS NOT NULL THEN {r}" for r, expr in enumerate(ids))
     # The key a profile is matched on: EmailAddress folds case (DESIGN §5), other fields don't.
-    fold = [r for r, (field, _) in enumerate(spec.identifiers) if field == "EmailAddress"]
-    params["fold"] = fold
-    hashed = "".join(
-        f", array_to_string(in_{t.alias}, chr(31))" for t in targets if t.kind != "identifier"
-    )
+    params["fold"] = [r for r, (field, _) in enumerate(spec.identifiers) if field == "EmailAddress"]
+    list_name = ", list_name" if spec.save_list_names_to else ""
+    std_values = "".join(f", CAST({STANDARD_FIELDS[f]} AS VARCHAR)" for f in standard)
     sql = f"""
         SELECT *,
                CASE WHEN list_contains($fold, id_rule) THEN lower(id_raw) ELSE id_raw END
                    AS identifier,
-               md5(concat_ws(chr(30), $fingerprint, id_raw{hashed})) AS hash
+               md5(concat_ws(chr(30), $fingerprint, id_raw{list_name}{std_values},
+                             CAST(list_sort(custom_fields) AS VARCHAR))) AS hash
         FROM (
-            SELECT cid, list_index, list_id, list_name, trim(email) AS email,
+            SELECT cid, list_index, list_id, list_name, trim(email) AS email, name,
+                   mobile_number, state, date, list_joined_date, reads_email_with,
+                   consent_to_track,
+                   list_filter(coalesce(custom_fields, []), lambda f: list_contains($custom, f.key)
+                               AND trim(coalesce(f.value, '')) <> '') AS custom_fields,
                    trim({first_id}) AS id_raw,
                    CASE {which or "WHEN false THEN 0"} END AS id_rule
-                   {"".join(", " + c for c in cols)}
             FROM batch
         )
         """
     return sql, params
 
 
+def _delta(con: duckdb.DuckDBPyConnection, spec: ImportSpec, *, full: bool) -> None:
+    """imp_delta: contacts whose hash is the one last applied (``delta_hit``) need no more work."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE imp_delta AS
+        SELECT c.cid, c.list_index, c.list_id, c.email, c.identifier, c.id_raw, c.id_rule,
+               c.hash, NOT $full AND s.hash IS NOT DISTINCT FROM c.hash AS delta_hit
+        FROM imp_in c
+        LEFT JOIN import_state s
+               ON s.connection = $connection AND s.list_id = c.list_id
+              AND s.identifier = c.identifier
+        """,
+        {"full": full, "connection": spec.connection},
+    )
+
+
 def _match(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict) -> None:
-    """imp_match(cid, n, profile_id): how many profiles hold the contact's identifier."""
+    """imp_match(r, key, n, profile_id): how many profiles hold each identifier still to apply."""
     keys = []
     for r, (field, prop) in enumerate(spec.identifiers):
         if prop not in props:
@@ -410,7 +437,8 @@ def _match(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict) -> Non
             f"""
             SELECT {r} AS r, {norm} AS key, profile_id
             FROM (SELECT profile_id, unnest({quote_ident(prop)}) AS v FROM profiles)
-            WHERE {norm} IN (SELECT identifier FROM imp_in WHERE id_rule = {r})
+            WHERE {norm} IN (
+                SELECT identifier FROM imp_delta WHERE id_rule = {r} AND NOT delta_hit)
             """
         )
     union = (
@@ -427,45 +455,36 @@ def _match(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict) -> Non
     )
 
 
-def _classify(con: duckdb.DuckDBPyConnection, spec: ImportSpec, *, full: bool) -> None:
+def _classify(con: duckdb.DuckDBPyConnection, spec: ImportSpec) -> None:
     """imp_plan: one row per contact with the outcomes decided before merging."""
     props = [p for _, p in spec.identifiers]
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE imp_plan AS
-        SELECT c.cid, c.list_index, c.list_id, c.email, c.identifier, c.hash,
+        SELECT c.cid, c.list_index, c.list_id, c.email, c.identifier, c.hash, c.delta_hit,
                $props[c.id_rule + 1] AS id_property,
-               coalesce(m.n, 0) = 0 AS is_new,
-               NOT $full AND s.hash IS NOT DISTINCT FROM c.hash AS delta_hit,
+               NOT c.delta_hit AND coalesce(m.n, 0) = 0 AS is_new,
                CASE WHEN m.n = 1 THEN m.profile_id
-                    WHEN coalesce(m.n, 0) = 0 AND c.identifier IS NOT NULL
+                    WHEN NOT c.delta_hit AND coalesce(m.n, 0) = 0 AND c.identifier IS NOT NULL
                     THEN 'cm-' || substr(md5($props[c.id_rule + 1] || chr(31) || c.identifier),
                                          1, 24)
                END AS profile_id,
                CASE WHEN c.identifier IS NULL THEN 'NO_IDENTIFIER'
-                    WHEN NOT $full AND s.hash = c.hash THEN 'UNCHANGED'
+                    WHEN c.delta_hit THEN 'UNCHANGED'
                     WHEN m.n > 1 THEN 'AMBIGUOUS'
                     WHEN coalesce(m.n, 0) = 0 AND NOT $allow_create THEN 'NOT_FOUND'
                END AS outcome,
                CASE WHEN c.identifier IS NULL THEN 'no value for any identifier field'
-                    WHEN NOT $full AND s.hash = c.hash THEN 'not changed since the last import'
+                    WHEN c.delta_hit THEN 'not changed since the last import'
                     WHEN m.n > 1
                     THEN m.n || ' profiles hold ' || $props[c.id_rule + 1] || ' = ' || c.id_raw
                     WHEN coalesce(m.n, 0) = 0 AND NOT $allow_create
                     THEN 'no profile holds ' || $props[c.id_rule + 1] || ' = ' || c.id_raw
                END AS reason
-        FROM imp_in c
+        FROM imp_delta c
         LEFT JOIN imp_match m ON m.r = c.id_rule AND m.key = c.identifier
-        LEFT JOIN import_state s
-               ON s.connection = $connection AND s.list_id = c.list_id
-              AND s.identifier = c.identifier
         """,
-        {
-            "full": full,
-            "allow_create": spec.allow_create,
-            "connection": spec.connection,
-            "props": props,
-        },
+        {"allow_create": spec.allow_create, "props": props},
     )
 
 
@@ -494,6 +513,36 @@ def _consent_existing(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: d
     )
 
 
+def _applied(con: duckdb.DuckDBPyConnection, spec: ImportSpec, targets: list[Target]) -> None:
+    """imp_applied: the contacts still to apply, with each target's incoming values."""
+    params: dict[str, Any] = {}
+    cols = []
+    for t in targets:
+        if t.kind == "field":
+            if t.field not in STANDARD_FIELDS:
+                params[f"f_{t.alias}"] = t.field
+            cols.append(f"{_field_values(t.field, f'f_{t.alias}')} AS in_{t.alias}")
+        elif t.kind == "list_names":
+            cols.append(f"[c.list_name] AS in_{t.alias}")
+        else:  # the identifier of a created profile
+            params[f"p_{t.alias}"] = t.property
+            cols.append(
+                f"CASE WHEN p.is_new AND p.id_property = $p_{t.alias} THEN [c.id_raw] "
+                f"ELSE [] END AS in_{t.alias}"
+            )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE imp_applied AS
+        SELECT p.profile_id, p.is_new, p.cid, p.list_index,
+               count(*) OVER (PARTITION BY p.profile_id) AS contacts
+               {"".join(", " + c for c in cols)}
+        FROM imp_plan p JOIN imp_in c USING (cid)
+        WHERE p.outcome IS NULL
+        """,
+        params,
+    )
+
+
 def _type_check(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -> None:
     """A contact with a value that does not fit its (non-sum) target property becomes INVALID."""
     checks = []
@@ -512,10 +561,13 @@ def _type_check(con: duckdb.DuckDBPyConnection, targets: list[Target], props: di
     con.execute(
         f"""
         UPDATE imp_plan SET outcome = 'INVALID', reason = bad.reason
-        FROM (SELECT cid, CASE {" ".join(checks)} END AS reason FROM imp_in) bad
+        FROM (SELECT cid, CASE {" ".join(checks)} END AS reason FROM imp_applied) bad
         WHERE imp_plan.cid = bad.cid AND imp_plan.outcome IS NULL AND bad.reason IS NOT NULL
         """,
         params,
+    )
+    con.execute(
+        "DELETE FROM imp_applied WHERE cid IN (SELECT cid FROM imp_plan WHERE outcome = 'INVALID')"
     )
 
 
@@ -534,24 +586,6 @@ def _merge(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -
             "false AS is_new, false AS changed WHERE false"
         )
         return
-    # Identifier pseudo-targets: the contact's raw identifier, for created profiles only.
-    cols = ", ".join(
-        f"CASE WHEN p.is_new AND p.id_property = $p_{t.alias} THEN [c.id_raw] ELSE [] END "
-        f"AS in_{t.alias}"
-        if t.kind == "identifier"
-        else f"c.in_{t.alias}"
-        for t in targets
-    )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE imp_applied AS
-        SELECT p.profile_id, p.is_new, p.cid, p.list_index,
-               count(*) OVER (PARTITION BY p.profile_id) AS contacts, {cols}
-        FROM imp_plan p JOIN imp_in c USING (cid)
-        WHERE p.outcome IS NULL
-        """,
-        {f"p_{t.alias}": t.property for t in targets if t.kind == "identifier"},
-    )
 
     def agg(t: Target) -> str:
         col = f"in_{t.alias}"
@@ -713,14 +747,29 @@ def apply_import(plan: ImportPlan, run_id: str, define_property: Any) -> None:
             WHERE profiles.profile_id = n.profile_id AND n.changed AND NOT n.is_new
             """
         )
+    # import_state has no key index (an index makes a million-row upsert many times slower):
+    # the rows of the contacts applied now replace theirs.
     con.execute(
         """
-        INSERT OR REPLACE INTO import_state (connection, list_id, identifier, hash, applied_at)
-        SELECT $connection, list_id, identifier, any_value(hash), now()
+        CREATE OR REPLACE TEMP TABLE imp_state AS
+        SELECT list_id, identifier, any_value(hash) AS hash
         FROM imp_plan
         WHERE outcome IN ('CREATED', 'MODIFIED', 'UNCHANGED') AND NOT delta_hit
           AND identifier IS NOT NULL
         GROUP BY list_id, identifier
+        """
+    )
+    con.execute(
+        """
+        DELETE FROM import_state WHERE connection = $connection
+          AND (list_id, identifier) IN (SELECT (list_id, identifier) FROM imp_state)
+        """,
+        {"connection": plan.spec.connection},
+    )
+    con.execute(
+        """
+        INSERT INTO import_state (connection, list_id, identifier, hash, applied_at)
+        SELECT $connection, list_id, identifier, hash, now() FROM imp_state
         """,
         {"connection": plan.spec.connection},
     )
@@ -739,20 +788,22 @@ def apply_import(plan: ImportPlan, run_id: str, define_property: Any) -> None:
 
 
 def preview(ctx: Any) -> Any:
-    """Dry run: the full plan, counts and a before/after sample, on a read-only connection."""
+    """Dry run: the full plan, counts and a before/after sample; the store is attached read-only."""
     from cmtoolkit.sync.engine import Outcome
 
     spec = _spec_for(ctx)
-    incoming = stage_contacts(ctx.client, spec)
-    # Read-only: temp tables are allowed, and nothing can reach the store file.
-    with ctx.workspace.store.connect() as con:
-        plan = plan_import(con, spec, incoming, full=ctx.full)
-        return Outcome(
-            counts=plan.counts,
-            samples=plan.samples(),
-            rows=plan.rows(limit=1000),
-            details={"new_properties": plan.new_properties, "contacts": incoming.num_rows},
-        )
+    con = stage_contacts(ctx.client, spec)
+    try:
+        with ctx.workspace.store.attached(con):
+            plan = plan_import(con, spec, full=ctx.full)
+            return Outcome(
+                counts=plan.counts,
+                samples=plan.samples(),
+                rows=plan.rows(limit=1000),
+                details={"new_properties": plan.new_properties},
+            )
+    finally:
+        con.close()
 
 
 def _spec_for(ctx: Any) -> ImportSpec:
@@ -761,15 +812,24 @@ def _spec_for(ctx: Any) -> ImportSpec:
 
 
 def run(ctx: Any, run_id: str) -> Any:
-    """Read, plan and apply in one store transaction, with the ledger rows and FINISHED state."""
+    """Read, then plan and apply in one store transaction with the ledger rows and FINISHED."""
     from cmtoolkit.profiles.properties import define_property
     from cmtoolkit.sync import ledger
     from cmtoolkit.sync.engine import Outcome
 
     spec = _spec_for(ctx)
-    incoming = stage_contacts(ctx.client, spec)
-    with ctx.workspace.store.transaction() as con:
-        plan = plan_import(con, spec, incoming, full=ctx.full)
-        apply_import(plan, run_id, define_property)
-        ledger.finish_run(con, run_id, plan.counts)
+    con = stage_contacts(ctx.client, spec)
+    try:
+        with ctx.workspace.store.attached(con, write=True):
+            con.begin()
+            try:
+                plan = plan_import(con, spec, full=ctx.full)
+                apply_import(plan, run_id, define_property)
+                ledger.finish_run(con, run_id, plan.counts)
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+    finally:
+        con.close()
     return Outcome(counts=plan.counts, details={"new_properties": plan.new_properties})
