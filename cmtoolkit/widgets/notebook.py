@@ -42,10 +42,9 @@ def open_editor(workspace: str, connection: str, **kwargs: Any) -> ConnectionEdi
     return ConnectionEditor.open(workspace, connection, **kwargs)
 
 
-def show(obj: Any) -> Any:
-    """Display a widget or an HTML string; return it (so a test can hold it)."""
+def show(obj: Any) -> None:
+    """Display a widget or an HTML string (steps return nothing, so nothing shows twice)."""
     display(HTML(obj) if isinstance(obj, str) else obj)
-    return obj
 
 
 def goals_for(editor: ConnectionEditor, goal: str, allowed: Sequence[str]) -> list[str]:
@@ -74,19 +73,21 @@ def goals_for(editor: ConnectionEditor, goal: str, allowed: Sequence[str]) -> li
 # --- steps -------------------------------------------------------------------------------------
 
 
-def status_step(editor: ConnectionEditor, interactive: bool) -> Any:
+def status_step(editor: ConnectionEditor, interactive: bool) -> None:
     if interactive:
-        return show(W.VBox([StatusBar(editor), SaveBar(editor)]))
-    return show(status_html(editor.status(), editor.model))
+        show(W.VBox([StatusBar(editor), SaveBar(editor)]))
+        return
+    show(status_html(editor.status(), editor.model))
 
 
-def auth_step(editor: ConnectionEditor, interactive: bool, **kwargs: Any) -> Any:
+def auth_step(editor: ConnectionEditor, interactive: bool, **kwargs: Any) -> None:
     if interactive:
-        return show(AuthPanel(editor, **kwargs))
+        show(AuthPanel(editor, **kwargs))
+        return
     m = editor.model
     names = {c.client_id: c.name for c in editor.clients()}
     client = m.campaign_monitor.client_id
-    return show(
+    show(
         table(
             ["connection", "credential", "client", "enabled", "schedule (UTC)", "objectives"],
             [
@@ -114,9 +115,9 @@ def check_connection(editor: ConnectionEditor) -> None:
         )
 
 
-def run_panel(editor: ConnectionEditor) -> Any:
+def run_panel(editor: ConnectionEditor) -> None:
     """Interactive: run or dry-run any configured goal."""
-    return show(RunPanel(editor, editor.model.goals or ("import",)))
+    show(RunPanel(editor, editor.model.goals or ("import",)))
 
 
 def lists_table(editor: ConnectionEditor) -> str:
@@ -124,10 +125,10 @@ def lists_table(editor: ConnectionEditor) -> str:
     return table(["list", "id", "active subscribers"], [(n, i, f"{c or 0:,}") for n, i, c in rows])
 
 
-def import_step(editor: ConnectionEditor, interactive: bool) -> Any:
+def import_step(editor: ConnectionEditor, interactive: bool) -> None:
     """Lists, identifiers and mappings of the import goal."""
     if interactive:
-        return show(
+        show(
             W.VBox(
                 [
                     W.HTML("<h4>1. Lists</h4>"),
@@ -139,10 +140,11 @@ def import_step(editor: ConnectionEditor, interactive: bool) -> Any:
                 ]
             )
         )
-    return show(import_settings_html(editor.model, editor.list_names()))
+        return
+    show(import_settings_html(editor.model, editor.list_names()))
 
 
-def export_step(editor: ConnectionEditor, interactive: bool) -> Any:
+def export_step(editor: ConnectionEditor, interactive: bool) -> None:
     if interactive:
         children: list[Any] = []
         if editor.model.export is not None:
@@ -151,20 +153,22 @@ def export_step(editor: ConnectionEditor, interactive: bool) -> Any:
             children += [W.HTML("<h4>Targeting</h4>"), TargetingEditor(editor)]
         if not children:
             children = [W.HTML("<p>This connection has no export or targeting goal.</p>")]
-        return show(W.VBox(children))
-    return show(export_settings_html(editor.model, editor.list_names()))
+        show(W.VBox(children))
+        return
+    show(export_settings_html(editor.model, editor.list_names()))
 
 
-def preview_step(editor: ConnectionEditor, goals: Sequence[str], interactive: bool) -> Any:
+def preview_step(editor: ConnectionEditor, goals: Sequence[str], interactive: bool) -> None:
     """A live preview pane per goal, or the dry runs' counts and samples as static HTML."""
     if interactive:
-        return show(W.VBox([PreviewPane(editor, g) for g in goals]))
+        show(W.VBox([PreviewPane(editor, g) for g in goals]))
+        return
     parts = []
     for g in goals:
         result = editor.preview(g)
         parts.append(counts_html(result.counts, title=f"{g}: what a run would do"))
         parts.append(samples_html(g, result.samples))
-    return show("".join(parts))
+    show("".join(parts))
 
 
 def run_step(
@@ -216,11 +220,12 @@ def publish(result: Any) -> None:
     display({"text/html": result_html(result), RESULT_MIME: data}, raw=True)
 
 
-def history_step(editor: ConnectionEditor, interactive: bool, goal: str = "all") -> Any:
+def history_step(editor: ConnectionEditor, interactive: bool, goal: str = "all") -> None:
     if interactive:
-        return show(HistoryView(editor))
+        show(HistoryView(editor))
+        return
     runs = [r for r in editor.history() if goal == "all" or r.goal == goal]
-    return show(history_html(runs))
+    show(history_html(runs))
 
 
 def summary(results: Sequence[Any]) -> str:
