@@ -86,7 +86,7 @@ class ExportEditor(View):
     def __init__(self, editor: ConnectionEditor) -> None:
         super().__init__(editor)
         self.segment = W.Dropdown(description="Segment", options=[])
-        self.segment.observe(lambda c: self._edit(segment=c["new"]), "value")
+        self.segment.observe(lambda c: c["new"] and self._edit(segment=c["new"]), "value")
         self.lists = ListSelect(editor, "export")
         self.match_property = property_box("Matching property", "property holding the email")
         self.match_property.layout = W.Layout(width="360px")

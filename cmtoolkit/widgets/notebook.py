@@ -47,8 +47,18 @@ def show(obj: Any) -> None:
     display(HTML(obj) if isinstance(obj, str) else obj)
 
 
-def goals_for(editor: ConnectionEditor, goal: str, allowed: Sequence[str]) -> list[str]:
-    """``goal`` (one goal, or ``all``: those of ``allowed`` the connection has) as a list."""
+def goals_for(
+    editor: ConnectionEditor, goal: str, allowed: Sequence[str], *, interactive: bool = False
+) -> list[str]:
+    """``goal`` (one goal, or ``all``: those of ``allowed`` the connection has) as a list.
+
+    Interactive, a goal the connection does not have yet is kept: its editor creates it.
+    """
+    if interactive:
+        if goal == "all":
+            return list(allowed)
+        if goal in allowed:
+            return [goal]
     configured = [g for g in allowed if g in editor.model.goals]
     if goal == "all":
         if not configured:
@@ -144,15 +154,16 @@ def import_step(editor: ConnectionEditor, interactive: bool) -> None:
     show(import_settings_html(editor.model, editor.list_names()))
 
 
-def export_step(editor: ConnectionEditor, interactive: bool) -> None:
+def export_step(
+    editor: ConnectionEditor, interactive: bool, goals: Sequence[str] = EXPORT_GOALS
+) -> None:
+    """Export and/or targeting settings; interactive, filling in a missing goal creates it."""
     if interactive:
         children: list[Any] = []
-        if editor.model.export is not None:
+        if "export" in goals:
             children += [W.HTML("<h4>Export</h4>"), ExportEditor(editor)]
-        if editor.model.targeting is not None:
+        if "targeting" in goals:
             children += [W.HTML("<h4>Targeting</h4>"), TargetingEditor(editor)]
-        if not children:
-            children = [W.HTML("<p>This connection has no export or targeting goal.</p>")]
         show(W.VBox(children))
         return
     show(export_settings_html(editor.model, editor.list_names()))

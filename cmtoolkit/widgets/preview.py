@@ -65,6 +65,11 @@ class PreviewPane(View):
     def refresh(self) -> None:
         """Run the dry run now and show it."""
         self.debouncer.cancel()
+        if self.goal not in self.editor.model.goals:
+            self.result = None
+            self.counts.value = self.samples.value = self.state.value = ""
+            self.message.value = f"<i>No {esc(self.goal)} goal yet: fill in its settings above.</i>"
+            return
         self.state.value = f'<i style="color:{GREY}">computing preview…</i>'
         try:
             result = self.editor.preview(self.goal)

@@ -67,16 +67,20 @@ class View(W.VBox):
 
 
 def set_options(widget: Any, options: list[Any], value: Any) -> None:
-    """Options then value, adding a value the options lack (a broken choice stays visible)."""
+    """Options then value, adding a value the options lack (a broken choice stays visible).
+
+    With no value, a "choose" placeholder is selected, so the screen never shows a choice the
+    model does not hold.
+    """
     values = [o[1] if isinstance(o, tuple) else o for o in options]
-    if value not in (None, "") and value not in values:
+    if value in (None, ""):
+        value = None
+        options = [("— choose —", None), *options]
+    elif value not in values:
         options = [*options, (f"⚠ {value} (not found)", value)]
-    if list(widget.options) != [tuple(o) if isinstance(o, list) else o for o in options]:
+    wanted = [tuple(o) if isinstance(o, list) else o for o in options]
+    if list(widget.options) != wanted:
         widget.options = options
-    if value is None or value == "":
-        if None in values:
-            widget.value = None
-        return
     widget.value = value
 
 

@@ -69,6 +69,7 @@ def lab(
     cm_factory: Callable[..., Any],
     tmp_path: Path,
 ) -> Iterator[dict[str, Any]]:
+    sync_playwright = _requirements()  # skip before starting anything
     emu = emulator_factory(api_key=SENTINEL_KEY)
     home = tmp_path / "lab"
     home.mkdir()
@@ -123,7 +124,13 @@ def lab(
                     "JupyterLab did not start:\n" + (tmp_path / "jupyterlab.log").read_text()
                 )
             time.sleep(0.3)
-        yield {"url": url, "token": token, "setup": setup, "home": home}
+        yield {
+            "url": url,
+            "token": token,
+            "setup": setup,
+            "home": home,
+            "sync_playwright": sync_playwright,
+        }
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started
@@ -136,7 +143,7 @@ def lab(
 
 
 def test_import_notebook_in_jupyterlab(lab: dict[str, Any]) -> None:
-    sync_playwright = _requirements()
+    sync_playwright = lab["sync_playwright"]
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     ARTIFACTS.mkdir(exist_ok=True)

@@ -274,6 +274,21 @@ def test_targeting_editor_binds_the_targeting_goal(editor, setup) -> None:
     assert pane.result.counts["EXPORTED"] == 1
 
 
+def test_filling_in_a_missing_export_goal_creates_it(editor, setup) -> None:
+    editor.edit(export=None)
+    view = ExportEditor(editor)
+    pane = PreviewPane(editor, "export", scheduler=ManualScheduler())
+    assert view.segment.value is None  # a placeholder, not a segment the model lacks
+    assert "No export goal yet" in pane.message.value
+    pick(view.segment, "vip")
+    view.lists.select.set_state({"index": [option_index(view.lists.select, setup.news)]})
+    view.match_property.set_state({"value": "email"})
+    exp = editor.model.export
+    assert (exp.segment, exp.lists, exp.match_property) == ("vip", (setup.news,), "email")
+    pane.refresh_button.click()
+    assert pane.result.counts["EXPORTED"] == 1
+
+
 # --- run and history -------------------------------------------------------------------------
 
 
@@ -356,8 +371,8 @@ def test_connect_with_campaign_monitor_runs_the_oauth_flow(editor, setup) -> Non
 def test_client_dropdown_sets_the_client(editor, setup) -> None:
     editor.edit_campaign_monitor(client_id=None)
     panel = AuthPanel(editor, oauth_app=None)
-    assert panel.client.value is None or panel.client.value == setup.client_id
-    panel.client.set_state({"index": 0})
+    assert panel.client.value is None and panel.client.options[0][0] == "— choose —"
+    panel.client.set_state({"index": 1})
     assert editor.model.campaign_monitor.client_id == setup.client_id
 
 
