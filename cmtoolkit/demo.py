@@ -10,7 +10,8 @@
    every goal's notebook executed by papermill into an HTML report), stops the emulator and
    prints where the reports and the index are.
 
-Run it twice: the second run finds nothing changed (delta), which is the point of a sync.
+Run it twice: export and targeting then find nothing changed (delta), which is the point of a
+sync. The import does see changes: targeting wrote the ``Segments`` field on the newsletter list.
 """
 
 from __future__ import annotations
