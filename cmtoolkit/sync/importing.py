@@ -312,11 +312,22 @@ class ImportPlan:
         ).pl()
 
     def samples(self, limit: int = 20) -> pl.DataFrame:
-        """Before/after of every changed property for a sample of affected profiles."""
+        """Before/after of every changed property for a sample of affected profiles.
+
+        Read before the plan is applied (a preview): ``before`` comes from the store.
+        """
+        props = defined_properties(self.con)
+
+        def before(t: Target) -> str:
+            if t.property in props:
+                return f"coalesce(p.{quote_ident(t.property)}, [])"
+            return "[]::VARCHAR[]"
+
         parts = [
-            f"SELECT profile_id, is_new AS created, $p_{t.alias} AS property, "
-            f"old_{t.alias} AS before, new_{t.alias} AS after FROM picked "
-            f"WHERE new_{t.alias} IS DISTINCT FROM old_{t.alias}"
+            f"SELECT n.profile_id, n.is_new AS created, $p_{t.alias} AS property, "
+            f"{before(t)} AS before, n.new_{t.alias} AS after "
+            "FROM picked n LEFT JOIN profiles p USING (profile_id) "
+            f"WHERE n.new_{t.alias} IS DISTINCT FROM {before(t)}"
             for t in self.targets
         ]
         if not parts:
@@ -560,13 +571,19 @@ def _applied(con: duckdb.DuckDBPyConnection, spec: ImportSpec, targets: list[Tar
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE imp_applied AS
-        SELECT p.profile_id, p.is_new, p.cid, p.list_index,
-               count(*) OVER (PARTITION BY p.profile_id) AS contacts
-               {"".join(", " + c for c in cols)}
+        SELECT p.profile_id, p.is_new, p.cid, p.list_index {"".join(", " + c for c in cols)}
         FROM imp_plan p JOIN imp_in c USING (cid)
         WHERE p.outcome IS NULL
         """,
         params,
+    )
+    # Profiles reached by several contacts (several lists): the only ones that need a GROUP BY.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE imp_multi AS
+        SELECT profile_id FROM imp_plan WHERE outcome IS NULL
+        GROUP BY profile_id HAVING count(*) > 1
+        """
     )
 
 
@@ -626,11 +643,11 @@ def _merge(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE imp_agg AS
-        SELECT * EXCLUDE (cid, list_index, contacts) FROM imp_applied WHERE contacts = 1
+        SELECT * EXCLUDE (cid, list_index) FROM imp_applied ANTI JOIN imp_multi USING (profile_id)
         UNION ALL BY NAME
         SELECT profile_id, bool_or(is_new) AS is_new,
                {", ".join(f"{agg(t)} AS in_{t.alias}" for t in targets)}
-        FROM imp_applied WHERE contacts > 1
+        FROM imp_applied SEMI JOIN imp_multi USING (profile_id)
         GROUP BY profile_id
         """
     )
@@ -678,24 +695,25 @@ def _merge(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -
         for t in targets
         if t.rule == "sum"
     }
+    changed = " OR ".join(f"new_{t.alias} IS DISTINCT FROM old_{t.alias}" for t in targets)
+    # Old values are not kept: a preview's sample reads them back for its few profiles.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE imp_new AS
-        SELECT a.profile_id, a.is_new,
-               {", ".join(f"{new(t)} AS new_{t.alias}" for t in targets)},
-               {", ".join(f"old_{t.alias}" for t in targets)},
-               {f"concat_ws('; ', {', '.join(notes)})" if notes else "NULL"} AS note
+        SELECT profile_id, is_new, {", ".join(f"new_{t.alias}" for t in targets)},
+               is_new OR {changed} AS changed, note
         FROM (
-            SELECT a.*, {olds}{sum_ok}
-            FROM imp_agg a LEFT JOIN profiles p USING (profile_id)
-        ) a
+            SELECT a.profile_id, a.is_new,
+                   {", ".join(f"{new(t)} AS new_{t.alias}" for t in targets)},
+                   {", ".join(f"old_{t.alias}" for t in targets)},
+                   {f"concat_ws('; ', {', '.join(notes)})" if notes else "NULL"} AS note
+            FROM (
+                SELECT a.*, {olds}{sum_ok}
+                FROM imp_agg a LEFT JOIN profiles p USING (profile_id)
+            ) a
+        )
         """,
         params,
-    )
-    changed = " OR ".join(f"new_{t.alias} IS DISTINCT FROM old_{t.alias}" for t in targets)
-    con.execute(
-        f"ALTER TABLE imp_new ADD COLUMN changed BOOLEAN; "
-        f"UPDATE imp_new SET changed = is_new OR {changed}"
     )
 
 
