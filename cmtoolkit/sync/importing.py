@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -76,6 +77,8 @@ def _standard_value(field: str) -> str:
         return f"strftime({column}, '%Y-%m-%d %H:%M:%S')"
     return f"CAST({column} AS VARCHAR)"
 
+
+MEMORY_LIMIT = "1GB"  # the import's own DuckDB (staging and plan); see ContactStage
 
 # Values that fit a typed property; each is a SQL predicate over ``value``.
 TYPE_CHECKS = {
@@ -166,7 +169,12 @@ class ContactStage:
         self.spec = spec
         self.batch_rows = batch_rows
         self.sql, self.params = _stage_sql(spec, targets_for(spec))
-        self.con = duckdb.connect()
+        # Bounded memory: past the limit DuckDB spills to a private temp folder instead of
+        # growing (a million contacts with their fields, plus the plan, fit in about 1 GB).
+        self.spill = tempfile.TemporaryDirectory(prefix="cmtoolkit-import-")
+        self.con = duckdb.connect(
+            config={"memory_limit": MEMORY_LIMIT, "temp_directory": self.spill.name}
+        )
         # One thread while staging: the other core is busy reading pages.
         self.con.execute("SET enable_progress_bar = false; SET threads = 1")
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmtoolkit-stage")
@@ -211,8 +219,8 @@ class ContactStage:
         self.con.unregister("batch")
         self.parts.append(f"imp_in_{len(self.parts)}")
 
-    def finish(self) -> duckdb.DuckDBPyConnection:
-        """Wait for the last batch; the connection holding ``imp_in`` (the caller closes it)."""
+    def finish(self) -> ContactStage:
+        """Wait for the last batch and gather ``imp_in``; the caller closes the stage."""
         self._flush()
         try:
             for job in self.jobs:
@@ -223,17 +231,28 @@ class ContactStage:
             for t in self.parts:
                 self.con.execute(f"DROP TABLE {t}")
         except BaseException:
-            self.con.close()
+            self.close()
             raise
         finally:
             self.pool.shutdown(wait=True)
-        return self.con
+        return self
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.con.close()
+        self.spill.cleanup()
+
+    def __enter__(self) -> ContactStage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def stage_contacts(source: SubscriberSource, spec: ImportSpec) -> duckdb.DuckDBPyConnection:
+def stage_contacts(source: SubscriberSource, spec: ImportSpec) -> ContactStage:
     """Read every subscriber of the selected lists and states, in list order, into ``imp_in``.
 
-    Returns the in-memory connection that holds the TEMP table ``imp_in``.
+    Returns the finished stage: ``stage.con`` holds the TEMP table ``imp_in``; close the stage.
     """
     names = {lst.list_id: lst.name for lst in source.lists(spec.client_id)}
     stage = ContactStage(spec)
@@ -245,7 +264,7 @@ def stage_contacts(source: SubscriberSource, spec: ImportSpec) -> duckdb.DuckDBP
                 ):
                     stage.add(frame, list_index, list_id, names.get(list_id, list_id))
     except BaseException:
-        stage.finish().close()
+        stage.close()
         raise
     return stage.finish()
 
@@ -360,8 +379,10 @@ def plan_import(
     _classify(con, spec)
     _consent_existing(con, spec, props)
     _applied(con, spec, targets)
+    con.execute("DROP TABLE imp_in")  # everything later needs is in imp_plan / imp_applied
     _type_check(con, targets, props)
     _merge(con, targets, props)
+    con.execute("DROP TABLE IF EXISTS imp_applied; DROP TABLE IF EXISTS imp_agg")
     _consent_new(con, spec, targets)
     _outcomes(con, targets)
     counts = dict.fromkeys(IMPORT_OUTCOMES, 0)
@@ -837,18 +858,14 @@ def preview(ctx: Any) -> Any:
     from cmtoolkit.sync.engine import Outcome
 
     spec = _spec_for(ctx)
-    con = stage_contacts(ctx.client, spec)
-    try:
-        with ctx.workspace.store.attached(con):
-            plan = plan_import(con, spec, full=ctx.full)
-            return Outcome(
-                counts=plan.counts,
-                samples=plan.samples(),
-                rows=plan.rows(limit=1000),
-                details={"new_properties": plan.new_properties},
-            )
-    finally:
-        con.close()
+    with stage_contacts(ctx.client, spec) as stage, ctx.workspace.store.attached(stage.con):
+        plan = plan_import(stage.con, spec, full=ctx.full)
+        return Outcome(
+            counts=plan.counts,
+            samples=plan.samples(),
+            rows=plan.rows(limit=1000),
+            details={"new_properties": plan.new_properties},
+        )
 
 
 def _spec_for(ctx: Any) -> ImportSpec:
@@ -863,8 +880,8 @@ def run(ctx: Any, run_id: str) -> Any:
     from cmtoolkit.sync.engine import Outcome
 
     spec = _spec_for(ctx)
-    con = stage_contacts(ctx.client, spec)
-    try:
+    with stage_contacts(ctx.client, spec) as stage:
+        con = stage.con
         with ctx.workspace.store.attached(con, write=True):
             con.begin()
             try:
@@ -875,6 +892,4 @@ def run(ctx: Any, run_id: str) -> Any:
                 con.rollback()
                 raise
             con.commit()
-    finally:
-        con.close()
     return Outcome(counts=plan.counts, details={"new_properties": plan.new_properties})
