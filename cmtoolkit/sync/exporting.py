@@ -959,10 +959,14 @@ def execute_plan(ctx: Any, run_id: str, plan: Plan) -> Any:
 
 def preview(ctx: Any) -> Any:
     """Dry run: counts per outcome and sample payloads exactly as they would be sent."""
+    spec = GoalSpec.from_connection(ctx.connection)
+    return preview_outcome(compute_plan(ctx, spec, field_types(ctx.client, spec), preview=True))
+
+
+def preview_outcome(plan: Plan) -> Any:
+    """A preview's result: counts, sample payloads as they would be sent, the first rows."""
     from cmtoolkit.sync.engine import Outcome
 
-    spec = GoalSpec.from_connection(ctx.connection)
-    plan = compute_plan(ctx, spec, field_types(ctx.client, spec), preview=True)
     return Outcome(
         counts=plan.counts,
         samples=samples(plan),

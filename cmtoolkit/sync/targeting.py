@@ -32,7 +32,7 @@ from cmtoolkit.sync.exporting import (
     Value,
     compute_plan,
     execute_plan,
-    samples,
+    preview_outcome,
 )
 
 TARGETING_OUTCOMES = EXPORT_OUTCOMES
@@ -93,21 +93,10 @@ def ensure_field(client: Any, spec: GoalSpec, *, create: bool) -> dict[str, dict
 
 
 def preview(ctx: Any) -> Any:
-    from cmtoolkit.sync.engine import Outcome
-
     spec = targeting_spec(ctx.connection)
-    plan = compute_plan(
-        ctx,
-        spec,
-        ensure_field(ctx.client, spec, create=False),
-        leave_field=spec.values[0].field,
-        preview=True,
-    )
-    return Outcome(
-        counts=plan.counts,
-        samples=samples(plan),
-        rows=plan.predicted().drop("hash", "action").head(1000),
-        details={"to_send": plan.pending.height},
+    types = ensure_field(ctx.client, spec, create=False)
+    return preview_outcome(
+        compute_plan(ctx, spec, types, leave_field=spec.values[0].field, preview=True)
     )
 
 
