@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cmtoolkit.connection.schedule import _FIELDS, cron_problem
+from cmtoolkit.connection.schedule import CRON_FIELDS, cron_problem
 from cmtoolkit.errors import ConfigurationError
 
 log = logging.getLogger("cmtoolkit.batch.schedule")
@@ -69,7 +69,7 @@ class Cron:
         parts = text.split()
         sets = [
             _expand(part, low, high, names)
-            for part, (_, low, high, names) in zip(parts, _FIELDS, strict=True)
+            for part, (_, low, high, names) in zip(parts, CRON_FIELDS, strict=True)
         ]
         weekdays = frozenset(d % 7 for d in sets[4])
         return cls(

@@ -12,7 +12,7 @@ _MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec".split()
 _DAYS = "sun mon tue wed thu fri sat".split()
 
 # (name, low, high, names that stand for numbers)
-_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
@@ -32,7 +32,7 @@ def cron_problem(expression: str) -> str | None:
             f"a cron schedule has 5 fields (minute hour day-of-month month day-of-week), "
             f"got {len(parts)}; e.g. '0 3 * * *' for 03:00 UTC every day"
         )
-    for part, (name, low, high, names) in zip(parts, _FIELDS, strict=True):
+    for part, (name, low, high, names) in zip(parts, CRON_FIELDS, strict=True):
         problem = _field_problem(part, low, high, names)
         if problem:
             return f"{name} field {part!r}: {problem}"

@@ -43,10 +43,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from cmtoolkit.errors import ConfigurationError
+
 KINDS = ("429", "429-bare", "500", "503", "drop", "slow", "truncate", "expire")
 
 
-class FaultSpecError(ValueError):
+class FaultSpecError(ConfigurationError, ValueError):
     """An unparseable fault SPEC; the message names the bad part."""
 
 
