@@ -25,8 +25,9 @@ INHERITED_ENV = "CMTOOLKIT_RUN_LOCK"
 
 
 def lock_path(workspace: Path, connection: str) -> Path:
+    """The lock file, absolute: a kernel handed the lock may see the workspace by another path."""
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", connection) or "_"
-    return Path(workspace) / ".locks" / f"{slug}.lock"
+    return Path(workspace).resolve() / ".locks" / f"{slug}.lock"
 
 
 class RunLock:
