@@ -53,6 +53,7 @@ import hashlib
 import logging
 import os
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -72,6 +73,7 @@ log = logging.getLogger("cmtoolkit.sync.export")
 
 EXPORT_OUTCOMES = ("EXPORTED", "UNCHANGED", "INVALID", "REJECTED", "CONSENT_MISMATCH", "REMOVED")
 MAX_BATCH = 1000
+MEMORY_LIMIT = "1GB"  # the plan's DuckDB; see compute_plan
 MAX_TEXT = 250
 # Campaign Monitor's (and the emulator's) address rule, applied before sending.
 EMAIL_RE = r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+"
@@ -748,14 +750,17 @@ def send_imports(
     A 400 without ResultData (the whole request refused) is split in halves until the bad rows
     are alone, each of which is then ``REJECTED`` with that error.
     """
+    # The plan is ordered by list: walk each list's run of rows as zero-copy slices (a
+    # group_by would copy a million payloads once more).
     done = 0
-    for (list_id,), rows in pending.group_by("list_id", maintain_order=True):
-        for start in range(0, rows.height, MAX_BATCH):
-            batch = rows.slice(start, MAX_BATCH)
+    runs = pending.get_column("list_id").rle()
+    for list_id, length in zip(runs.struct.field("value"), runs.struct.field("len"), strict=True):
+        for start in range(done, done + length, MAX_BATCH):
+            batch = pending.slice(start, min(MAX_BATCH, done + length - start))
             _post(client, str(list_id), batch, _batch_rows(batch), writer, result, resubscribe)
-            done += batch.height
             if progress is not None:
-                progress(done)
+                progress(start + batch.height)
+        done += length
 
 
 def _post(
@@ -898,7 +903,10 @@ def compute_plan(
             write_state(con, spec.connection, spec.goal, leftover)
         journal.close(remove=True)
         leftover = None
-    with store.connect() as con:
+    with store.connect() as con, tempfile.TemporaryDirectory(prefix="cmtoolkit-export-") as spill:
+        # Bounded memory: the plan's temp tables spill to a private folder past the limit.
+        con.execute("SET memory_limit = $limit", {"limit": MEMORY_LIMIT})
+        con.execute("SET temp_directory = $spill", {"spill": spill})
         if leftover is not None:  # a preview sees the state as the next run will
             con.execute(
                 """
@@ -921,10 +929,10 @@ def execute_plan(ctx: Any, run_id: str, plan: Plan) -> Any:
     spec = plan.spec
     store = ctx.workspace.store
     result = SendResult()
-    pending = plan.pending
-    imports = pending.filter(pl.col("action").is_in(["send", "clear"]))
-    leavers = pending.filter(pl.col("action") == "leave")
-    total = pending.height
+    imports = plan.rows.filter(pl.col("action").is_in(["send", "clear"]))
+    leavers = plan.rows.filter(pl.col("action") == "leave")
+    total = imports.height + leavers.height
+    plan.rows = plan.rows.drop("payload")  # the ledger needs no payload: free it while sending
     journal = AckJournal(ctx.workspace.path, spec.connection, spec.goal)
     writer = StateWriter(store, spec.connection, spec.goal, journal)
     try:
