@@ -21,7 +21,7 @@ import papermill as pm
 import pytest
 
 from cmtoolkit.sync import ledger
-from tests.widgets.env import CREDENTIAL_ENV, SENTINEL_KEY, Setup
+from tests.widgets.env import SENTINEL_KEY, Setup, prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -44,12 +44,7 @@ def setup(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Setup:
-    emu = emulator_factory(api_key=SENTINEL_KEY)
-    monkeypatch.setenv("CMTOOLKIT_API_URL", emu.base_url)
-    monkeypatch.setenv(CREDENTIAL_ENV, SENTINEL_KEY)
-    monkeypatch.setenv("CMTOOLKIT_CREDENTIALS", str(tmp_path / "credentials.json"))
-    monkeypatch.delenv("CM_API_KEY", raising=False)
-    return Setup(emu, cm_factory(emu), tmp_path)
+    return prepare(emulator_factory, cm_factory, tmp_path, monkeypatch)
 
 
 def execute(notebook: Path, out: Path, setup: Setup, **parameters: Any) -> nbformat.NotebookNode:

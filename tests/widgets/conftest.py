@@ -11,7 +11,7 @@ import pytest
 
 from cmtoolkit.credentials import CredentialStore
 from cmtoolkit.widgets import ConnectionEditor
-from tests.widgets.env import CREDENTIAL_ENV, SENTINEL_KEY, Setup
+from tests.widgets.env import Setup, prepare
 
 
 @pytest.fixture
@@ -21,12 +21,7 @@ def setup(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Setup:
-    emu = emulator_factory(api_key=SENTINEL_KEY)
-    monkeypatch.setenv("CMTOOLKIT_API_URL", emu.base_url)
-    monkeypatch.setenv(CREDENTIAL_ENV, SENTINEL_KEY)
-    monkeypatch.setenv("CMTOOLKIT_CREDENTIALS", str(tmp_path / "credentials.json"))
-    monkeypatch.delenv("CM_API_KEY", raising=False)
-    return Setup(emu, cm_factory(emu), tmp_path)
+    return prepare(emulator_factory, cm_factory, tmp_path, monkeypatch)
 
 
 @pytest.fixture

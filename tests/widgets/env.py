@@ -7,6 +7,7 @@ with all three goals whose credential is ``env:CMTK_TEST_API_KEY``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,18 @@ class Setup:
             default_name=name,
         )
         return save_connection(conn, connection_path(self.ws.path, name))
+
+
+def prepare(
+    emulator_factory: Callable[..., Any],
+    cm_factory: Callable[..., Any],
+    tmp_path: Path,
+    monkeypatch: Any,
+) -> Setup:
+    """An emulator whose API key is the sentinel, reachable through ``env:`` as a kernel sees it."""
+    emu = emulator_factory(api_key=SENTINEL_KEY)
+    monkeypatch.setenv("CMTOOLKIT_API_URL", emu.base_url)
+    monkeypatch.setenv(CREDENTIAL_ENV, SENTINEL_KEY)
+    monkeypatch.setenv("CMTOOLKIT_CREDENTIALS", str(tmp_path / "credentials.json"))
+    monkeypatch.delenv("CM_API_KEY", raising=False)
+    return Setup(emu, cm_factory(emu), tmp_path)
