@@ -24,17 +24,22 @@ CONSENTED = "consented_objectives"
 REFUSED = "refused_objectives"
 
 
+def consent_predicate(alias: str = "p", objectives: str = "?") -> str:
+    """The rule as SQL over ``profiles AS alias``; ``objectives`` is the SQL of the list
+    (a ``?`` or ``$name`` parameter), so statements with named parameters can use it too."""
+    a = quote_ident(alias)
+    return (
+        f"coalesce(len(list_filter({objectives}::VARCHAR[], lambda o:"
+        f" list_contains(coalesce({a}.{CONSENTED}, []), o)"
+        f" AND NOT list_contains(coalesce({a}.{REFUSED}, []), o))) > 0, false)"
+    )
+
+
 def consent_condition(objectives: Sequence[str], alias: str = "p") -> tuple[str, list[object]]:
     """A SQL boolean over ``profiles AS alias`` and its parameters (``true`` without objectives)."""
     if not objectives:
         return "true", []
-    a = quote_ident(alias)
-    sql = (
-        f"coalesce(len(list_filter(?::VARCHAR[], lambda o:"
-        f" list_contains(coalesce({a}.{CONSENTED}, []), o)"
-        f" AND NOT list_contains(coalesce({a}.{REFUSED}, []), o))) > 0, false)"
-    )
-    return sql, [list(objectives)]
+    return consent_predicate(alias), [list(objectives)]
 
 
 def consenting_profiles_sql(objectives: Sequence[str]) -> tuple[str, list[object]]:

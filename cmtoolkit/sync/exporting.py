@@ -67,6 +67,7 @@ import polars as pl
 import pyarrow as pa
 
 from cmtoolkit.errors import BadRequest, ConfigurationError
+from cmtoolkit.profiles.consent import consent_predicate
 from cmtoolkit.profiles.identifiers import quote_ident
 
 log = logging.getLogger("cmtoolkit.sync.export")
@@ -244,15 +245,6 @@ def _ensure_segments(ctx: Any, con_factory: Callable[[], Any], names: Sequence[s
         )
 
 
-def _consented_sql(props: dict[str, str]) -> str:
-    yes = "coalesce(p.consented_objectives, [])" if "consented_objectives" in props else "[]"
-    no = "coalesce(p.refused_objectives, [])" if "refused_objectives" in props else "[]"
-    return (
-        f"(len($objectives::VARCHAR[]) = 0 OR len(list_filter($objectives::VARCHAR[], "
-        f"lambda o: list_contains({yes}, o) AND NOT list_contains({no}, o))) > 0)"
-    )
-
-
 def _candidates(con: duckdb.DuckDBPyConnection, spec: GoalSpec, props: dict[str, str]) -> None:
     """exp_cand: one row per member of the segments: email, consent and every value's list."""
     if spec.match_property not in props:
@@ -314,7 +306,8 @@ def _candidates(con: duckdb.DuckDBPyConnection, spec: GoalSpec, props: dict[str,
                       PARTITION BY lower(email) ORDER BY consented DESC, profile_id) END AS dup_of
         FROM (
             SELECT p.profile_id, nullif(trim(p.{quote_ident(spec.match_property)}[1]), '')
-                   AS email, {_consented_sql(props)} AS consented
+                   AS email, (len($objectives::VARCHAR[]) = 0
+                   OR {consent_predicate("p", "$objectives")}) AS consented
                    {"".join(", " + c for c in cols)}
             FROM profiles p {" ".join(joins)}
             WHERE p.profile_id IN (SELECT profile_id FROM exp_members)

@@ -42,6 +42,7 @@ from typing import Any, Protocol
 import duckdb
 import polars as pl
 
+from cmtoolkit.profiles.consent import consent_predicate
 from cmtoolkit.profiles.identifiers import quote_ident
 from cmtoolkit.profiles.properties import defined_properties, resolve
 
@@ -547,16 +548,6 @@ def _classify(con: duckdb.DuckDBPyConnection, spec: ImportSpec) -> None:
     )
 
 
-def _consented_sql(props: dict, prefix: str = "") -> str:
-    """SQL predicate over a profiles row: consented to at least one of ``$objectives``."""
-    yes = f"coalesce({prefix}consented_objectives, [])" if "consented_objectives" in props else "[]"
-    no = f"coalesce({prefix}refused_objectives, [])" if "refused_objectives" in props else "[]"
-    return (
-        f"len(list_filter($objectives::VARCHAR[], lambda o: list_contains({yes}, o) "
-        f"AND NOT list_contains({no}, o))) > 0"
-    )
-
-
 def _consent_existing(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict) -> None:
     if not spec.objectives:
         return
@@ -566,7 +557,8 @@ def _consent_existing(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: d
                reason = 'profile has not consented to any of: '
                         || array_to_string($objectives, ', ')
         WHERE outcome IS NULL AND NOT is_new
-          AND profile_id NOT IN (SELECT profile_id FROM profiles WHERE {_consented_sql(props)})
+          AND profile_id NOT IN (
+              SELECT profile_id FROM profiles AS p WHERE {consent_predicate("p", "$objectives")})
         """,
         {"objectives": list(spec.objectives)},
     )
