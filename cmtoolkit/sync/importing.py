@@ -416,8 +416,8 @@ def _field_values(field: str, param: str) -> str:
         value = _standard_value(field)
         return f"CASE WHEN trim(coalesce({value}, '')) <> '' THEN [{value}] ELSE [] END"
     return (
-        f"list_transform(list_filter(coalesce(custom_fields, []), lambda f: f.key = ${param}), "
-        "lambda f: f.value)"
+        "list_transform(list_filter(coalesce(custom_fields, []), "
+        f"lambda f: f.key = ${param} AND trim(f.value) <> ''), lambda f: f.value)"
     )
 
 
@@ -435,7 +435,11 @@ def _stage_sql(spec: ImportSpec, targets: list[Target]) -> tuple[str, dict[str, 
     for r, (field, _) in enumerate(spec.identifiers):
         if field not in STANDARD_FIELDS:
             params[f"id_{r}"] = field
-        ids.append(f"{_field_values(field, f'id_{r}')}[1]")
+        ids.append(
+            f"nullif(trim({_standard_value(field)}), '')"
+            if field in STANDARD_FIELDS
+            else f"{_field_values(field, f'id_{r}')}[1]"
+        )
     first_id = f"coalesce({', '.join(ids)})" if ids else "NULL"
     which = " ".join(f"WHEN {expr} IS NOT NULL THEN {r}" for r, expr in enumerate(ids))
     # The key a profile is matched on: EmailAddress folds case (DESIGN §5), other fields don't.
@@ -461,7 +465,7 @@ def _stage_sql(spec: ImportSpec, targets: list[Target]) -> tuple[str, dict[str, 
             SELECT cid, list_index, list_id, list_name, trim(email) AS email
                    {"".join(", " + c for c in sorted(std_columns))},
                    list_filter(coalesce(custom_fields, []), lambda f: list_contains($custom, f.key)
-                               AND trim(coalesce(f.value, '')) <> '') AS custom_fields,
+                               AND f.value <> '') AS custom_fields,
                    trim({first_id}) AS id_raw,
                    CASE {which or "WHEN false THEN 0"} END AS id_rule
             FROM batch

@@ -161,7 +161,7 @@ def test_merge_rules_across_two_lists_apply_in_list_order(account, ws, cm):
         loyalty_points="2.5",
         city="Lima",
     )
-    account.add(account.l1, "bob@example.com", "Robert", city="")  # empty never clears
+    account.add(account.l1, "bob@example.com", "Robert", city="   ")  # blank never clears
     result = run(ws, connection(account, save_list_names_to="cm_lists"), cm)
 
     assert result.state == "FINISHED"
@@ -525,3 +525,38 @@ def test_status_checks_the_workspace_store(account, ws, cm, tmp_path):
     assert not status.import_ready
     assert any("nickname" in p.message and "number" in p.message for p in status.errors)
     assert ws.segment_names() == ["vip"]
+
+
+def test_blank_incoming_values_are_dropped_whatever_campaign_monitor_returns(ws):
+    """The emulator stores no blank values; a real account may return them: they never clear."""
+    from types import SimpleNamespace
+
+    from cmtoolkit.sync.importing import ImportSpec, plan_import, stage_contacts
+
+    class Source:  # pages as the client yields them, with blank and whitespace-only values
+        def lists(self, client_id: str) -> list[Any]:
+            return [SimpleNamespace(list_id="L1", name="Newsletter")]
+
+        def subscriber_frames(self, list_id: str, state: str, **kw: Any) -> Any:
+            cf = pl.List(pl.Struct({"key": pl.Utf8, "value": pl.Utf8}))
+            yield pl.DataFrame(
+                {
+                    "email": ["ann@example.com"],
+                    "name": ["  "],
+                    "custom_fields": [
+                        [{"key": "city", "value": "   "}, {"key": "city", "value": ""}]
+                    ],
+                },
+                schema={"email": pl.Utf8, "name": pl.Utf8, "custom_fields": cf},
+            )
+
+    spec = ImportSpec(
+        connection="blank", client_id="C", lists=("L1",), states=("Active",),
+        allow_create=False, save_list_names_to=None, identifiers=(("EmailAddress", "email"),),
+        mappings=(("city", "city", "set"), ("Name", "full_name", "set")), objectives=(),
+    )  # fmt: skip
+    with stage_contacts(Source(), spec) as stage, ws.store.attached(stage.con):
+        plan = plan_import(stage.con, spec)
+        assert plan.counts["UNCHANGED"] == 1
+        assert plan.rows()["reason"].to_list() == ["values already current"]
+        assert plan.samples().is_empty()  # Oslo and the empty name stay as they are
