@@ -378,14 +378,14 @@ def plan_import(
     _delta(con, spec, full=full)
     _match(con, spec, props)
     _classify(con, spec)
-    _consent_existing(con, spec, props)
+    _consent_existing(con, spec)
     _applied(con, spec, targets)
     con.execute("DROP TABLE imp_in")  # everything later needs is in imp_plan / imp_applied
     _type_check(con, targets, props)
     _merge(con, targets, props)
     con.execute("DROP TABLE IF EXISTS imp_applied; DROP TABLE IF EXISTS imp_agg")
     _consent_new(con, spec, targets)
-    _outcomes(con, targets)
+    _outcomes(con)
     counts = dict.fromkeys(IMPORT_OUTCOMES, 0)
     counts.update(con.execute("SELECT outcome, count(*) FROM imp_plan GROUP BY outcome").fetchall())
     new_properties = {
@@ -552,7 +552,7 @@ def _classify(con: duckdb.DuckDBPyConnection, spec: ImportSpec) -> None:
     )
 
 
-def _consent_existing(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict) -> None:
+def _consent_existing(con: duckdb.DuckDBPyConnection, spec: ImportSpec) -> None:
     if not spec.objectives:
         return
     con.execute(
@@ -762,7 +762,7 @@ def _consent_new(con: duckdb.DuckDBPyConnection, spec: ImportSpec, targets: list
     con.execute("DELETE FROM imp_new WHERE profile_id IN (SELECT profile_id FROM imp_refused_new)")
 
 
-def _outcomes(con: duckdb.DuckDBPyConnection, targets: list[Target]) -> None:
+def _outcomes(con: duckdb.DuckDBPyConnection) -> None:
     """CREATED / MODIFIED / UNCHANGED for the applied contacts, with sum notes as reasons."""
     con.execute(
         """
