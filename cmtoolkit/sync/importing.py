@@ -19,6 +19,8 @@ Decisions that are not spelled out in DESIGN §5 and are made here:
   every field the connection reads, so editing a mapping re-applies contacts once.
 - A contact whose values already hold in the profile is ``UNCHANGED`` ("values already current")
   even when its hash changed; its new hash is recorded.
+- A contact whose hash is the one last applied stops at the delta and is not matched again: a
+  profile deleted since stays ``UNCHANGED`` until ``--full`` (its ledger row has no profile id).
 - A created profile's id is derived from its identifier (``cm-`` + 24 hex digits of an md5), so an
   interrupted and re-run import creates the same ids as an uninterrupted one.
 - An incoming value that does not fit the target property's type (a non-date into a ``date``
