@@ -198,7 +198,8 @@ def parse_frame_page(content: bytes) -> tuple[PageInfo, pl.DataFrame]:
         page = pl.read_json(io.BytesIO(content), schema=_WIRE_PAGE)
     except pl.exceptions.PolarsError:
         return _parse_frame_page_slow(content)
-    meta = page.row(0, named=True)
+    # Only the envelope's scalars: row() over "Results" would build 1000 Python dicts.
+    meta = page.drop("Results").row(0, named=True)
     wire = page.select(pl.col("Results").explode()).unnest("Results").drop_nulls("EmailAddress")
     info = PageInfo(
         number=int(meta["PageNumber"] or 0),
