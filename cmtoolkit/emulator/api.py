@@ -139,13 +139,17 @@ def parse_date(text: str) -> int:
 class Api:
     """Routes ``/api/v3.3`` requests to the account; the caller holds the emulator lock."""
 
-    def __init__(self, account: Account, seed: int = 0) -> None:
+    def __init__(self, account: Account, seed: int = 0, page_cache_bytes: int = 0) -> None:
         self.account = account
         self.seed = seed
         self._counter = 0
-        # Rendered pages by request key, valid for one ``generation`` (bumped by every write).
+        # Rendered pages by request key (oldest first), valid for one ``generation`` (bumped by
+        # every write). At most ``page_cache_bytes`` are kept, and always the prefetched page.
         self.generation = 0
+        self.page_cache_bytes = page_cache_bytes
         self._pages: dict[tuple[Any, ...], tuple[bytes, int]] = {}
+        self._pages_generation = 0
+        self._pages_bytes = 0
         R = re.compile
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Result]]] = [
             ("GET", R(r"/clients"), self.clients),
@@ -533,7 +537,9 @@ class Api:
 
         Sequential paging (what every sync does) then finds its next page already rendered,
         which overlaps the emulator's rendering with the client's parsing when they run in
-        different processes. Cached pages die with any write (``generation``).
+        different processes. With a ``page_cache_bytes`` budget that holds a whole list, a
+        re-read costs the emulator nothing but the sending, as a remote server's work costs the
+        reader nothing. Cached pages die with any write (``generation``).
         """
         page, size, order_field, descending, since = paging(ctx)
         tracking = as_bool(
@@ -541,26 +547,39 @@ class Api:
         )
         seg_key = None if segment is None else (segment.segment_id, repr(segment.rule_groups))
         base = (lst.list_id, states, order_field, descending, since, size, tracking, seg_key)
-        raw = self._pages.pop((self.generation, *base, page), None)
-        if raw is not None:
-            body, pages = raw
-        else:
-            body, pages = self._render(
+        key = (self.generation, *base, page)
+        raw = self._pages.get(key)
+        if raw is None:
+            raw = self._render(
                 lst, states, segment, page, size, order_field, descending, since, tracking
             )
+            self._keep(key, raw)
+        body, pages = raw
         generation = self.generation
 
         def prefetch() -> None:
             key = (generation, *base, page + 1)
             if generation != self.generation or page >= pages or key in self._pages:
                 return
-            if len(self._pages) >= 8:
-                self._pages.clear()
-            self._pages[key] = self._render(
-                lst, states, segment, page + 1, size, order_field, descending, since, tracking
+            self._keep(
+                key,
+                self._render(
+                    lst, states, segment, page + 1, size, order_field, descending, since, tracking
+                ),
             )
 
         return Result(200, raw=body, prefetch=prefetch)
+
+    def _keep(self, key: tuple[Any, ...], raw: tuple[bytes, int]) -> None:
+        """Cache a rendered page, dropping the oldest ones past the byte budget."""
+        if self._pages_generation != self.generation:
+            self._pages.clear()
+            self._pages_generation, self._pages_bytes = self.generation, 0
+        self._pages[key] = raw
+        self._pages_bytes += len(raw[0])
+        while self._pages_bytes > self.page_cache_bytes and len(self._pages) > 1:
+            oldest = next(iter(self._pages))
+            self._pages_bytes -= len(self._pages.pop(oldest)[0])
 
     def _render(
         self,

@@ -47,6 +47,12 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--state", help="state file: loaded at start, written on exit and save")
     serve.add_argument("--faults", help="fault SPEC (see below)")
     serve.add_argument(
+        "--page-cache-mb",
+        type=int,
+        default=16,
+        help="rendered pages kept until the next write (default 16; a 1M list is ~430)",
+    )
+    serve.add_argument(
         "--rate-limit", type=int, help="max API requests per --rate-window seconds (default off)"
     )
     serve.add_argument("--rate-window", type=float, default=60.0)
@@ -79,6 +85,7 @@ def serve_command(args: argparse.Namespace) -> int:
         faults=args.faults,
         state_file=args.state,
         prefetch_pages=True,
+        page_cache_bytes=args.page_cache_mb * 2**20,
         rate_limit=RateLimit(args.rate_limit, args.rate_window, not args.no_rate_headers)
         if args.rate_limit
         else None,

@@ -86,6 +86,8 @@ class Emulator:
     ``prefetch_pages`` renders the next page of a paged read right after answering one, so a
     sequential reader finds it ready. That only pays when the reader runs in another process
     (``cmtoolkit emulator serve`` turns it on); in-process it would just compete for the GIL.
+    ``page_cache_bytes`` keeps rendered pages until the next write (oldest dropped first), so
+    re-reading a list that fits costs no rendering.
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class Emulator:
         lists: Sequence[str] = DEFAULT_LISTS,
         clock: Callable[[], float] = time.time,
         prefetch_pages: bool = False,
+        page_cache_bytes: int = 0,
     ) -> None:
         if hasattr(api_key, "reveal"):
             api_key = api_key.reveal()
@@ -115,6 +118,7 @@ class Emulator:
         self.state_file = state_file
         self.rate_limit = rate_limit
         self.prefetch_pages = prefetch_pages
+        self.page_cache_bytes = page_cache_bytes
         self.lock = threading.RLock()
         self._clock = clock
         self._offset = 0.0
@@ -161,7 +165,7 @@ class Emulator:
         self._attach()
 
     def _attach(self) -> None:
-        self.api = Api(self.account, self.seed)
+        self.api = Api(self.account, self.seed, self.page_cache_bytes)
         self.auth.client_keys = {c.api_key: c.client_id for c in self.account.clients}
         rows = sum(len(lst) for c in self.account.clients for lst in c.lists)
         if rows >= FREEZE_THRESHOLD:

@@ -541,3 +541,20 @@ def test_prefetched_pages_match_and_die_with_writes(emulator_factory: Any) -> No
     http.get(path, page=1, pagesize=10)  # pre-renders page 2
     http.add("aaaa@example.com")  # sorts first: shifts every page
     assert http.get(path, page=2, pagesize=10).json()["Results"][0] == first[0]["Results"][-1]
+
+
+def test_page_cache_keeps_pages_within_its_budget_until_a_write(emulator_factory: Any) -> None:
+    emu = emulator_factory(seed_size=100, page_cache_bytes=10**6)
+    http = Http(emu)
+    path = f"/lists/{http.lid}/active.json"
+    first = [http.get(path, page=p, pagesize=10).json() for p in (1, 2, 3)]
+    assert len(emu.api._pages) == 3
+    assert [http.get(path, page=p, pagesize=10).json() for p in (1, 2, 3)] == first
+    http.add("aaaa@example.com")  # sorts first: shifts every page
+    assert http.get(path, page=2, pagesize=10).json()["Results"][0] == first[0]["Results"][-1]
+    assert len(emu.api._pages) == 1  # the write dropped every page rendered before it
+
+    emu.api.page_cache_bytes = 1  # over budget: only the newest page is kept
+    for p in (1, 2, 3):
+        http.get(path, page=p, pagesize=10)
+    assert len(emu.api._pages) == 1
