@@ -197,6 +197,30 @@ def test_sum_with_a_non_number_leaves_the_property_and_says_why(account, ws, cm)
     assert outcome == "UNCHANGED" and "sum into points skipped" in reason
 
 
+def test_a_value_that_does_not_fit_its_property_makes_the_contact_invalid(account, ws, cm):
+    ws.store.define_property("birthday", "date")
+    account.add(account.l1, "ann@example.com", note="not a date", city="Lima")
+    account.add(account.l1, "bob@example.com", note="1990-05-04", city="Kyiv")
+    conn = connection(
+        account,
+        lists=(account.l1,),
+        mappings=(
+            ImportMapping("note", "birthday", "set"),
+            ImportMapping("city", "city", "set"),
+        ),
+    )
+    result = run(ws, conn, cm)
+    got = rows(ws, result.run_id)
+    assert got["ann@example.com"] == (
+        "INVALID",
+        "field note: not a valid date for property birthday: not a date",
+    )
+    assert profile(ws, "p1")["city"] == ["Oslo"]  # nothing of an invalid contact is applied
+    assert got["bob@example.com"][0] == "MODIFIED"
+    assert profile(ws, "p2")["birthday"] == ["1990-05-04"]
+    assert profile(ws, "p2")["city"] == ["Kyiv"]
+
+
 # --- identifiers and matching -----------------------------------------------------------------
 
 
@@ -527,36 +551,79 @@ def test_status_checks_the_workspace_store(account, ws, cm, tmp_path):
     assert ws.segment_names() == ["vip"]
 
 
+CUSTOM_FIELDS = pl.List(pl.Struct({"key": pl.Utf8, "value": pl.Utf8}))
+
+
+class PagesSource:
+    """A subscriber source yielding the given page frames, as the client would."""
+
+    def __init__(self, *frames: pl.DataFrame) -> None:
+        self.frames = frames
+
+    def lists(self, client_id: str) -> list[Any]:
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(list_id="L1", name="Newsletter")]
+
+    def subscriber_frames(self, list_id: str, state: str, **kw: Any) -> Any:
+        yield from self.frames
+
+
+def page(email: str, name: str, fields: list[tuple[str, str]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "email": [email],
+            "name": [name],
+            "custom_fields": [[{"key": k, "value": v} for k, v in fields]],
+        },
+        schema={"email": pl.Utf8, "name": pl.Utf8, "custom_fields": CUSTOM_FIELDS},
+    )
+
+
+def import_spec(**kw: Any) -> Any:
+    from cmtoolkit.sync.importing import ImportSpec
+
+    defaults: dict[str, Any] = {
+        "connection": "c", "client_id": "C", "lists": ("L1",), "states": ("Active",),
+        "allow_create": False, "save_list_names_to": None,
+        "identifiers": (("EmailAddress", "email"),), "objectives": (),
+    }  # fmt: skip
+    return ImportSpec(**{**defaults, **kw})
+
+
 def test_blank_incoming_values_are_dropped_whatever_campaign_monitor_returns(ws):
     """The emulator stores no blank values; a real account may return them: they never clear."""
-    from types import SimpleNamespace
+    from cmtoolkit.sync.importing import plan_import, stage_contacts
 
-    from cmtoolkit.sync.importing import ImportSpec, plan_import, stage_contacts
-
-    class Source:  # pages as the client yields them, with blank and whitespace-only values
-        def lists(self, client_id: str) -> list[Any]:
-            return [SimpleNamespace(list_id="L1", name="Newsletter")]
-
-        def subscriber_frames(self, list_id: str, state: str, **kw: Any) -> Any:
-            cf = pl.List(pl.Struct({"key": pl.Utf8, "value": pl.Utf8}))
-            yield pl.DataFrame(
-                {
-                    "email": ["ann@example.com"],
-                    "name": ["  "],
-                    "custom_fields": [
-                        [{"key": "city", "value": "   "}, {"key": "city", "value": ""}]
-                    ],
-                },
-                schema={"email": pl.Utf8, "name": pl.Utf8, "custom_fields": cf},
-            )
-
-    spec = ImportSpec(
-        connection="blank", client_id="C", lists=("L1",), states=("Active",),
-        allow_create=False, save_list_names_to=None, identifiers=(("EmailAddress", "email"),),
-        mappings=(("city", "city", "set"), ("Name", "full_name", "set")), objectives=(),
-    )  # fmt: skip
-    with stage_contacts(Source(), spec) as stage, ws.store.attached(stage.con):
+    # Blank and whitespace-only values (U+3000 is a space too), as a real account may send them.
+    source = PagesSource(
+        page("ann@example.com", "  ", [("city", "   "), ("city", ""), ("city", "\u3000")])
+    )
+    spec = import_spec(mappings=(("city", "city", "set"), ("Name", "full_name", "set")))
+    with stage_contacts(source, spec) as stage, ws.store.attached(stage.con):
         plan = plan_import(stage.con, spec)
         assert plan.counts["UNCHANGED"] == 1
         assert plan.rows()["reason"].to_list() == ["values already current"]
         assert plan.samples().is_empty()  # Oslo and the empty name stay as they are
+
+
+def test_the_delta_hash_of_a_contact_does_not_change_between_versions():
+    """Stored hashes decide what is applied again: a new hash format would re-apply every
+    contact once, and ``sum`` twice. This pins the format (md5 over the fields read)."""
+    from cmtoolkit.sync.importing import stage_contacts
+
+    source = PagesSource(
+        page(
+            " Ann@Example.com ",
+            "Ann",
+            [("interests", "golf"), ("website", ""), ("interests", "chess"), ("tier", "gold")],
+        )
+    )
+    spec = import_spec(
+        save_list_names_to="cm_lists",
+        mappings=(("Name", "full_name", "set"), ("interests", "interests", "add")),
+    )
+    with stage_contacts(source, spec) as stage:
+        got = stage.con.sql("SELECT identifier, hash, in_t0, in_t1 FROM imp_in").fetchall()
+    hash_ = "ff32e7b9f5de85a62ccfb91cf163734a"  # computed by the first version of the import
+    assert got == [("ann@example.com", hash_, ["Ann"], ["golf", "chess"])]
