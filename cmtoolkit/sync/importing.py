@@ -434,10 +434,7 @@ def _stage_sql(spec: ImportSpec, targets: list[Target]) -> tuple[str, dict[str, 
             value = _standard_value(field)
             return f"CASE WHEN trim(coalesce({value}, '')) <> '' THEN [{value}] ELSE [] END"
         params[param] = field
-        return (
-            f"list_transform(list_filter(custom_fields, lambda f: f.key = ${param} "
-            "AND trim(f.value) <> ''), lambda f: f.value)"
-        )
+        return f"list_transform(list_filter(filled, lambda f: f.key = ${param}), lambda f: f.value)"
 
     ids = [
         f"nullif(trim({_standard_value(field)}), '')"
@@ -475,12 +472,18 @@ def _stage_sql(spec: ImportSpec, targets: list[Target]) -> tuple[str, dict[str, 
                              {fields_text})) AS hash
                {incoming}
         FROM (
-            SELECT cid, list_index, list_id, list_name, trim(email) AS email{std_columns},
-                   list_filter(coalesce(custom_fields, []), lambda f: list_contains($custom, f.key)
-                               AND f.value <> '') AS custom_fields,
-                   trim({first_id}) AS id_raw,
-                   CASE {which or "WHEN false THEN 0"} END AS id_rule
-            FROM batch
+            SELECT *, trim({first_id}) AS id_raw, CASE {which or "WHEN false THEN 0"} END AS id_rule
+            FROM (
+                -- filled: the non-blank fields, judged once here, not once per target
+                SELECT *, list_filter(custom_fields, lambda f: trim(f.value) <> '') AS filled
+                FROM (
+                    SELECT cid, list_index, list_id, list_name, trim(email) AS email{std_columns},
+                           list_filter(coalesce(custom_fields, []),
+                                       lambda f: list_contains($custom, f.key) AND f.value <> '')
+                               AS custom_fields
+                    FROM batch
+                )
+            )
         )
         """
     return sql, params
