@@ -682,10 +682,9 @@ def _merge(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -
             return (
                 f"CASE WHEN len({o}) = 0 AND len({a}) > 0 THEN ordered_distinct({a}) ELSE {o} END"
             )
-        if t.rule == "add":
-            return (
-                f"CASE WHEN len({a}) > 0 THEN ordered_distinct(list_concat({o}, {a})) ELSE {o} END"
-            )
+        if t.rule == "add":  # stored values are distinct already (cmtoolkit.profiles)
+            new = f"list_filter(ordered_distinct({a}), lambda x: NOT list_contains({o}, x))"
+            return f"CASE WHEN len({a}) > 0 THEN list_concat({o}, {new}) ELSE {o} END"
         total = (
             f"coalesce(try_cast(trim({o}[1]) AS DECIMAL(38, 9)), 0) + "
             f"coalesce(list_sum(list_transform({a}, lambda x: {_SUM})), 0)"
