@@ -522,8 +522,9 @@ def _match(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict, *, ful
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE imp_match AS
-        SELECT r, key, count(DISTINCT profile_id) AS n, min(profile_id) AS profile_id
-        FROM ({union}) GROUP BY r, key
+        SELECT r, key, count(*) AS n, min(profile_id) AS profile_id
+        FROM (SELECT DISTINCT r, key, profile_id FROM ({union}))
+        GROUP BY r, key
         """,
         {"full": full, "connection": spec.connection} if keys else None,
     )
