@@ -3,8 +3,8 @@
 Three phases, so that the store is locked only while it is really needed:
 
 1. **Stage** (no store lock): every selected list and state is paged through the client; a worker
-   thread turns each batch of pages into ``imp_in`` rows (identifier, delta hash, the fields the
-   goal reads) in an in-memory DuckDB while the next pages are read.
+   thread turns each batch of pages into ``imp_in`` rows (identifier, delta hash, each mapped
+   field's incoming values) in an in-memory DuckDB while the next pages are read.
 2. **Plan**: the store is ATTACHed to that same connection (no copy of the staged rows) and
    every decision — delta, identifier match, consent, type checks, the four merge rules, list
    names — is a set-based SQL statement over temp tables. Contacts unchanged since the last run
@@ -161,11 +161,11 @@ class ImportSpec:
 class ContactStage:
     """Pages in, one ``imp_in`` row per contact out, computed while the next pages are read.
 
-    The client parses pages in this thread; every ``batch_rows`` contacts a worker thread turns
-    the batch into ``imp_in`` rows (identifier, delta hash, and only the fields the goal reads)
-    in a private in-memory DuckDB, which releases the GIL, so the two overlap and the store is
-    not touched (nor locked) while Campaign Monitor is being read. The store is ATTACHed to this
-    same connection for planning, so the staged rows are never copied.
+    The client parses pages in this thread; every ``batch_rows`` contacts (and at each new list) a
+    worker thread turns the batch into ``imp_in`` rows (identifier, delta hash, and each mapped
+    field's incoming values) in a private in-memory DuckDB, which releases the GIL, so the two
+    overlap and the store is not touched (nor locked) while Campaign Monitor is being read. The
+    store is ATTACHed to this same connection for planning, so the staged rows are never copied.
     """
 
     def __init__(self, spec: ImportSpec, *, batch_rows: int = 50_000) -> None:
