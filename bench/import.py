@@ -5,6 +5,12 @@ An emulator subprocess (``cmtoolkit emulator serve``) holds one list of ``--size
 USState) and a workspace holds ``--size`` synthetic profiles, half of them subscribers (matched by
 email; 5 % of the store's emails differ in case or surrounding spaces).
 
+The emulator keeps every rendered page (``--page-cache-mb``) and one read renders them all before
+anything is measured, so every measured read, the floor's included, costs the emulator only the
+sending: a remote Campaign Monitor's work costs the reading machine nothing, while an emulator
+rendering on the same two cores would take processor time from the import. ``--cold-emulator``
+measures with the emulator rendering every page on every read instead.
+
 Measured in one run, in this order:
 
 1. floor: every page of the list read through the client (``subscriber_frames``, the path the
