@@ -144,7 +144,8 @@ class Api:
         self.seed = seed
         self._counter = 0
         # Rendered pages by request key (oldest first), valid for one ``generation`` (bumped by
-        # every write). At most ``page_cache_bytes`` are kept, and always the prefetched page.
+        # every API write; code that changes ``account`` directly bypasses it, so by default
+        # only the prefetched page is kept). At most ``page_cache_bytes`` are kept.
         self.generation = 0
         self.page_cache_bytes = page_cache_bytes
         self._pages: dict[tuple[Any, ...], tuple[bytes, int]] = {}
@@ -548,12 +549,14 @@ class Api:
         seg_key = None if segment is None else (segment.segment_id, repr(segment.rule_groups))
         base = (lst.list_id, states, order_field, descending, since, size, tracking, seg_key)
         key = (self.generation, *base, page)
-        raw = self._pages.get(key)
+        # Without a budget only a pre-rendered page is kept, and only until it is served.
+        raw = self._pages.get(key) if self.page_cache_bytes else self._pages.pop(key, None)
         if raw is None:
             raw = self._render(
                 lst, states, segment, page, size, order_field, descending, since, tracking
             )
-            self._keep(key, raw)
+            if self.page_cache_bytes:
+                self._keep(key, raw)
         body, pages = raw
         generation = self.generation
 

@@ -558,3 +558,8 @@ def test_page_cache_keeps_pages_within_its_budget_until_a_write(emulator_factory
     for p in (1, 2, 3):
         http.get(path, page=p, pagesize=10)
     assert len(emu.api._pages) == 1
+
+    default = emulator_factory(seed_size=100)  # no budget: a served page is never kept
+    http = Http(default)
+    http.get(f"/lists/{http.lid}/active.json", page=1, pagesize=10)
+    assert default.api._pages == {}
