@@ -383,10 +383,11 @@ def plan_import(
         "CREATE OR REPLACE TEMP MACRO ordered_distinct(l) AS CASE WHEN len(l) <= 1 THEN l "
         "ELSE list_filter(l, lambda x, i: list_position(l, x) = i) END"
     )
-    _match(con, spec, props, full=full)
-    _classify(con, spec, targets, full=full)
-    con.execute("DROP TABLE imp_in")  # everything later needs is in imp_plan
-    con.execute("DROP TABLE imp_match")
+    _delta(con, spec, full=full)
+    _match(con, spec, props)
+    _classify(con, spec, targets)
+    # Everything later needs is in imp_plan.
+    con.execute("DROP TABLE imp_in; DROP TABLE imp_todo; DROP TABLE imp_match")
     _consent_existing(con, spec)
     _type_check(con, targets, props)
     _merge(con, targets, props)
@@ -489,29 +490,38 @@ def _stage_sql(spec: ImportSpec, targets: list[Target]) -> tuple[str, dict[str, 
     return sql, params
 
 
-# The delta (DESIGN §5): a contact whose hash is the one last applied needs no more work.
-_DELTA_JOIN = """
-    LEFT JOIN import_state s
-           ON s.connection = $connection AND s.list_id = c.list_id AND s.identifier = c.identifier
-"""
-_DELTA_HIT = "NOT $full AND s.hash IS NOT DISTINCT FROM c.hash"
+def _delta(con: duckdb.DuckDBPyConnection, spec: ImportSpec, *, full: bool) -> None:
+    """imp_todo: the contacts past the delta (DESIGN §5), whose hash is not the one last applied.
+
+    The others need no more work: on a re-run this table is empty, and matching is skipped.
+    """
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE imp_todo AS
+        SELECT c.cid, c.id_rule, c.identifier
+        FROM imp_in c
+        LEFT JOIN import_state s
+               ON s.connection = $connection AND s.list_id = c.list_id
+              AND s.identifier = c.identifier
+        WHERE $full OR s.hash IS DISTINCT FROM c.hash
+        """,
+        {"full": full, "connection": spec.connection},
+    )
 
 
-def _match(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict, *, full: bool) -> None:
-    """imp_match(r, key, n, profile_id): how many profiles hold each identifier still to apply
-    (contacts that stop at the delta are not matched: a re-run skips this work)."""
+def _match(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict) -> None:
+    """imp_match(r, key, n, profile_id): how many profiles hold each identifier still to apply."""
     keys = []
+    todo = con.execute("SELECT count(*) FROM imp_todo").fetchone()
     for r, (field, prop) in enumerate(spec.identifiers):
-        if prop not in props:
+        if prop not in props or not (todo and todo[0]):
             continue  # no profile can hold a value of a property that does not exist yet
         norm = "lower(trim(v))" if field == "EmailAddress" else "trim(v)"
         keys.append(
             f"""
             SELECT {r} AS r, {norm} AS key, profile_id
             FROM (SELECT profile_id, unnest({quote_ident(prop)}) AS v FROM profiles)
-            WHERE {norm} IN (
-                SELECT c.identifier FROM imp_in c {_DELTA_JOIN}
-                WHERE c.id_rule = {r} AND NOT ({_DELTA_HIT}))
+            WHERE {norm} IN (SELECT identifier FROM imp_todo WHERE id_rule = {r})
             """
         )
     union = (
@@ -525,23 +535,15 @@ def _match(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict, *, ful
         SELECT r, key, count(*) AS n, min(profile_id) AS profile_id
         FROM (SELECT DISTINCT r, key, profile_id FROM ({union}))
         GROUP BY r, key
-        """,
-        {"full": full, "connection": spec.connection} if keys else None,
+        """
     )
 
 
-def _classify(
-    con: duckdb.DuckDBPyConnection, spec: ImportSpec, targets: list[Target], *, full: bool
-) -> None:
+def _classify(con: duckdb.DuckDBPyConnection, spec: ImportSpec, targets: list[Target]) -> None:
     """imp_plan: one row per contact with the outcomes decided before merging and, for the
     contacts past the delta, every target's incoming values."""
     props = [p for _, p in spec.identifiers]
-    params: dict[str, Any] = {
-        "allow_create": spec.allow_create,
-        "props": props,
-        "full": full,
-        "connection": spec.connection,
-    }
+    params: dict[str, Any] = {"allow_create": spec.allow_create, "props": props}
     is_new = "NOT c.delta_hit AND coalesce(m.n, 0) = 0"
     incoming = []
     for t in targets:
@@ -578,7 +580,10 @@ def _classify(
                     THEN 'no profile holds ' || $props[c.id_rule + 1] || ' = ' || c.id_raw
                END AS reason
                {"".join(incoming)}
-        FROM (SELECT c.*, {_DELTA_HIT} AS delta_hit FROM imp_in c {_DELTA_JOIN}) c
+        FROM (
+            SELECT c.*, t.cid IS NULL AS delta_hit
+            FROM imp_in c LEFT JOIN imp_todo t USING (cid)
+        ) c
         LEFT JOIN imp_match m ON m.r = c.id_rule AND m.key = c.identifier
         """,
         params,
