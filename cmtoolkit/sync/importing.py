@@ -512,10 +512,10 @@ def _delta(con: duckdb.DuckDBPyConnection, spec: ImportSpec, *, full: bool) -> N
 def _match(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict) -> None:
     """imp_match(r, key, n, profile_id): how many profiles hold each identifier still to apply."""
     keys = []
-    todo = con.execute("SELECT count(*) FROM imp_todo").fetchone()
+    (todo,) = con.execute("SELECT count(*) FROM imp_todo").fetchone() or (0,)
     for r, (field, prop) in enumerate(spec.identifiers):
-        if prop not in props or not (todo and todo[0]):
-            continue  # no profile can hold a value of a property that does not exist yet
+        if not todo or prop not in props:
+            continue  # nothing to match, or no profile holds a property not defined yet
         norm = "lower(trim(v))" if field == "EmailAddress" else "trim(v)"
         keys.append(
             f"""
@@ -588,14 +588,6 @@ def _classify(con: duckdb.DuckDBPyConnection, spec: ImportSpec, targets: list[Ta
         """,
         params,
     )
-    # Profiles reached by several contacts (several lists): the only ones that need a GROUP BY.
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE imp_multi AS
-        SELECT profile_id FROM imp_plan WHERE outcome IS NULL
-        GROUP BY profile_id HAVING count(*) > 1
-        """
-    )
 
 
 def _consent_existing(con: duckdb.DuckDBPyConnection, spec: ImportSpec) -> None:
@@ -654,6 +646,13 @@ def _merge(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -
             "false AS is_new, false AS changed WHERE false"
         )
         return
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE imp_multi AS
+        SELECT profile_id FROM imp_plan WHERE outcome IS NULL
+        GROUP BY profile_id HAVING count(*) > 1
+        """
+    )
 
     def agg(t: Target) -> str:
         col = f"in_{t.alias}"
