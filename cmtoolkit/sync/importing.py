@@ -181,8 +181,12 @@ class ContactStage:
         self.con = duckdb.connect(
             config={"memory_limit": MEMORY_LIMIT, "temp_directory": self.spill.name}
         )
-        # One thread while staging: the other core is busy reading pages.
-        self.con.execute("SET enable_progress_bar = false; SET threads = 1")
+        # One thread while staging: the other core is busy reading pages. Row order means
+        # nothing here (every ordering is explicit, by cid or list), and keeping it made the
+        # apply of a million contacts 1.3× slower.
+        self.con.execute(
+            "SET enable_progress_bar = false; SET threads = 1; SET preserve_insertion_order = false"
+        )
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmtoolkit-stage")
         self.pending: list[pl.DataFrame] = []
         self.pending_rows = 0
