@@ -899,7 +899,4 @@ def run(ctx: Any, run_id: str) -> Any:
                 con.rollback()
                 raise
             con.commit()
-            # Fold the run's log into the file now, as part of the run: otherwise the next
-            # writer pays for it, and every read-only open until then replays it.
-            con.execute("CHECKPOINT store")
     return Outcome(counts=plan.counts, details={"new_properties": plan.new_properties})
