@@ -95,20 +95,26 @@ def _credential_argument(parser: argparse.ArgumentParser, default: str | None = 
 # --- auth login --------------------------------------------------------------------------------
 
 
+def _read_secret(env_var: str | None, prompt: str, if_empty: str) -> str:
+    """A secret from ``env_var`` when one is named (it must not be empty), else a hidden prompt."""
+    if not env_var:
+        return getpass.getpass(prompt).strip()
+    value = os.environ.get(env_var, "").strip()
+    if not value:
+        raise CredentialError(f"environment variable {env_var} is empty: {if_empty}")
+    return value
+
+
 def cmd_login(args: argparse.Namespace) -> int:
     store = CredentialStore()
     name = args.credential
     if args.oauth:
         return _login_oauth(args, store, name)
-    if args.api_key_env:
-        value = os.environ.get(args.api_key_env, "").strip()
-        if not value:
-            raise CredentialError(
-                f"environment variable {args.api_key_env} is empty: export the API key in it "
-                "or leave out --api-key-env to be prompted"
-            )
-    else:
-        value = getpass.getpass("Campaign Monitor API key (input hidden): ").strip()
+    value = _read_secret(
+        args.api_key_env,
+        "Campaign Monitor API key (input hidden): ",
+        "export the API key in it or leave out --api-key-env to be prompted",
+    )
     verify: Callable[[ApiKeyCredential], Any] | None = None
     clients: list[Any] = []
     if not args.no_verify:
@@ -136,15 +142,11 @@ def _login_oauth(args: argparse.Namespace, store: CredentialStore, name: str) ->
             "--oauth needs --client-id and --redirect-uri (the app's registered values from "
             "Campaign Monitor → Manage connected apps)"
         )
-    if args.client_secret_env:
-        secret = os.environ.get(args.client_secret_env, "").strip()
-        if not secret:
-            raise CredentialError(
-                f"environment variable {args.client_secret_env} is empty: export the app's "
-                "client secret in it"
-            )
-    else:
-        secret = getpass.getpass("OAuth app client secret (input hidden): ").strip()
+    secret = _read_secret(
+        args.client_secret_env,
+        "OAuth app client secret (input hidden): ",
+        "export the app's client secret in it",
+    )
     app = OAuthApp(
         client_id=args.client_id, client_secret=Secret(secret), redirect_uri=args.redirect_uri
     )
