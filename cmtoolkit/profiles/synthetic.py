@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -144,20 +145,12 @@ def write_profiles(
     """Stream ``size`` profiles (persons ``[0, size)``) to a Parquet file, chunk by chunk."""
     if size < 0 or size > 10_000_000:
         raise ConfigurationError(f"--size must be between 0 and 10,000,000, not {size}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer: pq.ParquetWriter | None = None
-    try:
-        for start in range(0, max(size, 1), chunk_size):
-            stop = min(start + chunk_size, size)
-            table = profiles_frame(seed, start, stop, email_noise=email_noise).to_arrow()
-            if writer is None:
-                writer = pq.ParquetWriter(str(path), table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
-    return path
+    return _write_parquet(
+        path,
+        size,
+        chunk_size,
+        lambda start, stop: profiles_frame(seed, start, stop, email_noise=email_noise),
+    )
 
 
 def interactions_frame(seed: int, start: int, stop: int, *, mean: float = 2.0) -> pl.DataFrame:
@@ -184,12 +177,28 @@ def interactions_frame(seed: int, start: int, stop: int, *, mean: float = 2.0) -
 def write_interactions(
     path: str | os.PathLike[str], size: int, *, seed: int = 0, chunk_size: int = 250_000
 ) -> Path:
+    return _write_parquet(
+        path, size, chunk_size, lambda start, stop: interactions_frame(seed, start, stop)
+    )
+
+
+def _write_parquet(
+    path: str | os.PathLike[str],
+    size: int,
+    chunk_size: int,
+    frame: Callable[[int, int], pl.DataFrame],
+) -> Path:
+    """One Parquet file of ``frame(start, stop)`` for each chunk of persons ``[0, size)``.
+
+    Chunk by chunk, so ten million profiles never sit in memory at once; an empty ``size``
+    still writes the (empty) schema.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer: pq.ParquetWriter | None = None
     try:
         for start in range(0, max(size, 1), chunk_size):
-            table = interactions_frame(seed, start, min(start + chunk_size, size)).to_arrow()
+            table = frame(start, min(start + chunk_size, size)).to_arrow()
             if writer is None:
                 writer = pq.ParquetWriter(str(path), table.schema)
             writer.write_table(table)
