@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cmtoolkit.connection.model import Connection
-from cmtoolkit.connection.status import Status
+from cmtoolkit.connection.status import Problem, Status
 
 GREEN, RED, GREY, AMBER = "#1a7f37", "#cf222e", "#8c959f", "#9a6700"
 CHANGED_BG = "#fff3b0"
@@ -78,6 +78,16 @@ def _arrow(label: str, configured: bool, ready: bool) -> str:
     )
 
 
+def _problems_html(problems: Iterable[Problem], css_class: str, colour: str, title: str) -> str:
+    items = "".join(
+        f"<li><code>{esc(p.key or 'connection')}</code>: {esc(p.message)}</li>" for p in problems
+    )
+    return (
+        f'<div class="{css_class}" style="color:{colour}"><b>{title}</b>'
+        f'<ul style="margin:2px 0">{items}</ul></div>'
+    )
+
+
 def status_html(status: Status, connection: Connection) -> str:
     """BlueConic's status indicator: direction arrows, then what to fix (red) and warnings."""
     goals = connection.goals
@@ -88,23 +98,10 @@ def status_html(status: Status, connection: Connection) -> str:
     )
     parts = [f'<div class="cm-status">{arrows}</div>']
     if status.errors:
-        items = "".join(
-            f"<li><code>{esc(p.key or 'connection')}</code>: {esc(p.message)}</li>"
-            for p in status.errors
-        )
-        parts.append(
-            f'<div class="cm-errors" style="color:{RED}"><b>✖ {len(status.errors)} to fix '
-            f'before this connection can run:</b><ul style="margin:2px 0">{items}</ul></div>'
-        )
+        title = f"✖ {len(status.errors)} to fix before this connection can run:"
+        parts.append(_problems_html(status.errors, "cm-errors", RED, title))
     if status.warnings:
-        items = "".join(
-            f"<li><code>{esc(p.key or 'connection')}</code>: {esc(p.message)}</li>"
-            for p in status.warnings
-        )
-        parts.append(
-            f'<div class="cm-warnings" style="color:{AMBER}"><b>⚠ warnings:</b>'
-            f'<ul style="margin:2px 0">{items}</ul></div>'
-        )
+        parts.append(_problems_html(status.warnings, "cm-warnings", AMBER, "⚠ warnings:"))
     if not status.errors and not status.warnings:
         parts.append(f'<div style="color:{GREEN}">✔ no problems found</div>')
     return "".join(parts)
