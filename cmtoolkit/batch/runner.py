@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from cmtoolkit.batch.reports import (
 )
 from cmtoolkit.batch.reports import write_report as _write_report
 from cmtoolkit.errors import ConfigurationError, CredentialError
+from cmtoolkit.sync.ledger import utc_now
 
 log = logging.getLogger("cmtoolkit.batch")
 
@@ -169,7 +169,7 @@ def _run_goal(
         "full": full,
     }
     before = _run_ids(ws, conn.name)
-    started = _now()
+    started = utc_now()
     t0 = time.monotonic()
     error: str | None = None
     with tempfile.TemporaryDirectory(prefix="cmtoolkit-run-") as tmp:
@@ -192,7 +192,7 @@ def _run_goal(
         except Exception as exc:  # dead kernel, cell timeout, missing kernel, ...
             error = f"{type(exc).__name__}: {exc}"
         nb = nbformat.read(out, as_version=4) if out.exists() else nbformat.read(notebook, 4)
-    ended = _now()
+    ended = utc_now()
     published = _published_result(nb)
     counts: dict[str, int] = dict(published.get("counts") or {}) if published else {}
     run_id: str | None = None
@@ -401,10 +401,6 @@ def _redacted_logging(secrets: list[str]) -> Iterator[None]:
     finally:
         for h in handlers:
             h.removeFilter(flt)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 __all__ = [

@@ -33,6 +33,7 @@ from typing import Any
 
 from cmtoolkit.connection.schedule import CRON_FIELDS, cron_problem
 from cmtoolkit.errors import ConfigurationError
+from cmtoolkit.sync.ledger import utc_now
 
 log = logging.getLogger("cmtoolkit.batch.schedule")
 
@@ -160,10 +161,6 @@ def _utc(when: datetime) -> datetime:
     return when
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 # --- what is scheduled ---------------------------------------------------------------------------
 
 
@@ -178,7 +175,7 @@ def scheduled_connections(workspace: Path, now: datetime | None = None) -> list[
     """Enabled connections with a schedule, soonest first."""
     from cmtoolkit.connection.file import iter_connections
 
-    now = now or utcnow()
+    now = now or utc_now()
     out = []
     for conn in iter_connections(Path(workspace)):
         if conn.enabled and conn.schedule:
@@ -278,7 +275,7 @@ class Scheduler:
         workspace: Path,
         run: RunFunction,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.workspace = Path(workspace)

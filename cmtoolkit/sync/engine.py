@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -127,7 +127,7 @@ def _goal_module(goal: str) -> Any:
 
 def preview(ctx: GoalContext, goal: str) -> GoalResult:
     """The dry run: the real run's plan; nothing written to the store or Campaign Monitor."""
-    started = _now()
+    started = ledger.utc_now()
     out = _goal_module(goal).preview(ctx)
     return GoalResult(
         connection=ctx.connection.name,
@@ -136,7 +136,7 @@ def preview(ctx: GoalContext, goal: str) -> GoalResult:
         state="PREVIEW",
         counts=out.counts,
         started_at=started,
-        ended_at=_now(),
+        ended_at=ledger.utc_now(),
         samples=out.samples,
         rows=out.rows,
         details=out.details,
@@ -150,7 +150,7 @@ def sync(ctx: GoalContext, goal: str, *, raise_on_failure: bool = True) -> GoalR
     with RunLock(ctx.workspace.path, name):
         with store.transaction() as con:
             run_id = ledger.start_run(con, name, goal, full=ctx.full)
-        started = _now()
+        started = ledger.utc_now()
         t0 = time.monotonic()
         log.info("run %s: %s of %s started", run_id, goal, name)
         try:
@@ -167,7 +167,9 @@ def sync(ctx: GoalContext, goal: str, *, raise_on_failure: bool = True) -> GoalR
             log.error("run %s: %s of %s failed: %s", run_id, goal, name, message)
             if raise_on_failure or not isinstance(exc, Exception):
                 raise
-            return GoalResult(name, goal, False, "FAILED", {}, started, _now(), run_id, message)
+            return GoalResult(
+                name, goal, False, "FAILED", {}, started, ledger.utc_now(), run_id, message
+            )
         log.info("run %s finished in %.1fs: %s", run_id, time.monotonic() - t0, out.counts)
         return GoalResult(
             name,
@@ -176,7 +178,7 @@ def sync(ctx: GoalContext, goal: str, *, raise_on_failure: bool = True) -> GoalR
             "FINISHED",
             out.counts,
             started,
-            _now(),
+            ledger.utc_now(),
             run_id,
             details=out.details,
         )
@@ -189,10 +191,6 @@ def _error_message(exc: BaseException) -> str:
         return "interrupted"
     # Unexpected errors keep their type so the report says what broke.
     return f"{type(exc).__name__}: {exc}"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 __all__ = [

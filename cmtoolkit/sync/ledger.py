@@ -13,12 +13,18 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
 
 RUN_STATES = ("STARTING", "RUNNING", "FINISHED", "FAILED")
+
+
+def utc_now() -> datetime:
+    """Now in UTC, naive, as the ledger's TIMESTAMP columns hold it."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
 
 # The tables (runs, run_rows, import_state, export_state) are migration 2 of
 # cmtoolkit.profiles.schema.
@@ -59,7 +65,7 @@ class Run:
 
 def start_run(con: duckdb.DuckDBPyConnection, connection: str, goal: str, *, full: bool) -> str:
     """Record a new run as STARTING (and earlier unfinished runs as FAILED); returns its id."""
-    run_id = datetime.utcnow().strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+    run_id = utc_now().strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
     con.execute(
         """
         UPDATE runs SET state = 'FAILED', ended_at = coalesce(ended_at, now()),
