@@ -336,6 +336,7 @@ class ImportPlan:
     targets: list[Target]
     counts: dict[str, int]
     new_properties: dict[str, str]  # properties the run will define, name → type
+    values: bool = True  # imp_new holds every new value (False: a preview's plan)
 
     def rows(self, limit: int | None = None) -> pl.DataFrame:
         """One row per contact: list, email, identifier, profile, outcome, reason."""
@@ -367,20 +368,33 @@ class ImportPlan:
         ]
         if not parts:
             return pl.DataFrame()
+        first = "SELECT * FROM imp_new WHERE changed ORDER BY profile_id LIMIT $limit"
+        params = {"limit": limit, **{f"p_{t.alias}": t.property for t in self.targets}}
+        if self.values:
+            ctes = f"picked AS ({first})"
+        else:  # a preview's plan keeps no values: merge again for the picked profiles
+            again, merge_params = _merge_sql(
+                self.targets,
+                props,
+                "outcome IN ('CREATED', 'MODIFIED') AND profile_id IN (SELECT profile_id FROM ids)",
+                self.targets,
+            )
+            ctes = f"ids AS ({first}), picked AS ({again})"
+            params.update(merge_params)
         return self.con.sql(
-            "WITH picked AS (SELECT * FROM imp_new WHERE changed ORDER BY profile_id "
-            f"LIMIT $limit) {' UNION ALL '.join(parts)} ORDER BY profile_id, property",
-            params={"limit": limit, **{f"p_{t.alias}": t.property for t in self.targets}},
+            f"WITH {ctes} {' UNION ALL '.join(parts)} ORDER BY profile_id, property",
+            params=params,
         ).pl()
 
 
 def plan_import(
-    con: duckdb.DuckDBPyConnection, spec: ImportSpec, *, full: bool = False
+    con: duckdb.DuckDBPyConnection, spec: ImportSpec, *, full: bool = False, values: bool = True
 ) -> ImportPlan:
     """Decide every contact's outcome and every profile change, in temp tables on ``con``.
 
     ``con`` holds the staged TEMP table ``imp_in`` (:func:`stage_contacts`) with the store as its
-    default database (:meth:`Store.attached`).
+    default database (:meth:`Store.attached`). Without ``values`` (a preview) the plan counts
+    changes without keeping every profile's new values, and cannot be applied.
     """
     props = defined_properties(con)
     spec = _canonical(spec, props)
@@ -397,7 +411,10 @@ def plan_import(
     con.execute("DROP TABLE imp_in; DROP TABLE imp_todo; DROP TABLE imp_match")
     _consent_existing(con, spec)
     _type_check(con, targets, props)
-    _merge(con, targets, props)
+    # Consent decides on a created profile's new consent values, so they are always kept.
+    consent = ("consented_objectives", "refused_objectives")
+    keep = targets if values else [t for t in targets if t.property in consent]
+    _merge(con, targets, props, keep)
     _consent_new(con, spec, targets)
     _outcomes(con)
     counts = dict.fromkeys(IMPORT_OUTCOMES, 0)
@@ -407,7 +424,7 @@ def plan_import(
         for t in targets
         if t.property not in props
     }
-    return ImportPlan(con, spec, targets, counts, new_properties)
+    return ImportPlan(con, spec, targets, counts, new_properties, values)
 
 
 def _canonical(spec: ImportSpec, props: dict[str, str]) -> ImportSpec:
@@ -641,16 +658,19 @@ def _type_check(con: duckdb.DuckDBPyConnection, targets: list[Target], props: di
 _SUM = "try_cast(trim(x) AS DECIMAL(38, 9))"
 
 
-def _merge(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -> None:
-    """imp_new: per affected profile, old and new values of every target (the merge rules).
+def _merge(
+    con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict, keep: list[Target]
+) -> None:
+    """imp_new: per affected profile whether it changes, its sum notes and its new value of every
+    target in ``keep`` (the merge rules).
 
-    Most profiles are reached by one contact; only those reached by several (several lists) go
-    through a GROUP BY, which orders their contributions by list and then by read order.
+    A run keeps every target's values; a preview only those consent needs, as it counts
+    changes and :meth:`ImportPlan.samples` recomputes the values of its few profiles.
     """
     if not targets:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE imp_new AS SELECT NULL AS profile_id, "
-            "false AS is_new, false AS changed WHERE false"
+            "false AS is_new, false AS changed, NULL AS note WHERE false"
         )
         return
     con.execute(
@@ -660,6 +680,18 @@ def _merge(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -
         GROUP BY profile_id HAVING count(*) > 1
         """
     )
+    sql, params = _merge_sql(targets, props, "outcome IS NULL", keep)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE imp_new AS {sql}", params)
+
+
+def _merge_sql(
+    targets: list[Target], props: dict, contacts: str, keep: list[Target]
+) -> tuple[str, dict[str, Any]]:
+    """SELECT of imp_new's rows from the imp_plan contacts matching ``contacts`` (SQL).
+
+    Most profiles are reached by one contact; only those reached by several (imp_multi: several
+    lists) go through a GROUP BY, which orders their contributions by list and then by read order.
+    """
 
     def agg(t: Target) -> str:
         col = f"in_{t.alias}"
@@ -673,16 +705,16 @@ def _merge(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -
     ins = ", ".join(f"in_{t.alias}" for t in targets)
     merged = f"""
         SELECT profile_id, is_new, {ins}
-        FROM imp_plan ANTI JOIN imp_multi USING (profile_id) WHERE outcome IS NULL
+        FROM imp_plan ANTI JOIN imp_multi USING (profile_id) WHERE {contacts}
         UNION ALL
         SELECT profile_id, bool_or(is_new) AS is_new,
                {", ".join(f"{agg(t)} AS in_{t.alias}" for t in targets)}
-        FROM imp_plan SEMI JOIN imp_multi USING (profile_id) WHERE outcome IS NULL
+        FROM imp_plan SEMI JOIN imp_multi USING (profile_id) WHERE {contacts}
         GROUP BY profile_id
         """
 
-    def old(t: Target) -> str:
-        if t.property in props:
+    def old(t: Target, created: bool) -> str:
+        if t.property in props and not created:
             return f"coalesce(p.{quote_ident(t.property)}, [])"
         return "[]::VARCHAR[]"
 
@@ -705,7 +737,6 @@ def _merge(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -
         text = f"regexp_replace(CAST({total} AS VARCHAR), '\\.?0+$', '')"
         return f"CASE WHEN len({a}) = 0 OR NOT sum_ok_{t.alias} THEN {o} ELSE [{text}] END"
 
-    olds = ", ".join(f"{old(t)} AS old_{t.alias}" for t in targets)
     sum_ok = "".join(
         f", len(old_{t.alias}) <= 1 AND list_bool_and(list_transform("
         f"list_concat(old_{t.alias}, a.in_{t.alias}), lambda x: {_SUM} IS NOT NULL)) "
@@ -724,25 +755,31 @@ def _merge(con: duckdb.DuckDBPyConnection, targets: list[Target], props: dict) -
         if t.rule == "sum"
     }
     changed = " OR ".join(f"new_{t.alias} IS DISTINCT FROM old_{t.alias}" for t in targets)
-    # Old values are not kept: a preview's sample reads them back for its few profiles.
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE imp_new AS
-        SELECT profile_id, is_new, {", ".join(f"new_{t.alias}" for t in targets)},
-               is_new OR {changed} AS changed, note
-        FROM (
-            SELECT a.profile_id, a.is_new,
-                   {", ".join(f"{new(t)} AS new_{t.alias}" for t in targets)},
-                   {", ".join(f"old_{t.alias}" for t in targets)},
-                   {f"concat_ws('; ', {', '.join(notes)})" if notes else "NULL"} AS note
+    kept = "".join(f", new_{t.alias}" for t in keep)
+
+    def select(created: bool | None) -> str:
+        """Every profile (None), or only created (True) or existing ones (False): a created one
+        has no old values to read and changes by definition."""
+        olds = ", ".join(f"{old(t, bool(created))} AS old_{t.alias}" for t in targets)
+        join = "" if created else "LEFT JOIN profiles p USING (profile_id)"
+        where = "" if created is None else f"WHERE {'' if created else 'NOT '}a.is_new"
+        # Old values are not kept: a preview's sample reads them back for its few profiles.
+        return f"""
+            SELECT profile_id, is_new{kept},
+                   {"true" if created else f"is_new OR {changed}"} AS changed, note
             FROM (
-                SELECT a.*, {olds}{sum_ok}
-                FROM ({merged}) a LEFT JOIN profiles p USING (profile_id)
-            ) a
-        )
-        """,
-        params,
-    )
+                SELECT a.profile_id, a.is_new,
+                       {", ".join(f"{new(t)} AS new_{t.alias}" for t in targets)},
+                       {", ".join(f"old_{t.alias}" for t in targets)},
+                       {f"concat_ws('; ', {', '.join(notes)})" if notes else "NULL"} AS note
+                FROM (SELECT a.*, {olds}{sum_ok} FROM ({merged}) a {join} {where}) a
+            )
+            """
+
+    if len(keep) == len(targets):
+        return select(None), params
+    # Without the values, only the existing profiles need the rules: a created one changes.
+    return f"{select(False)} UNION ALL {select(True)}", params
 
 
 def _consent_new(con: duckdb.DuckDBPyConnection, spec: ImportSpec, targets: list[Target]) -> None:
@@ -796,6 +833,8 @@ def apply_import(plan: ImportPlan, run_id: str, define_property: Any) -> None:
 
     ``define_property(con, name, type)`` creates a missing property (the store's function).
     """
+    if not plan.values:
+        raise ValueError("a preview's plan (values=False) cannot be applied")
     con = plan.con
     for name, type_ in plan.new_properties.items():
         define_property(con, name, type_)
@@ -866,7 +905,7 @@ def preview(ctx: Any) -> Any:
 
     spec = _spec_for(ctx)
     with stage_contacts(ctx.client, spec) as stage, ctx.workspace.store.attached(stage.con):
-        plan = plan_import(stage.con, spec, full=ctx.full)
+        plan = plan_import(stage.con, spec, full=ctx.full, values=False)
         return Outcome(
             counts=plan.counts,
             samples=plan.samples(),

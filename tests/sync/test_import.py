@@ -329,6 +329,26 @@ def test_second_run_is_unchanged_and_sums_apply_once(account, ws, cm):
     assert profile(ws, "p1")["points"] == ["20"]
 
 
+def test_a_previews_sample_shows_the_values_the_run_then_writes(account, ws, cm):
+    """A preview keeps no profile's new values (it counts changes) and merges its sample's
+    profiles again: that sample must be what the run writes, from two lists and for a new one."""
+    account.add(account.l1, "ann@example.com", "Ann", interests=["tennis"], loyalty_points=5)
+    account.add(account.l1, "new@example.com", "New", interests=["golf"], loyalty_points=3)
+    account.add(account.l2, "ann@example.com", interests=["chess", "golf"], loyalty_points=2)
+    account.add(account.l2, "new@example.com", city="Lima", loyalty_points=4)
+    conn = connection(account, save_list_names_to="cm_lists")
+    dry = preview(GoalContext(ws, conn, cm), "import")
+    after = {(r["profile_id"], r["property"]): r["after"] for r in dry.samples.to_dicts()}
+    assert after[("p1", "interests")] == ["golf", "tennis", "chess"]  # add: union in list order
+    assert after[("p1", "points")] == ["17"]  # sum: 10 + 5 + 2
+    assert after[("p1", "cm_lists")] == ["Newsletter", "Customers"]
+    (new,) = {pid for pid, _ in after} - {"p1"}
+    assert after[(new, "points")] == ["7"] and after[(new, "city")] == ["Lima"]
+    assert run(ws, conn, cm).counts == dry.counts
+    for (pid, prop), values in after.items():
+        assert profile(ws, pid)[prop] == values
+
+
 def test_preview_computes_the_plan_and_writes_nothing(account, ws, cm):
     account.add(account.l1, "ann@example.com", "Ann", city="Paris")
     account.add(account.l1, "new@example.com", "New")
