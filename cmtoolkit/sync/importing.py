@@ -840,23 +840,36 @@ def apply_import(plan: ImportPlan, run_id: str, define_property: Any) -> None:
         define_property(con, name, type_)
     targets = plan.targets
     if targets:
-        columns = ", ".join(quote_ident(t.property) for t in targets)
-        # No value is stored as NULL, never [], as the loaders do.
-        values = ", ".join(f"nullif(new_{t.alias}, [])" for t in targets)
+        # A changed profile is written as a new row and its old row deleted, rather than
+        # UPDATEd: DuckDB updates a list column by deleting and re-inserting the row anyway,
+        # and logged the re-inserted rows at commit (1 s for 500k profiles), while an INSERT
+        # this large goes straight to the file.
         con.execute(
-            f"""
-            INSERT INTO profiles (profile_id, {columns}, created_at, updated_at)
-            SELECT profile_id, {values}, now(), now() FROM imp_new WHERE is_new
+            """
+            CREATE OR REPLACE TEMP TABLE imp_old AS
+            SELECT p.rowid AS old_rowid FROM profiles p
+            SEMI JOIN (SELECT profile_id FROM imp_new WHERE changed AND NOT is_new)
+                 USING (profile_id)
             """
         )
-        sets = ", ".join(
-            f"{quote_ident(t.property)} = nullif(n.new_{t.alias}, [])" for t in targets
+        # No value is stored as NULL, never [], as the loaders do.
+        news = ", ".join(
+            f"nullif(n.new_{t.alias}, []) AS {quote_ident(t.property)}" for t in targets
         )
         con.execute(
             f"""
-            UPDATE profiles SET {sets}, updated_at = now()
-            FROM imp_new n
-            WHERE profiles.profile_id = n.profile_id AND n.changed AND NOT n.is_new
+            INSERT INTO profiles BY NAME
+            SELECT p.* REPLACE ({news}, now() AS updated_at)
+            FROM profiles p JOIN imp_new n USING (profile_id)
+            WHERE n.changed AND NOT n.is_new
+            """
+        )
+        con.execute("DELETE FROM profiles WHERE rowid IN (SELECT old_rowid FROM imp_old)")
+        con.execute(
+            f"""
+            INSERT INTO profiles BY NAME
+            SELECT n.profile_id, {news}, now() AS created_at, now() AS updated_at
+            FROM imp_new n WHERE n.is_new
             """
         )
     # import_state has no key index (an index makes a million-row upsert many times slower):

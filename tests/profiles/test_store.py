@@ -76,6 +76,32 @@ def test_transaction_rolls_back(ws):
     assert ws.store.count() == 1
 
 
+def test_deleted_rows_are_vacuumed_once_they_outnumber_the_live_ones(ws):
+    """A checkpoint that vacuums rewrites every row group holding deleted rows, whatever the
+    write's size (2 s at a million profiles). The store's checkpoints keep deleted rows until
+    they outnumber the live ones, then vacuum, through connect() and attached() alike."""
+    n = 250_000  # a few of DuckDB's row groups, which vacuuming merges
+    ws.store.load(pl.DataFrame({"profile_id": [f"p{i}" for i in range(n)], "tier": ["a"] * n}))
+
+    def live_and_stored() -> tuple[int, int]:
+        with ws.store.connect() as con:
+            return con.execute(
+                "SELECT count(*), (SELECT estimated_size FROM duckdb_tables() "
+                "WHERE table_name = 'profiles') FROM profiles"
+            ).fetchone()
+
+    # Updating a list column deletes the row and inserts it again: 5 % of every row group.
+    with ws.store.transaction() as con:
+        con.execute("UPDATE profiles SET tier = ['b'] WHERE hash(profile_id) % 20 = 0")
+    live, stored = live_and_stored()
+    assert live == n and stored > 1.04 * n  # the deleted rows are kept
+    with duckdb.connect() as con, ws.store.attached(con, write=True):
+        con.execute("DELETE FROM profiles WHERE hash(profile_id) % 10 BETWEEN 1 AND 6")
+    live, stored = live_and_stored()
+    assert live < 0.45 * n and stored == live  # more deleted rows than live ones: vacuumed
+    assert ws.store.count() == live
+
+
 def test_get_find_set_add_delete_stats(ws):
     frame = pd.DataFrame(
         {
