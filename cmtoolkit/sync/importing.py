@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -265,14 +265,23 @@ class ContactStage:
         self.close()
 
 
-def stage_contacts(source: SubscriberSource, spec: ImportSpec) -> ContactStage:
+def stage_contacts(
+    source: SubscriberSource,
+    spec: ImportSpec,
+    *,
+    alongside: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> ContactStage:
     """Read every subscriber of the selected lists and states, in list order, into ``imp_in``.
 
-    Returns the finished stage: ``stage.con`` holds the TEMP table ``imp_in``; close the stage.
+    ``alongside(con)`` runs on the stage's connection in its worker before the first batch, so
+    it overlaps the reading. Returns the finished stage: ``stage.con`` holds the TEMP table
+    ``imp_in``; close the stage.
     """
     names = {lst.list_id: lst.name for lst in source.lists(spec.client_id)}
     stage = ContactStage(spec)
     try:
+        if alongside:
+            stage.jobs.append(stage.pool.submit(alongside, stage.con))
         for list_index, list_id in enumerate(spec.lists):
             for state in spec.states:
                 for frame in source.subscriber_frames(
@@ -388,13 +397,19 @@ class ImportPlan:
 
 
 def plan_import(
-    con: duckdb.DuckDBPyConnection, spec: ImportSpec, *, full: bool = False, values: bool = True
+    con: duckdb.DuckDBPyConnection,
+    spec: ImportSpec,
+    *,
+    full: bool = False,
+    values: bool = True,
+    matched: bool = False,
 ) -> ImportPlan:
     """Decide every contact's outcome and every profile change, in temp tables on ``con``.
 
     ``con`` holds the staged TEMP table ``imp_in`` (:func:`stage_contacts`) with the store as its
     default database (:meth:`Store.attached`). Without ``values`` (a preview) the plan counts
-    changes without keeping every profile's new values, and cannot be applied.
+    changes without keeping every profile's new values, and cannot be applied. ``matched``:
+    ``con`` already holds imp_match for every profile (``_match(todo_only=False)``).
     """
     props = defined_properties(con)
     spec = _canonical(spec, props)
@@ -405,7 +420,8 @@ def plan_import(
         "ELSE list_filter(l, lambda x, i: list_position(l, x) = i) END"
     )
     _delta(con, spec, full=full)
-    _match(con, spec, props)
+    if not matched:
+        _match(con, spec, props)
     _classify(con, spec, targets)
     # Everything later needs is in imp_plan.
     con.execute("DROP TABLE imp_in; DROP TABLE imp_todo; DROP TABLE imp_match")
@@ -533,19 +549,24 @@ def _delta(con: duckdb.DuckDBPyConnection, spec: ImportSpec, *, full: bool) -> N
     )
 
 
-def _match(con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict) -> None:
-    """imp_match(r, key, n, profile_id): how many profiles hold each identifier still to apply."""
+def _match(
+    con: duckdb.DuckDBPyConnection, spec: ImportSpec, props: dict, *, todo_only: bool = True
+) -> None:
+    """imp_match(r, key, n, profile_id): how many profiles hold each identifier of the contacts
+    still to apply, or (``todo_only=False``, before the contacts are known) every identifier."""
     keys = []
-    (todo,) = con.execute("SELECT count(*) FROM imp_todo").fetchone() or (0,)
+    if todo_only:
+        (todo,) = con.execute("SELECT count(*) FROM imp_todo").fetchone() or (0,)
     for r, (field, prop) in enumerate(spec.identifiers):
-        if not todo or prop not in props:
+        if (todo_only and not todo) or prop not in props:
             continue  # nothing to match, or no profile holds a property not defined yet
         norm = "lower(trim(v))" if field == "EmailAddress" else "trim(v)"
+        wanted = f"WHERE {norm} IN (SELECT identifier FROM imp_todo WHERE id_rule = {r})"
         keys.append(
             f"""
             SELECT {r} AS r, {norm} AS key, profile_id
             FROM (SELECT profile_id, unnest({quote_ident(prop)}) AS v FROM profiles)
-            WHERE {norm} IN (SELECT identifier FROM imp_todo WHERE id_rule = {r})
+            {wanted if todo_only else ""}
             """
         )
     union = (
@@ -917,8 +938,19 @@ def preview(ctx: Any) -> Any:
     from cmtoolkit.sync.engine import Outcome
 
     spec = _spec_for(ctx)
-    with stage_contacts(ctx.client, spec) as stage, ctx.workspace.store.attached(stage.con):
-        plan = plan_import(stage.con, spec, full=ctx.full, values=False)
+    store = ctx.workspace.store
+
+    def match_profiles(con: duckdb.DuckDBPyConnection) -> None:
+        # While Campaign Monitor is read: the store as it is then, which a dry run may show.
+        # A run matches inside its write transaction instead.
+        with store.attached(con):
+            _match(con, spec, defined_properties(con), todo_only=False)
+
+    with (
+        stage_contacts(ctx.client, spec, alongside=match_profiles) as stage,
+        store.attached(stage.con),
+    ):
+        plan = plan_import(stage.con, spec, full=ctx.full, values=False, matched=True)
         return Outcome(
             counts=plan.counts,
             samples=plan.samples(),

@@ -229,8 +229,13 @@ def test_identifier_outcomes(account, ws, cm):
     account.add(account.l1, "dup@example.com", "Dup")  # two profiles hold it
     account.add(account.l1, "new@example.com", "Newbie", city="Quito")
     account.add(account.l2, "NEW@example.com", "Newbie Again")  # same new person, second list
+    dry = preview(GoalContext(ws, connection(account), cm), "import")
     result = run(ws, connection(account), cm)
     got = rows(ws, result.run_id)
+    # A preview matches identifiers while Campaign Monitor is read, a run in its transaction.
+    emails = dry.rows["email"].str.to_lowercase()
+    planned = zip(emails, dry.rows["outcome"], dry.rows["reason"], strict=True)
+    assert {email: (outcome, reason) for email, outcome, reason in planned} == got
     assert got["ann@example.com"][0] == "MODIFIED"
     assert got["dup@example.com"] == ("AMBIGUOUS", "2 profiles hold email = dup@example.com")
     assert got["new@example.com"][0] == "CREATED"
@@ -259,7 +264,8 @@ def test_identifier_rules_are_tried_in_order(account, ws, cm):
         identifiers=(Identifier("customer id", "customer_id"), Identifier("EmailAddress", "email")),
         mappings=(ImportMapping("Name", "nickname", "set"),),
     )
-    run(ws, conn, cm)
+    dry = preview(GoalContext(ws, conn, cm), "import")
+    assert run(ws, conn, cm).counts == dry.counts
     assert profile(ws, "p2")["nickname"] == ["By Id"]
     assert profile(ws, "p1")["nickname"] == ["By Email"]
 
