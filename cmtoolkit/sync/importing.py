@@ -167,8 +167,9 @@ class ContactStage:
     The client parses pages in this thread; every ``batch_rows`` contacts (and at each new list) a
     worker thread turns the batch into ``imp_in`` rows (identifier, delta hash, and each mapped
     field's incoming values) in a private in-memory DuckDB, which releases the GIL, so the two
-    overlap and the store is not touched (nor locked) while Campaign Monitor is being read. The
-    store is ATTACHed to this same connection for planning, so the staged rows are never copied.
+    overlap and the store is not held while Campaign Monitor is being read (a preview reads it
+    once, briefly, in the worker: see :meth:`alongside`). The store is ATTACHed to this same
+    connection for planning, so the staged rows are never copied.
     """
 
     def __init__(self, spec: ImportSpec, *, batch_rows: int = 50_000) -> None:
@@ -207,6 +208,10 @@ class ContactStage:
         self.pending_rows += frame.height
         if self.pending_rows >= self.batch_rows:
             self._flush()
+
+    def alongside(self, job: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+        """Run ``job(con)`` in the worker, in turn with the batches; :meth:`finish` re-raises."""
+        self.jobs.append(self.pool.submit(job, self.con))
 
     def _flush(self) -> None:
         if not self.pending:
@@ -281,7 +286,7 @@ def stage_contacts(
     stage = ContactStage(spec)
     try:
         if alongside:
-            stage.jobs.append(stage.pool.submit(alongside, stage.con))
+            stage.alongside(alongside)
         for list_index, list_id in enumerate(spec.lists):
             for state in spec.states:
                 for frame in source.subscriber_frames(
