@@ -288,7 +288,9 @@ def test_consent_for_existing_and_new_profiles(account, ws, cm):
     account.add(account.l1, "eve@example.com", "Eve", city="Bern")  # consented but refused
     account.add(account.l1, "new@example.com", "New", city="Bern")  # new: would not consent
     conn = connection(account, lists=(account.l1,), objectives=("email_marketing",))
+    dry = preview(GoalContext(ws, conn, cm), "import")
     result = run(ws, conn, cm)
+    assert dry.counts == result.counts
     got = rows(ws, result.run_id)
     assert got["ann@example.com"][0] == "MODIFIED"
     assert got["bob@example.com"][0] == "CONSENT_MISMATCH"
@@ -306,8 +308,10 @@ def test_a_new_profile_consenting_through_a_mapping_is_created(account, ws, cm):
         objectives=("email_marketing",),
         mappings=(ImportMapping("note", "consented_objectives", "add"),),
     )
+    # A preview keeps a new profile's consent values (and no others) to decide the same way.
+    dry = preview(GoalContext(ws, conn, cm), "import")
     result = run(ws, conn, cm)
-    assert result.counts["CREATED"] == 1
+    assert result.counts["CREATED"] == 1 and dry.counts == result.counts
     (pid,) = ws.store.find("email", "new@example.com")
     assert profile(ws, pid)["consented_objectives"] == ["email_marketing"]
 
