@@ -621,6 +621,23 @@ def import_spec(**kw: Any) -> Any:
     return ImportSpec(**{**defaults, **kw})
 
 
+def test_a_job_alongside_the_reading_fails_the_stage_with_its_own_error():
+    """A preview reads the store in the staging worker while pages are read: if that fails (a
+    store held past the lock timeout), reading stops with that error and the worker is gone."""
+    import threading
+
+    from cmtoolkit.errors import StoreLocked
+    from cmtoolkit.sync.importing import stage_contacts
+
+    def held(con: Any) -> None:
+        raise StoreLocked("the profile store is locked by process 42", holder_pid=42)
+
+    source = PagesSource(page("ann@example.com", "Ann", []), page("bob@example.com", "Bob", []))
+    with pytest.raises(StoreLocked, match="process 42"):
+        stage_contacts(source, import_spec(mappings=()), alongside=held)
+    assert not [t for t in threading.enumerate() if t.name.startswith("cmtoolkit-stage")]
+
+
 def test_blank_incoming_values_are_dropped_whatever_campaign_monitor_returns(ws):
     """The emulator stores no blank values; a real account may return them: they never clear."""
     from cmtoolkit.sync.importing import plan_import, stage_contacts
