@@ -325,12 +325,16 @@ def test_second_run_is_unchanged_and_sums_apply_once(account, ws, cm):
     conn = connection(account, lists=(account.l1,))
     first = run(ws, conn, cm)
     assert first.counts["MODIFIED"] == 2
+    dry = preview(GoalContext(ws, conn, cm), "import")  # nothing past the delta to match
     second = run(ws, conn, cm)
     assert second.counts["UNCHANGED"] == 2 and second.counts["MODIFIED"] == 0
+    assert dry.counts == second.counts
     assert profile(ws, "p1")["points"] == ["15"]
 
     cm.update_subscriber(account.l1, "bob@example.com", custom_fields={"loyalty points": "8"})
+    dry = preview(GoalContext(ws, conn, cm), "import")
     third = run(ws, conn, cm)
+    assert dry.counts == third.counts
     assert third.counts["MODIFIED"] == 1 and third.counts["UNCHANGED"] == 1
     assert profile(ws, "p2")["points"] == ["15"]  # 7 + 8
 
