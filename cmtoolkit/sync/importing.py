@@ -341,6 +341,13 @@ def targets_for(spec: ImportSpec) -> list[Target]:
     return targets
 
 
+def _stored(t: Target, props: dict) -> str:
+    """SQL of the values ``profiles AS p`` holds for ``t``'s property ([] before it exists)."""
+    if t.property in props:
+        return f"coalesce(p.{quote_ident(t.property)}, [])"
+    return "[]::VARCHAR[]"
+
+
 @dataclass
 class ImportPlan:
     """The result of planning: temp tables on ``con`` plus summary figures."""
@@ -367,17 +374,11 @@ class ImportPlan:
         Read before the plan is applied (a preview): ``before`` comes from the store.
         """
         props = defined_properties(self.con)
-
-        def before(t: Target) -> str:
-            if t.property in props:
-                return f"coalesce(p.{quote_ident(t.property)}, [])"
-            return "[]::VARCHAR[]"
-
         parts = [
             f"SELECT n.profile_id, n.is_new AS created, $p_{t.alias} AS property, "
-            f"{before(t)} AS before, n.new_{t.alias} AS after "
+            f"{_stored(t, props)} AS before, n.new_{t.alias} AS after "
             "FROM picked n LEFT JOIN profiles p USING (profile_id) "
-            f"WHERE n.new_{t.alias} IS DISTINCT FROM {before(t)}"
+            f"WHERE n.new_{t.alias} IS DISTINCT FROM {_stored(t, props)}"
             for t in self.targets
         ]
         if not parts:
@@ -744,9 +745,7 @@ def _merge_sql(
         """
 
     def old(t: Target, created: bool) -> str:
-        if t.property in props and not created:
-            return f"coalesce(p.{quote_ident(t.property)}, [])"
-        return "[]::VARCHAR[]"
+        return "[]::VARCHAR[]" if created else _stored(t, props)
 
     def new(t: Target) -> str:
         a, o = f"a.in_{t.alias}", f"old_{t.alias}"
