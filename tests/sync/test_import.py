@@ -119,6 +119,10 @@ def run(ws: Workspace, conn: Connection, cm: Any, *, full: bool = False) -> Any:
     return sync(GoalContext(ws, conn, cm, full=full), "import")
 
 
+def dry_run(ws: Workspace, conn: Connection, cm: Any) -> Any:
+    return preview(GoalContext(ws, conn, cm), "import")
+
+
 def profile(ws: Workspace, pid: str) -> dict[str, list[str]]:
     got = ws.store.get(pid)
     assert got is not None, f"profile {pid} missing"
@@ -229,7 +233,7 @@ def test_identifier_outcomes(account, ws, cm):
     account.add(account.l1, "dup@example.com", "Dup")  # two profiles hold it
     account.add(account.l1, "new@example.com", "Newbie", city="Quito")
     account.add(account.l2, "NEW@example.com", "Newbie Again")  # same new person, second list
-    dry = preview(GoalContext(ws, connection(account), cm), "import")
+    dry = dry_run(ws, connection(account), cm)
     result = run(ws, connection(account), cm)
     got = rows(ws, result.run_id)
     # A preview matches identifiers while Campaign Monitor is read, a run in its transaction.
@@ -264,7 +268,7 @@ def test_identifier_rules_are_tried_in_order(account, ws, cm):
         identifiers=(Identifier("customer id", "customer_id"), Identifier("EmailAddress", "email")),
         mappings=(ImportMapping("Name", "nickname", "set"),),
     )
-    dry = preview(GoalContext(ws, conn, cm), "import")
+    dry = dry_run(ws, conn, cm)
     assert run(ws, conn, cm).counts == dry.counts
     assert profile(ws, "p2")["nickname"] == ["By Id"]
     assert profile(ws, "p1")["nickname"] == ["By Email"]
@@ -288,7 +292,7 @@ def test_consent_for_existing_and_new_profiles(account, ws, cm):
     account.add(account.l1, "eve@example.com", "Eve", city="Bern")  # consented but refused
     account.add(account.l1, "new@example.com", "New", city="Bern")  # new: would not consent
     conn = connection(account, lists=(account.l1,), objectives=("email_marketing",))
-    dry = preview(GoalContext(ws, conn, cm), "import")
+    dry = dry_run(ws, conn, cm)
     result = run(ws, conn, cm)
     assert dry.counts == result.counts
     got = rows(ws, result.run_id)
@@ -309,7 +313,7 @@ def test_a_new_profile_consenting_through_a_mapping_is_created(account, ws, cm):
         mappings=(ImportMapping("note", "consented_objectives", "add"),),
     )
     # A preview keeps a new profile's consent values (and no others) to decide the same way.
-    dry = preview(GoalContext(ws, conn, cm), "import")
+    dry = dry_run(ws, conn, cm)
     result = run(ws, conn, cm)
     assert result.counts["CREATED"] == 1 and dry.counts == result.counts
     (pid,) = ws.store.find("email", "new@example.com")
@@ -325,14 +329,14 @@ def test_second_run_is_unchanged_and_sums_apply_once(account, ws, cm):
     conn = connection(account, lists=(account.l1,))
     first = run(ws, conn, cm)
     assert first.counts["MODIFIED"] == 2
-    dry = preview(GoalContext(ws, conn, cm), "import")  # nothing past the delta to match
+    dry = dry_run(ws, conn, cm)  # nothing past the delta to match
     second = run(ws, conn, cm)
     assert second.counts["UNCHANGED"] == 2 and second.counts["MODIFIED"] == 0
     assert dry.counts == second.counts
     assert profile(ws, "p1")["points"] == ["15"]
 
     cm.update_subscriber(account.l1, "bob@example.com", custom_fields={"loyalty points": "8"})
-    dry = preview(GoalContext(ws, conn, cm), "import")
+    dry = dry_run(ws, conn, cm)
     third = run(ws, conn, cm)
     assert dry.counts == third.counts
     assert third.counts["MODIFIED"] == 1 and third.counts["UNCHANGED"] == 1
@@ -351,7 +355,7 @@ def test_a_previews_sample_shows_the_values_the_run_then_writes(account, ws, cm)
     account.add(account.l2, "ann@example.com", interests=["chess", "golf"], loyalty_points=2)
     account.add(account.l2, "new@example.com", city="Lima", loyalty_points=4)
     conn = connection(account, save_list_names_to="cm_lists")
-    dry = preview(GoalContext(ws, conn, cm), "import")
+    dry = dry_run(ws, conn, cm)
     after = {(r["profile_id"], r["property"]): r["after"] for r in dry.samples.to_dicts()}
     assert after[("p1", "interests")] == ["golf", "tennis", "chess"]  # add: union in list order
     assert after[("p1", "points")] == ["17"]  # sum: 10 + 5 + 2
@@ -368,7 +372,7 @@ def test_preview_computes_the_plan_and_writes_nothing(account, ws, cm):
     account.add(account.l1, "new@example.com", "New")
     conn = connection(account, lists=(account.l1,))
     before = snapshot(ws)
-    dry = preview(GoalContext(ws, conn, cm), "import")
+    dry = dry_run(ws, conn, cm)
     assert dry.counts["MODIFIED"] == 1 and dry.counts["CREATED"] == 1
     changed = {
         (r["profile_id"], r["property"]): (r["before"], r["after"]) for r in dry.samples.to_dicts()
