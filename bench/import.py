@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,9 @@ def main() -> None:
             if not args.cold_emulator:
                 read_all()  # renders every page into the emulator's cache, for all reads below
 
-            def best(step: Any, before: Any = None) -> tuple[float, Any]:
+            def best(
+                step: Callable[[], Any], before: Callable[[], object] | None = None
+            ) -> tuple[float, Any]:
                 times, result = [], None
                 for _ in range(args.repeat):
                     if before:
