@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule_list(args: argparse.Namespace) -> int:
-    from cmtoolkit.batch.schedule import scheduled_connections
+    from cmtoolkit.batch.scheduler import scheduled_connections
 
     items = scheduled_connections(Path(args.workspace))
     if args.json:
@@ -106,7 +106,7 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule_install(args: argparse.Namespace) -> int:
-    from cmtoolkit.batch.schedule import (
+    from cmtoolkit.batch.scheduler import (
         crontab_block,
         merge_crontab,
         read_crontab,
@@ -132,7 +132,7 @@ def cmd_schedule_install(args: argparse.Namespace) -> int:
 
 def cmd_schedule_run(args: argparse.Namespace) -> int:
     from cmtoolkit.batch.runner import run_connection
-    from cmtoolkit.batch.schedule import Scheduler
+    from cmtoolkit.batch.scheduler import Scheduler
     from cmtoolkit.errors import CmToolkitError
 
     def run(name: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 import yaml
 
+from cmtoolkit.connection.cron import cron_problem
 from cmtoolkit.connection.model import (
     CONSENT_TO_TRACK,
     ID_RE,
@@ -35,7 +36,6 @@ from cmtoolkit.connection.model import (
     TargetingGoal,
     credential_reference_problem,
 )
-from cmtoolkit.connection.schedule import cron_problem
 from cmtoolkit.errors import ConnectionFileError
 
 CONNECTIONS_DIR = "connections"

@@ -1,4 +1,4 @@
-"""Seeding an emulated account from :func:`cmtoolkit.synthetic.people`.
+"""Seeding an emulated account from :func:`cmtoolkit.people.people`.
 
 Person ``person_offset + i`` (``i < seed_size``) is the same person (name, email) that a profile
 store generated with the same seed holds, so a store of persons ``[0, P)`` and an account seeded
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cmtoolkit import synthetic
+from cmtoolkit import people
 from cmtoolkit.emulator.account import (
     ACTIVE,
     BOUNCED,
@@ -80,13 +80,13 @@ def seed_account(
     # Rows are stored in email order (the default paging order), and the strings are created in
     # that order too, so reading a big list by email walks memory sequentially: at a million
     # subscribers that makes rendering a page several times faster than person order.
-    frame = synthetic.people(seed, person_offset, person_offset + seed_size).sort("email")
+    frame = people.people(seed, person_offset, person_offset + seed_size).sort("email")
     index = frame.get_column("person").to_numpy()
     emails = frame.get_column("email").to_list()
     names = (frame.get_column("first_name") + " " + frame.get_column("last_name")).to_list()
 
     def u(stream: int) -> np.ndarray:
-        return synthetic.uniform(seed, index, 1000 + stream)
+        return people.uniform(seed, index, 1000 + stream)
 
     suppressed = u(1) < 0.005
     for list_no, title in enumerate(lists):
@@ -123,7 +123,7 @@ def _fill_list(
     suppressed: np.ndarray,
 ) -> None:
     def u(stream: int) -> np.ndarray:
-        return synthetic.uniform(seed, persons, 2000 + list_no * 100 + stream)
+        return people.uniform(seed, persons, 2000 + list_no * 100 + stream)
 
     n = len(persons)
     r = u(0)

@@ -28,9 +28,9 @@ from cmtoolkit.profiles.consent import (
     consents,
     create_consenting_table,
 )
-from cmtoolkit.profiles.identifiers import quote_ident
 from cmtoolkit.profiles.loaders import LoadResult
 from cmtoolkit.profiles.properties import PROPERTY_TYPES
+from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.profiles.segments import SegmentInfo, Segments, compile_rule
 from cmtoolkit.profiles.store import Store
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 
 import duckdb
 
-from cmtoolkit.profiles.identifiers import quote_ident
+from cmtoolkit.profiles.quoting import quote_ident
 
 CONSENTED = "consented_objectives"
 REFUSED = "refused_objectives"

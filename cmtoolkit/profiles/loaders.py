@@ -31,7 +31,6 @@ import numpy as np
 import pyarrow as pa
 
 from cmtoolkit.errors import CmToolkitError, ConfigurationError, LoadError
-from cmtoolkit.profiles.identifiers import check_property_name, quote_ident
 from cmtoolkit.profiles.properties import (
     INFERENCE_ORDER,
     PROPERTY_TYPES,
@@ -41,6 +40,7 @@ from cmtoolkit.profiles.properties import (
     first_bad_value,
     resolve,
 )
+from cmtoolkit.profiles.quoting import check_property_name, quote_ident
 
 Mode = Literal["set", "add"]
 MAX_REPORTED = 20

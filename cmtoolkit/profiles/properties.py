@@ -12,7 +12,7 @@ from __future__ import annotations
 import duckdb
 
 from cmtoolkit.errors import ConfigurationError
-from cmtoolkit.profiles.identifiers import check_property_name, quote_ident
+from cmtoolkit.profiles.quoting import check_property_name, quote_ident
 
 PROPERTY_TYPES = ("text", "number", "date", "datetime", "email", "boolean")
 

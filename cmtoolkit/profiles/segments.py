@@ -48,8 +48,8 @@ import yaml
 
 from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.profiles.consent import consent_condition
-from cmtoolkit.profiles.identifiers import quote_ident
 from cmtoolkit.profiles.properties import defined_properties
+from cmtoolkit.profiles.quoting import quote_ident
 
 if TYPE_CHECKING:
     from cmtoolkit.profiles.store import Store

@@ -23,8 +23,8 @@ import duckdb
 
 from cmtoolkit.errors import ConfigurationError, StoreError, StoreLocked
 from cmtoolkit.profiles import schema
-from cmtoolkit.profiles.identifiers import quote_ident
 from cmtoolkit.profiles.properties import check_type, define_property, defined_properties
+from cmtoolkit.profiles.quoting import quote_ident
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 LOCK_TIMEOUT_ENV = "CMTOOLKIT_LOCK_TIMEOUT"

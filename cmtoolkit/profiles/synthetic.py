@@ -1,6 +1,6 @@
 """Synthetic profile stores, deterministic under a seed and paired with the emulator's accounts.
 
-Profile ``p{person:08d}`` is person ``person`` of :func:`cmtoolkit.synthetic.people`, so a store
+Profile ``p{person:08d}`` is person ``person`` of :func:`cmtoolkit.people.people`, so a store
 of persons ``[0, P)`` and an emulator account seeded with the same seed and
 ``person_offset = emulator_person_offset(P, S, k)`` share exactly ``k`` people (by email). A
 ``email_noise`` fraction of profiles carry their email in another case and/or with surrounding
@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from cmtoolkit import synthetic
+from cmtoolkit import people
 from cmtoolkit.errors import ConfigurationError
 
 CITIES = (
@@ -56,11 +56,11 @@ def profile_ids(persons: np.ndarray) -> pl.Series:
 
 def profiles_frame(seed: int, start: int, stop: int, *, email_noise: float = 0.0) -> pl.DataFrame:
     """Profiles of persons ``[start, stop)`` with properties of every type."""
-    base = synthetic.people(seed, start, stop)
+    base = people.people(seed, start, stop)
     index = base.get_column("person").to_numpy()
 
     def u(stream: int) -> np.ndarray:
-        return synthetic.uniform(seed, index, 100 + stream)
+        return people.uniform(seed, index, 100 + stream)
 
     # Emails: clean, or (for email_noise of them) upper-cased and/or padded with spaces.
     noisy = u(1) < email_noise
@@ -70,7 +70,7 @@ def profiles_frame(seed: int, start: int, stop: int, *, email_noise: float = 0.0
     padded = pl.Series(np.where(style < 0.5, "  ", " ")) + email.str.to_titlecase() + " "
     email = pl.Series("email", np.where(~noisy, email, np.where(style < 0.34, upper, padded)))
 
-    city_codes = (synthetic.mix(seed, index, 103) % np.uint64(len(CITIES))).astype(np.int64)
+    city_codes = (people.mix(seed, index, 103) % np.uint64(len(CITIES))).astype(np.int64)
     tiers = np.searchsorted(np.array(TIER_CUTS), u(4), side="right")
     points = np.floor(-np.log1p(-u(5)) * 400).astype(np.int64)
     last_order_days = (u(6) * 900).astype(np.int64)
@@ -156,13 +156,13 @@ def write_profiles(
 def interactions_frame(seed: int, start: int, stop: int, *, mean: float = 2.0) -> pl.DataFrame:
     """Viewed interactions of persons ``[start, stop)``: 0 to 2×``mean`` each, in 2025–2026."""
     index = np.arange(start, stop, dtype=np.int64)
-    counts = (synthetic.uniform(seed, index, 200) * (2 * mean + 1)).astype(np.int64)
+    counts = (people.uniform(seed, index, 200) * (2 * mean + 1)).astype(np.int64)
     person = np.repeat(index, counts)
     # Event j of a person: a stable index (person * 64 + j) for its own random draws.
     offsets = np.arange(len(person)) - np.repeat(np.cumsum(counts) - counts, counts)
     event = person * 64 + offsets
-    names = synthetic.pick(seed, event, 201, INTERACTIONS)
-    seconds = (synthetic.uniform(seed, event, 202) * 540 * _DAY).astype(np.int64)
+    names = people.pick(seed, event, 201, INTERACTIONS)
+    seconds = (people.uniform(seed, event, 202) * 540 * _DAY).astype(np.int64)
     return pl.DataFrame(
         {"profile_id": profile_ids(person), "interaction": names, "seconds": seconds}
     ).select(

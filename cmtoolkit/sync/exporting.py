@@ -68,7 +68,7 @@ import pyarrow as pa
 
 from cmtoolkit.errors import BadRequest, ConfigurationError
 from cmtoolkit.profiles.consent import consent_predicate
-from cmtoolkit.profiles.identifiers import quote_ident
+from cmtoolkit.profiles.quoting import quote_ident
 
 log = logging.getLogger("cmtoolkit.sync.export")
 

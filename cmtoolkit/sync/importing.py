@@ -45,8 +45,8 @@ import duckdb
 import polars as pl
 
 from cmtoolkit.profiles.consent import consent_predicate
-from cmtoolkit.profiles.identifiers import quote_ident
 from cmtoolkit.profiles.properties import defined_properties, resolve
+from cmtoolkit.profiles.quoting import quote_ident
 
 IMPORT_OUTCOMES = (
     "CREATED",

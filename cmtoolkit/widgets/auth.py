@@ -27,7 +27,7 @@ from cmtoolkit.credentials import DEFAULT_NAME, ENV_FALLBACK, CredentialStore
 from cmtoolkit.errors import CmToolkitError
 from cmtoolkit.secret import Secret
 from cmtoolkit.widgets.editor import ConnectionEditor
-from cmtoolkit.widgets.tables import GREEN, RED, esc
+from cmtoolkit.widgets.html import GREEN, RED, esc
 from cmtoolkit.widgets.view import View, set_options
 
 log = logging.getLogger(__name__)

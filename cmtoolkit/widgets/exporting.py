@@ -16,9 +16,9 @@ from cmtoolkit.connection.model import (
     ExportMapping,
 )
 from cmtoolkit.widgets.editor import ConnectionEditor
+from cmtoolkit.widgets.html import VALUE_TYPE_LABELS
 from cmtoolkit.widgets.lists import ListSelect
 from cmtoolkit.widgets.mappings import _Rows, default_property
-from cmtoolkit.widgets.tables import VALUE_TYPE_LABELS
 from cmtoolkit.widgets.view import View, property_box, set_options
 
 

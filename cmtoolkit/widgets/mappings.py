@@ -14,7 +14,7 @@ import ipywidgets as W
 
 from cmtoolkit.connection.model import RULES, Connection, Identifier, ImportMapping
 from cmtoolkit.widgets.editor import ConnectionEditor
-from cmtoolkit.widgets.tables import RULE_LABELS
+from cmtoolkit.widgets.html import RULE_LABELS
 from cmtoolkit.widgets.view import View, property_box, set_options
 
 

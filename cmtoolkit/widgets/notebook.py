@@ -18,11 +18,7 @@ from cmtoolkit.errors import ConfigurationError, RunError
 from cmtoolkit.widgets.auth import AuthPanel
 from cmtoolkit.widgets.editor import ConnectionEditor
 from cmtoolkit.widgets.exporting import ExportEditor, TargetingEditor
-from cmtoolkit.widgets.lists import ListPicker
-from cmtoolkit.widgets.mappings import IdentifierLinker, MappingEditor
-from cmtoolkit.widgets.preview import HistoryView, PreviewPane, RunPanel
-from cmtoolkit.widgets.status import SaveBar, StatusBar
-from cmtoolkit.widgets.tables import (
+from cmtoolkit.widgets.html import (
     counts_html,
     esc,
     export_settings_html,
@@ -33,6 +29,10 @@ from cmtoolkit.widgets.tables import (
     status_html,
     table,
 )
+from cmtoolkit.widgets.lists import ListPicker
+from cmtoolkit.widgets.mappings import IdentifierLinker, MappingEditor
+from cmtoolkit.widgets.preview import HistoryView, PreviewPane, RunPanel
+from cmtoolkit.widgets.status import SaveBar, StatusBar
 
 EXPORT_GOALS = ("export", "targeting")
 

@@ -9,7 +9,7 @@ import ipywidgets as W
 from cmtoolkit.connection.model import Connection
 from cmtoolkit.widgets.debounce import Debouncer, Scheduler
 from cmtoolkit.widgets.editor import ConnectionEditor
-from cmtoolkit.widgets.tables import (
+from cmtoolkit.widgets.html import (
     GREY,
     RED,
     counts_html,

@@ -10,7 +10,7 @@ from cmtoolkit.connection.model import Connection
 from cmtoolkit.connection.status import Status
 from cmtoolkit.errors import CmToolkitError
 from cmtoolkit.widgets.editor import ConnectionEditor
-from cmtoolkit.widgets.tables import GREEN, esc, status_html
+from cmtoolkit.widgets.html import GREEN, esc, status_html
 from cmtoolkit.widgets.view import View
 
 

@@ -17,7 +17,7 @@ import ipywidgets as W
 from cmtoolkit.connection.model import Connection
 from cmtoolkit.errors import CmToolkitError
 from cmtoolkit.widgets.editor import ConnectionEditor
-from cmtoolkit.widgets.tables import RED, esc
+from cmtoolkit.widgets.html import RED, esc
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cmtoolkit.batch.schedule import Cron, Scheduler, crontab_block, merge_crontab
+from cmtoolkit.batch.scheduler import Cron, Scheduler, crontab_block, merge_crontab
 from cmtoolkit.cli import main
 from cmtoolkit.errors import ConfigurationError
 

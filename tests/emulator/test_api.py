@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from cmtoolkit import synthetic
+from cmtoolkit import people as synthetic_people
 from cmtoolkit.emulator import Emulator, FaultSpecError, parse_faults
 
 
@@ -510,7 +510,7 @@ def test_seeding_is_deterministic_and_overlaps_profiles() -> None:
     a = Emulator(seed_size=300, seed=9, person_offset=1000)
     b = Emulator(seed_size=300, seed=9, person_offset=1000)
     assert a.account.subscribers(a.list_ids[0]).equals(b.account.subscribers(b.list_ids[0]))
-    profiles = set(synthetic.people(9, 0, 1100).get_column("email").to_list())
+    profiles = set(synthetic_people.people(9, 0, 1100).get_column("email").to_list())
     emails = set(a.account.subscribers(a.list_ids[0]).get_column("email").to_list())
     assert len(emails) == 300 and len(profiles & emails) == 100
     lst = a.account.clients[0].lists[0]

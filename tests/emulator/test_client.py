@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 
-from cmtoolkit import synthetic
+from cmtoolkit import people as synthetic_people
 from cmtoolkit.emulator import Emulator
 
 cmp = pytest.importorskip("cmtoolkit.campaign_monitor")
@@ -64,7 +64,7 @@ def test_all_states_together_are_exactly_the_synthetic_people(
         for state in ("Active", "Unconfirmed", "Unsubscribed", "Bounced", "Deleted"):
             for frame in cm.subscriber_frames(big.list_ids[0], state):
                 seen += frame.get_column("email").to_list()
-    people = synthetic.people(11, 0, 25_000).get_column("email").to_list()
+    people = synthetic_people.people(11, 0, 25_000).get_column("email").to_list()
     assert sorted(seen) == sorted(people)
 
 

@@ -8,7 +8,7 @@ import pytest
 from cmtoolkit import Workspace
 from cmtoolkit.errors import ConfigurationError, SchemaError
 from cmtoolkit.profiles import schema
-from cmtoolkit.profiles.identifiers import quote_ident
+from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.profiles.schema import Migration
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from cmtoolkit import synthetic as people_module
+from cmtoolkit import people as people_module
 from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.profiles.synthetic import (
     emulator_person_offset,

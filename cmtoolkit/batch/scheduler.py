@@ -1,7 +1,7 @@
 """When connections run: cron evaluation (UTC), the crontab entry, and a foreground scheduler.
 
 ``schedule`` in a connection file is a five-field cron expression in **UTC**
-(:mod:`cmtoolkit.connection.schedule` validates it). System cron reads entries in the machine's
+(:mod:`cmtoolkit.connection.cron` validates it). System cron reads entries in the machine's
 local time zone, so ``schedule install`` does not translate each expression into a crontab line:
 it installs **one** entry per workspace that runs ``cmtoolkit schedule run --once`` every minute,
 and that tick decides in UTC what is due. The entry sits between marker comments, so installing
@@ -31,11 +31,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cmtoolkit.connection.schedule import CRON_FIELDS, cron_problem
+from cmtoolkit.connection.cron import CRON_FIELDS, cron_problem
 from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.sync.ledger import utc_now
 
-log = logging.getLogger("cmtoolkit.batch.schedule")
+log = logging.getLogger("cmtoolkit.batch.scheduler")
 
 _MACRO_EXPANSION = {
     "@yearly": "0 0 1 1 *",
