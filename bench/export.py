@@ -33,8 +33,7 @@ from cmtoolkit.connection.model import (
 from cmtoolkit.emulator import DEFAULT_API_KEY
 from cmtoolkit.profiles import synthetic
 from cmtoolkit.secret import Secret
-from cmtoolkit.sync import exporting
-from cmtoolkit.sync.engine import GoalContext, sync
+from cmtoolkit.sync import exporting, sync
 from cmtoolkit.workspace import Workspace
 
 FIELDS = [
@@ -132,7 +131,7 @@ def main() -> None:
                     mappings=MAPPINGS,
                 ),
             )  # fmt: skip
-            ctx = GoalContext(ws, conn, cm)
+            ctx = ws.context(conn, cm)
             figures = {}
             for label in ("first run", "re-run"):
                 before = request_count()
@@ -145,7 +144,7 @@ def main() -> None:
             # The floor: the same payloads, pre-built, POSTed to an empty list.
             spec = exporting.GoalSpec.from_connection(conn)
             plan = exporting.compute_plan(
-                GoalContext(ws, conn, cm, full=True), spec, exporting.field_types(cm, spec)
+                ws.context(conn, cm, full=True), spec, exporting.field_types(cm, spec)
             )
             payloads = plan.pending.get_column("payload").to_list()
             del plan

@@ -52,7 +52,7 @@ from cmtoolkit.connection.model import (
 from cmtoolkit.emulator import DEFAULT_API_KEY
 from cmtoolkit.profiles.synthetic import emulator_person_offset, write_profiles
 from cmtoolkit.secret import Secret
-from cmtoolkit.sync.engine import GoalContext, preview, sync
+from cmtoolkit.sync import preview, sync
 from cmtoolkit.workspace import Workspace
 
 STATES = ("Active", "Unconfirmed", "Unsubscribed", "Bounced", "Deleted")
@@ -161,7 +161,7 @@ def main() -> None:
             floor, (contacts, pages) = best(read_all)
             rss_floor = peak_rss_mib()
 
-            ctx = GoalContext(ws, conn, cm)
+            ctx = ws.context(conn, cm)
             t_preview, dry = best(lambda: preview(ctx, "import"))
             pristine = Path(tmp) / "store-before-first-run.duckdb"
             shutil.copyfile(ws.store.path, pristine)

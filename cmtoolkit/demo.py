@@ -148,7 +148,7 @@ def write_connection(ws: Any, client_id: str, list_ids: list[str]) -> Path:
 
 
 def check_status(ws: Any) -> None:
-    from cmtoolkit.sync.engine import configured_goals
+    from cmtoolkit.sync import configured_goals
 
     runner = ws.connection("demo")
     status = runner.status()

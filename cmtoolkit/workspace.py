@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from cmtoolkit.connection.file import find_connection, iter_connections, load_connection
 from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.profiles.segments import Segments
 from cmtoolkit.profiles.store import Store
+from cmtoolkit.sync import ConnectionRunner, GoalContext, Progress
 
 if TYPE_CHECKING:
-    from cmtoolkit.sync.engine import ConnectionRunner
+    from cmtoolkit.campaign_monitor import CampaignMonitor
+    from cmtoolkit.connection.model import Connection
 
 SEGMENTS_TEMPLATE = """\
 # Segment definitions: see DESIGN §3. Each key is a segment name, e.g.
@@ -103,22 +106,32 @@ class Workspace:
         """Segment definitions from ``segments.yaml`` and their materialised membership."""
         return Segments(self.store, self.segments_path)
 
-    def connection(self, name: str, *, client: Any = None) -> ConnectionRunner:
-        """A connection of this workspace by name, slug or file: status, preview, sync, history.
+    def connection(
+        self, name: str | Connection, *, client: CampaignMonitor | None = None
+    ) -> ConnectionRunner:
+        """A connection of this workspace by name, slug or file (or a model already loaded):
+        status, preview, sync, history.
 
         ``client`` is a ready :class:`~cmtoolkit.campaign_monitor.CampaignMonitor`; by default
         one is built from the connection's credential reference on first use.
         """
-        from cmtoolkit.connection.file import find_connection, load_connection
-        from cmtoolkit.sync.engine import ConnectionRunner
+        model = load_connection(find_connection(self.path, name)) if isinstance(name, str) else name
+        return ConnectionRunner(self.store, self.segments, self.path, model, client=client)
 
-        return ConnectionRunner(
-            self, load_connection(find_connection(self.path, name)), client=client
+    def context(
+        self,
+        connection: Connection,
+        client: CampaignMonitor,
+        *,
+        full: bool = False,
+        progress: Progress | None = None,
+    ) -> GoalContext:
+        """What a goal of ``connection`` runs on in this workspace."""
+        return GoalContext(
+            self.store, self.segments, self.path, connection, client, full=full, progress=progress
         )
 
     def connection_names(self) -> list[str]:
-        from cmtoolkit.connection.file import iter_connections
-
         return [c.name for c in iter_connections(self.path)]
 
     # The two questions a connection's status asks of the profile side (cmtoolkit.connection).
@@ -129,4 +142,4 @@ class Workspace:
 
     def segment_names(self) -> list[str]:
         """Segments defined in ``segments.yaml``."""
-        return sorted(self.segments.definitions()) if self.segments_path.exists() else []
+        return self.segments.names()

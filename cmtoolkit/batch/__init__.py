@@ -44,7 +44,7 @@ def run_goal_in_notebook(
     the notebook, and ``cmtoolkit run``, fail.
     """
     from cmtoolkit.errors import RunError
-    from cmtoolkit.sync.engine import preview, resolve_goals, sync
+    from cmtoolkit.sync import preview, resolve_goals, sync
 
     runner = workspace.connection(connection)
     results = []

@@ -105,7 +105,7 @@ def run_connection(
     is already running and :class:`ConfigurationError` for what must be fixed before any run.
     """
     from cmtoolkit.connection.file import find_connection, load_connection
-    from cmtoolkit.sync.engine import resolve_goals
+    from cmtoolkit.sync import resolve_goals
     from cmtoolkit.sync.locking import RunLock
     from cmtoolkit.workspace import Workspace
 

@@ -265,6 +265,10 @@ class Segments:
     def definitions(self) -> dict[str, Any]:
         return read_definitions(self.path)
 
+    def names(self) -> list[str]:
+        """The defined segments' names; none while ``segments.yaml`` does not exist."""
+        return sorted(self.definitions()) if self.path.exists() else []
+
     def _plan(
         self, name: str, definition: dict[str, Any], properties: dict[str, str]
     ) -> tuple[str, list[Any], str]:

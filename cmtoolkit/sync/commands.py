@@ -50,7 +50,7 @@ def _counts(counts: dict[str, int]) -> str:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     runner = _runner(args)
-    from cmtoolkit.sync.engine import preview, resolve_goals
+    from cmtoolkit.sync import preview, resolve_goals
 
     results = [
         preview(runner.context(full=args.full), g) for g in resolve_goals(runner.model, args.goal)
@@ -74,7 +74,7 @@ def _with_sample(result: Any, n: int) -> dict[str, Any]:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     runner = _runner(args)
-    from cmtoolkit.sync.engine import resolve_goals, sync
+    from cmtoolkit.sync import resolve_goals, sync
 
     results = []
     for goal in resolve_goals(runner.model, args.goal):

@@ -59,7 +59,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
 import orjson
@@ -69,6 +69,11 @@ import pyarrow as pa
 from cmtoolkit.errors import BadRequest, ConfigurationError
 from cmtoolkit.profiles.consent import consent_predicate
 from cmtoolkit.profiles.quoting import quote_ident
+from cmtoolkit.sync import ledger
+from cmtoolkit.sync.goal import GoalContext, GoalName, Outcome
+
+if TYPE_CHECKING:
+    from cmtoolkit.connection.model import Connection
 
 log = logging.getLogger("cmtoolkit.sync.export")
 
@@ -217,7 +222,9 @@ class Plan:
         )
 
 
-def _ensure_segments(ctx: Any, con_factory: Callable[[], Any], names: Sequence[str]) -> None:
+def _ensure_segments(
+    ctx: GoalContext, con_factory: Callable[[], Any], names: Sequence[str]
+) -> None:
     def missing() -> list[str]:
         with con_factory() as con:
             have = {
@@ -231,13 +238,11 @@ def _ensure_segments(ctx: Any, con_factory: Callable[[], Any], names: Sequence[s
     gone = missing()
     if not gone:
         return
-    segments = getattr(ctx.workspace, "segments", None)
-    if segments is not None and hasattr(segments, "refresh"):
-        defined = set(segments.definitions())
-        for name in gone:
-            if name in defined:
-                segments.refresh(name)
-        gone = missing()
+    defined = set(ctx.segments.definitions())
+    for name in gone:
+        if name in defined:
+            ctx.segments.refresh(name)
+    gone = missing()
     if gone:
         raise ConfigurationError(
             f"segment(s) {', '.join(gone)} have no materialised membership; define them in "
@@ -879,7 +884,7 @@ def samples(plan: Plan, per_outcome: int = 5) -> pl.DataFrame:
 
 
 def compute_plan(
-    ctx: Any,
+    ctx: GoalContext,
     spec: GoalSpec,
     types: dict[str, dict[str, FieldType]],
     leave_field: str | None = None,
@@ -887,9 +892,9 @@ def compute_plan(
     preview: bool = False,
 ) -> Plan:
     """Plan on a read connection (temp tables only), closed before anything is sent."""
-    store = ctx.workspace.store
+    store = ctx.store
     _ensure_segments(ctx, store.connect, spec.segments)
-    journal = AckJournal(ctx.workspace.path, spec.connection, spec.goal)
+    journal = AckJournal(ctx.root, spec.connection, spec.goal)
     leftover = journal.read()  # acknowledged by an interrupted run, not yet in the store
     if leftover is not None and not preview:
         with store.transaction() as con:
@@ -914,19 +919,16 @@ def compute_plan(
         return plan_goal(con, spec, types, full=ctx.full, leave_field=leave_field)
 
 
-def execute_plan(ctx: Any, run_id: str, plan: Plan) -> Any:
+def execute_plan(ctx: GoalContext, run_id: str, plan: Plan) -> Outcome:
     """Send, remove leavers, then the ledger rows and FINISHED in one short transaction."""
-    from cmtoolkit.sync import ledger
-    from cmtoolkit.sync.engine import Outcome
-
     spec = plan.spec
-    store = ctx.workspace.store
+    store = ctx.store
     result = SendResult()
     imports = plan.rows.filter(pl.col("action").is_in(["send", "clear"]))
     leavers = plan.rows.filter(pl.col("action") == "leave")
     total = imports.height + leavers.height
     plan.rows = plan.rows.drop("payload")  # the ledger needs no payload: free it while sending
-    journal = AckJournal(ctx.workspace.path, spec.connection, spec.goal)
+    journal = AckJournal(ctx.root, spec.connection, spec.goal)
     writer = StateWriter(store, spec.connection, spec.goal, journal)
     try:
         send_imports(
@@ -955,19 +957,8 @@ def execute_plan(ctx: Any, run_id: str, plan: Plan) -> Any:
     return Outcome(counts=counts, details={"requests": result.requests})
 
 
-# --- goal entry points (see cmtoolkit.sync.engine) -----------------------------------------------
-
-
-def preview(ctx: Any) -> Any:
-    """Dry run: counts per outcome and sample payloads exactly as they would be sent."""
-    spec = GoalSpec.from_connection(ctx.connection)
-    return preview_outcome(compute_plan(ctx, spec, field_types(ctx.client, spec), preview=True))
-
-
-def preview_outcome(plan: Plan) -> Any:
+def preview_outcome(plan: Plan) -> Outcome:
     """A preview's result: counts, sample payloads as they would be sent, the first rows."""
-    from cmtoolkit.sync.engine import Outcome
-
     return Outcome(
         counts=plan.counts,
         samples=samples(plan),
@@ -976,7 +967,23 @@ def preview_outcome(plan: Plan) -> Any:
     )
 
 
-def run(ctx: Any, run_id: str) -> Any:
-    spec = GoalSpec.from_connection(ctx.connection)
-    plan = compute_plan(ctx, spec, field_types(ctx.client, spec))
-    return execute_plan(ctx, run_id, plan)
+# --- the goal (see cmtoolkit.sync.runner) ------------------------------------------------------
+
+
+class ExportGoal:
+    """Segment members out to Campaign Monitor lists (DESIGN §6)."""
+
+    name: ClassVar[GoalName] = GoalName.EXPORT
+
+    def configured(self, connection: Connection) -> bool:
+        return connection.export is not None
+
+    def preview(self, ctx: GoalContext) -> Outcome:
+        """Dry run: counts per outcome and sample payloads exactly as they would be sent."""
+        spec = GoalSpec.from_connection(ctx.connection)
+        return preview_outcome(compute_plan(ctx, spec, field_types(ctx.client, spec), preview=True))
+
+    def run(self, ctx: GoalContext, run_id: str) -> Outcome:
+        spec = GoalSpec.from_connection(ctx.connection)
+        plan = compute_plan(ctx, spec, field_types(ctx.client, spec))
+        return execute_plan(ctx, run_id, plan)

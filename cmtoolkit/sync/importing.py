@@ -39,14 +39,19 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import duckdb
 import polars as pl
 
 from cmtoolkit.profiles.consent import consent_predicate
-from cmtoolkit.profiles.properties import defined_properties, resolve
+from cmtoolkit.profiles.properties import define_property, defined_properties, resolve
 from cmtoolkit.profiles.quoting import quote_ident
+from cmtoolkit.sync import ledger
+from cmtoolkit.sync.goal import GoalContext, GoalName, Outcome
+
+if TYPE_CHECKING:
+    from cmtoolkit.connection.model import Connection
 
 IMPORT_OUTCOMES = (
     "CREATED",
@@ -938,57 +943,58 @@ def apply_import(plan: ImportPlan, run_id: str, define_property: Any) -> None:
     )
 
 
-# --- goal entry points (see cmtoolkit.sync.engine) -----------------------------------------------
+# --- the goal (see cmtoolkit.sync.runner) ------------------------------------------------------
 
 
-def preview(ctx: Any) -> Any:
-    """Dry run: the full plan, counts and a before/after sample; the store is attached read-only."""
-    from cmtoolkit.sync.engine import Outcome
+class ImportGoal:
+    """Campaign Monitor subscribers into the profile store (DESIGN §5)."""
 
-    spec = _spec_for(ctx)
-    store = ctx.workspace.store
+    name: ClassVar[GoalName] = GoalName.IMPORT
 
-    def match_profiles(con: duckdb.DuckDBPyConnection) -> None:
-        # While Campaign Monitor is read: the store as it is then, which a dry run may show.
-        # A run matches inside its write transaction instead.
-        with store.attached(con):
-            _match(con, spec, defined_properties(con), todo_only=False)
+    def configured(self, connection: Connection) -> bool:
+        return connection.import_ is not None
 
-    with (
-        stage_contacts(ctx.client, spec, alongside=match_profiles) as stage,
-        store.attached(stage.con),
-    ):
-        plan = plan_import(stage.con, spec, full=ctx.full, values=False, matched=True)
-        return Outcome(
-            counts=plan.counts,
-            samples=plan.samples(),
-            rows=plan.rows(limit=1000),
-            details={"new_properties": plan.new_properties},
-        )
+    def preview(self, ctx: GoalContext) -> Outcome:
+        """Dry run: the full plan, counts and a before/after sample; the store read-only."""
+        spec = _spec_for(ctx)
+        store = ctx.store
+
+        def match_profiles(con: duckdb.DuckDBPyConnection) -> None:
+            # While Campaign Monitor is read: the store as it is then, which a dry run may show.
+            # A run matches inside its write transaction instead.
+            with store.attached(con):
+                _match(con, spec, defined_properties(con), todo_only=False)
+
+        with (
+            stage_contacts(ctx.client, spec, alongside=match_profiles) as stage,
+            store.attached(stage.con),
+        ):
+            plan = plan_import(stage.con, spec, full=ctx.full, values=False, matched=True)
+            return Outcome(
+                counts=plan.counts,
+                samples=plan.samples(),
+                rows=plan.rows(limit=1000),
+                details={"new_properties": plan.new_properties},
+            )
+
+    def run(self, ctx: GoalContext, run_id: str) -> Outcome:
+        """Read, then plan and apply in one store transaction with the ledger rows and FINISHED."""
+        spec = _spec_for(ctx)
+        with stage_contacts(ctx.client, spec) as stage:
+            con = stage.con
+            with ctx.store.attached(con, write=True):
+                con.begin()
+                try:
+                    plan = plan_import(con, spec, full=ctx.full)
+                    apply_import(plan, run_id, define_property)
+                    ledger.finish_run(con, run_id, plan.counts)
+                except BaseException:
+                    con.rollback()
+                    raise
+                con.commit()
+        return Outcome(counts=plan.counts, details={"new_properties": plan.new_properties})
 
 
-def _spec_for(ctx: Any) -> ImportSpec:
+def _spec_for(ctx: GoalContext) -> ImportSpec:
     """The connection's import spec, property names spelled as the store defines them."""
-    return _canonical(ImportSpec.from_connection(ctx.connection), ctx.workspace.store.properties())
-
-
-def run(ctx: Any, run_id: str) -> Any:
-    """Read, then plan and apply in one store transaction with the ledger rows and FINISHED."""
-    from cmtoolkit.profiles.properties import define_property
-    from cmtoolkit.sync import ledger
-    from cmtoolkit.sync.engine import Outcome
-
-    spec = _spec_for(ctx)
-    with stage_contacts(ctx.client, spec) as stage:
-        con = stage.con
-        with ctx.workspace.store.attached(con, write=True):
-            con.begin()
-            try:
-                plan = plan_import(con, spec, full=ctx.full)
-                apply_import(plan, run_id, define_property)
-                ledger.finish_run(con, run_id, plan.counts)
-            except BaseException:
-                con.rollback()
-                raise
-            con.commit()
-    return Outcome(counts=plan.counts, details={"new_properties": plan.new_properties})
+    return _canonical(ImportSpec.from_connection(ctx.connection), ctx.store.properties())

@@ -12,55 +12,13 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 import duckdb
 
-RUN_STATES = ("STARTING", "RUNNING", "FINISHED", "FAILED")
-
-
-def utc_now() -> datetime:
-    """Now in UTC, naive, as the ledger's TIMESTAMP columns hold it."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
+from cmtoolkit.sync.run import Run, RunState, utc_now
 
 # The tables (runs, run_rows, import_state, export_state) are migration 2 of
 # cmtoolkit.profiles.schema.
-
-
-@dataclass(frozen=True)
-class Run:
-    run_id: str
-    connection: str
-    goal: str
-    full: bool
-    started_at: datetime
-    ended_at: datetime | None
-    state: str
-    counts: dict[str, int]
-    error: str | None
-
-    @property
-    def duration_s(self) -> float | None:
-        if self.ended_at is None:
-            return None
-        return (self.ended_at - self.started_at).total_seconds()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "connection": self.connection,
-            "goal": self.goal,
-            "full": self.full,
-            "started_at": self.started_at.isoformat(),
-            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-            "duration_s": self.duration_s,
-            "state": self.state,
-            "counts": self.counts,
-            "error": self.error,
-        }
 
 
 def start_run(con: duckdb.DuckDBPyConnection, connection: str, goal: str, *, full: bool) -> str:
@@ -90,9 +48,10 @@ def start_run(con: duckdb.DuckDBPyConnection, connection: str, goal: str, *, ful
     return run_id
 
 
-def set_state(con: duckdb.DuckDBPyConnection, run_id: str, state: str) -> None:
+def set_state(con: duckdb.DuckDBPyConnection, run_id: str, state: RunState) -> None:
     con.execute(
-        "UPDATE runs SET state = $state WHERE run_id = $run_id", {"state": state, "run_id": run_id}
+        "UPDATE runs SET state = $state WHERE run_id = $run_id",
+        {"state": str(state), "run_id": run_id},
     )
 
 
@@ -123,10 +82,7 @@ def history(
         """,
         {"connection": connection, "limit": limit},
     ).fetchall()
-    return [
-        Run(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]) if r[7] else {}, r[8])
-        for r in rows
-    ]
+    return [_run(r) for r in rows]
 
 
 def get_run(con: duckdb.DuckDBPyConnection, run_id: str) -> Run | None:
@@ -139,5 +95,19 @@ def get_run(con: duckdb.DuckDBPyConnection, run_id: str) -> Run | None:
     ).fetchall()  # fetchall: a half-read execute() result would hold the connection (DuckDB 2)
     if not rows:
         return None
-    row = rows[0]
-    return Run(*row[:7], json.loads(row[7]) if row[7] else {}, row[8])
+    return _run(rows[0])
+
+
+def _run(row: tuple[object, ...]) -> Run:
+    run_id, connection, goal, full, started, ended, state, counts, error = row
+    return Run(
+        connection=str(connection),
+        goal=str(goal),
+        state=RunState(state),
+        counts=json.loads(str(counts)) if counts else {},
+        started_at=started,  # type: ignore[arg-type]
+        ended_at=ended,  # type: ignore[arg-type]
+        run_id=str(run_id),
+        full=bool(full),
+        error=str(error) if error is not None else None,
+    )

@@ -22,7 +22,7 @@ Decisions made here:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.sync.exporting import (
@@ -34,6 +34,10 @@ from cmtoolkit.sync.exporting import (
     execute_plan,
     preview_outcome,
 )
+from cmtoolkit.sync.goal import GoalContext, GoalName, Outcome
+
+if TYPE_CHECKING:
+    from cmtoolkit.connection.model import Connection
 
 TARGETING_OUTCOMES = EXPORT_OUTCOMES
 FIELD_TYPE = "MultiSelectMany"
@@ -92,16 +96,23 @@ def ensure_field(client: Any, spec: GoalSpec, *, create: bool) -> dict[str, dict
     return out
 
 
-def preview(ctx: Any) -> Any:
-    spec = targeting_spec(ctx.connection)
-    types = ensure_field(ctx.client, spec, create=False)
-    return preview_outcome(
-        compute_plan(ctx, spec, types, leave_field=spec.values[0].field, preview=True)
-    )
+class TargetingGoal:
+    """Segment membership into a MultiSelectMany field of existing subscribers (DESIGN §6)."""
 
+    name: ClassVar[GoalName] = GoalName.TARGETING
 
-def run(ctx: Any, run_id: str) -> Any:
-    spec = targeting_spec(ctx.connection)
-    types = ensure_field(ctx.client, spec, create=True)
-    plan = compute_plan(ctx, spec, types, leave_field=spec.values[0].field)
-    return execute_plan(ctx, run_id, plan)
+    def configured(self, connection: Connection) -> bool:
+        return connection.targeting is not None
+
+    def preview(self, ctx: GoalContext) -> Outcome:
+        spec = targeting_spec(ctx.connection)
+        types = ensure_field(ctx.client, spec, create=False)
+        return preview_outcome(
+            compute_plan(ctx, spec, types, leave_field=spec.values[0].field, preview=True)
+        )
+
+    def run(self, ctx: GoalContext, run_id: str) -> Outcome:
+        spec = targeting_spec(ctx.connection)
+        types = ensure_field(ctx.client, spec, create=True)
+        plan = compute_plan(ctx, spec, types, leave_field=spec.values[0].field)
+        return execute_plan(ctx, run_id, plan)

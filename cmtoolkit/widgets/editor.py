@@ -279,20 +279,19 @@ class ConnectionEditor:
 
     def runner(self) -> Any:
         """A :class:`~cmtoolkit.sync.engine.ConnectionRunner` over the current model."""
-        from cmtoolkit.sync.engine import ConnectionRunner
 
-        return ConnectionRunner(self.workspace, self._model, client=self.client)
+        return self.workspace.connection(self._model, client=self.client)
 
     def preview(self, goal: str, *, full: bool = False) -> Any:
-        from cmtoolkit.sync.engine import GoalContext, preview
+        from cmtoolkit.sync import preview
 
-        return preview(GoalContext(self.workspace, self._model, self.client, full=full), goal)
+        return preview(self.workspace.context(self._model, self.client, full=full), goal)
 
     def sync(self, goal: str, *, full: bool = False) -> Any:
         """A real run of one goal; a failure comes back as a FAILED result (and is recorded)."""
-        from cmtoolkit.sync.engine import GoalContext, sync
+        from cmtoolkit.sync import sync
 
-        ctx = GoalContext(self.workspace, self._model, self.client, full=full)
+        ctx = self.workspace.context(self._model, self.client, full=full)
         return sync(ctx, goal, raise_on_failure=False)
 
     def history(self, limit: int = 100) -> list[Any]:

@@ -19,7 +19,7 @@ from cmtoolkit.connection.model import (
 )
 from cmtoolkit.emulator.account import BOUNCED
 from cmtoolkit.errors import BadRequest
-from cmtoolkit.sync.engine import GoalContext, preview, sync
+from cmtoolkit.sync import preview, sync
 from cmtoolkit.workspace import Workspace
 
 FIELDS = [
@@ -126,7 +126,7 @@ class Env:
         )
 
     def run(self, conn: Connection, *, full: bool = False, **kw: Any) -> Any:
-        return sync(GoalContext(self.ws, conn, self.cm, full=full), "export", **kw)
+        return sync(self.ws.context(conn, self.cm, full=full), "export", **kw)
 
     def run_rows(self, run_id: str) -> dict[str, tuple[str, str | None]]:
         with self.ws.store.connect() as con:
@@ -187,7 +187,7 @@ def test_preview_shows_exact_payloads_and_writes_nothing(export_env: Env) -> Non
     env = export_env
     before = env.emulator.request_count
     posts = env.imports()
-    out = preview(GoalContext(env.ws, env.connection(), env.cm), "export")
+    out = preview(env.ws.context(env.connection(), env.cm), "export")
     assert out.counts["EXPORTED"] == 4
     assert env.imports() == posts and env.emulator.request_count - before == 1  # customfields
     assert env.state() == {}
@@ -427,7 +427,7 @@ from cmtoolkit.campaign_monitor import ApiKeyAuth, CampaignMonitor
 from cmtoolkit.connection.file import load_connection
 from cmtoolkit.secret import Secret
 from cmtoolkit.sync import exporting
-from cmtoolkit.sync.engine import GoalContext, sync
+from cmtoolkit.sync import GoalContext, sync
 from cmtoolkit.workspace import Workspace
 
 ws_path, conn_path, base_url, key = sys.argv[1:5]
@@ -442,7 +442,7 @@ def ack_then_die(self, rows):
 
 exporting.StateWriter.ack = ack_then_die
 client = CampaignMonitor(ApiKeyAuth(Secret(key)), base_url=base_url)
-sync(GoalContext(Workspace(ws_path), load_connection(conn_path), client), "export")
+sync(Workspace(ws_path).context(load_connection(conn_path), client), "export")
 """
 
 
@@ -475,7 +475,7 @@ def test_sigkill_after_acknowledged_batches_resumes_without_resending(
 
     journal = env.ws.path / ".journal" / "news-export.export.jsonl"
     assert journal.exists()
-    dry = preview(GoalContext(env.ws, env.connection(), env.cm), "export")
+    dry = preview(env.ws.context(env.connection(), env.cm), "export")
     assert (dry.counts["EXPORTED"], dry.counts["UNCHANGED"]) == (500, 2000)
     assert journal.exists()  # a preview writes nothing, not even the journal's fold
     resumed = env.run(env.connection())

@@ -22,7 +22,7 @@ from cmtoolkit.connection.model import (
     ImportMapping,
 )
 from cmtoolkit.errors import TokenRevoked
-from cmtoolkit.sync.engine import ConnectionRunner, GoalContext, preview, sync
+from cmtoolkit.sync import preview, sync
 from cmtoolkit.workspace import Workspace
 
 FIELDS = [
@@ -116,11 +116,11 @@ def ws(tmp_path: Path) -> Workspace:
 
 
 def run(ws: Workspace, conn: Connection, cm: Any, *, full: bool = False) -> Any:
-    return sync(GoalContext(ws, conn, cm, full=full), "import")
+    return sync(ws.context(conn, cm, full=full), "import")
 
 
 def dry_run(ws: Workspace, conn: Connection, cm: Any) -> Any:
-    return preview(GoalContext(ws, conn, cm), "import")
+    return preview(ws.context(conn, cm), "import")
 
 
 def profile(ws: Workspace, pid: str) -> dict[str, list[str]]:
@@ -391,7 +391,7 @@ def test_the_ledger_records_the_run_and_every_contact(account, ws, cm):
     account.add(account.l1, "dup@example.com", "Dup")
     conn = connection(account, lists=(account.l1,))
     result = run(ws, conn, cm)
-    runner = ConnectionRunner(ws, conn, client=cm)
+    runner = ws.connection(conn, client=cm)
     (entry,) = runner.history()
     assert entry.run_id == result.run_id and entry.state == "FINISHED"
     assert entry.counts["MODIFIED"] == 1 and entry.counts["AMBIGUOUS"] == 1
@@ -418,7 +418,7 @@ def test_faults_give_the_same_final_state_as_a_clean_run(emulator_factory, tmp_p
         )
         ws = Workspace.create(tmp_path / f"ws{len(finals)}")
         conn = _seeded_connection(emu)
-        result = sync(GoalContext(ws, conn, client), "import")
+        result = sync(ws.context(conn, client), "import")
         assert result.counts["CREATED"] > 2000
         if faults:
             assert all(rule.fired for rule in emu.faults[:4]), emu.summary()["faults"]
@@ -464,7 +464,7 @@ def test_revoked_token_fails_the_run_cleanly(account, ws, emulator):
     with pytest.raises(TokenRevoked, match="auth login"):
         run(ws, connection(account, lists=(account.l1,)), client)
     assert snapshot(ws) == before
-    (entry,) = ConnectionRunner(ws, connection(account), client=client).history()
+    (entry,) = ws.connection(connection(account), client=client).history()
     assert entry.state == "FAILED" and "Revoked" in entry.error
 
 
@@ -481,7 +481,7 @@ def test_an_expiring_token_is_refreshed_mid_run(emulator_factory, tmp_path):
         on_tokens_refreshed=saved.append,
     )
     ws = Workspace.create(tmp_path / "ws")
-    result = sync(GoalContext(ws, _seeded_connection(emu), client), "import")
+    result = sync(ws.context(_seeded_connection(emu), client), "import")
     assert result.state == "FINISHED" and result.counts["CREATED"] > 2000
     assert saved, "the refreshed tokens were handed to the persist callback"
 
@@ -493,7 +493,7 @@ KILLER = textwrap.dedent(
     from cmtoolkit.connection.file import load_connection
     from cmtoolkit.secret import Secret
     from cmtoolkit.sync import importing
-    from cmtoolkit.sync.engine import GoalContext, sync
+    from cmtoolkit.sync import GoalContext, sync
     from cmtoolkit.workspace import Workspace
 
     ws_path, conn_path, base_url, key = sys.argv[1:5]
@@ -505,7 +505,7 @@ KILLER = textwrap.dedent(
 
     importing.apply_import = apply_then_die
     client = CampaignMonitor(ApiKeyAuth(Secret(key)), base_url=base_url)
-    sync(GoalContext(Workspace(ws_path), load_connection(conn_path), client), "import")
+    sync(Workspace(ws_path).context(load_connection(conn_path), client), "import")
     """
 )
 
@@ -537,11 +537,11 @@ def test_sigkill_mid_run_leaves_the_store_as_it_was(emulator_factory, tmp_path):
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert snapshot(killed) == before  # the uncommitted transaction is gone
 
-    rerun = sync(GoalContext(killed, conn, client), "import")
-    sync(GoalContext(clean, conn, client), "import")
+    rerun = sync(killed.context(conn, client), "import")
+    sync(clean.context(conn, client), "import")
     assert rerun.state == "FINISHED"
     assert snapshot(killed) == snapshot(clean)
-    runs = {r.state: r for r in ConnectionRunner(killed, conn, client=client).history()}
+    runs = {r.state: r for r in killed.connection(conn, client=client).history()}
     assert "interrupted" in runs["FAILED"].error
 
 
@@ -583,7 +583,7 @@ def test_status_checks_the_workspace_store(account, ws, cm, tmp_path):
         account,
         mappings=(ImportMapping("loyalty points", "nickname", "sum"),),  # sum into text
     )
-    status = ConnectionRunner(ws, conn, client=cm).status()
+    status = ws.connection(conn, client=cm).status()
     assert not status.import_ready
     assert any("nickname" in p.message and "number" in p.message for p in status.errors)
     assert ws.segment_names() == ["vip"]

@@ -14,7 +14,7 @@ from cmtoolkit.connection.model import (
     ExportGoal,
     TargetingGoal,
 )
-from cmtoolkit.sync.engine import GoalContext, preview, sync
+from cmtoolkit.sync import preview, sync
 from tests.sync.test_export import Env, profiles
 
 
@@ -37,7 +37,7 @@ def targeting(env: Env, *, match: str | None = None, **goal: Any) -> Connection:
 
 
 def run(env: Env, conn: Connection, **kw: Any) -> Any:
-    return sync(GoalContext(env.ws, conn, env.cm), "targeting", **kw)
+    return sync(env.ws.context(conn, env.cm), "targeting", **kw)
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def fields(env: Env, email: str) -> tuple[str, ...]:
 
 def test_creates_field_and_writes_membership(export_targets: Env) -> None:
     env = export_targets
-    out = preview(GoalContext(env.ws, targeting(env), env.cm), "targeting")
+    out = preview(env.ws.context(targeting(env), env.cm), "targeting")
     assert out.counts["EXPORTED"] == 3
     assert "Targets" not in {f.field_name for f in env.cm.custom_fields(env.list_id)}
     result = run(env, targeting(env))

@@ -1,0 +1,217 @@
+"""Running a connection's goals: the goal registry, the run lock, the ledger record, failures.
+
+Goals implement :class:`~cmtoolkit.sync.goal.Goal`; this module wraps them with what every goal
+shares: one run per connection at a time, the run recorded before any work, a failure recorded
+with its error, and the result as one :class:`~cmtoolkit.sync.run.Run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cmtoolkit.errors import CmToolkitError, ConfigurationError
+from cmtoolkit.sync import ledger
+from cmtoolkit.sync.exporting import ExportGoal
+from cmtoolkit.sync.goal import Goal, GoalContext, GoalName, Progress
+from cmtoolkit.sync.importing import ImportGoal
+from cmtoolkit.sync.locking import RunLock
+from cmtoolkit.sync.run import Run, RunState, utc_now
+from cmtoolkit.sync.targeting import TargetingGoal
+
+if TYPE_CHECKING:
+    from cmtoolkit.campaign_monitor import CampaignMonitor
+    from cmtoolkit.connection.model import Connection
+    from cmtoolkit.connection.status import Status
+    from cmtoolkit.profiles.segments import Segments
+    from cmtoolkit.profiles.store import Store
+
+log = logging.getLogger("cmtoolkit.sync")
+
+#: Every goal, in the order ``--goal all`` runs them.
+GOALS: dict[GoalName, Goal] = {g.name: g for g in (ImportGoal(), ExportGoal(), TargetingGoal())}
+
+
+def configured_goals(connection: Connection) -> list[GoalName]:
+    return [name for name, goal in GOALS.items() if goal.configured(connection)]
+
+
+def resolve_goals(connection: Connection, goal: str) -> list[GoalName]:
+    """``goal`` as a list of goals to run; ``all`` is every configured goal, in order."""
+    configured = configured_goals(connection)
+    if goal == "all":
+        if not configured:
+            raise ConfigurationError(
+                f"connection {connection.name!r} has no goal; add import, export or targeting"
+            )
+        return configured
+    if goal not in GOALS:
+        raise ConfigurationError(f"unknown goal {goal!r}; use one of {', '.join(GOALS)} or all")
+    if goal not in configured:
+        raise ConfigurationError(
+            f"connection {connection.name!r} has no {goal} goal; add an '{goal}:' section to "
+            "its connection file"
+        )
+    return [GoalName(goal)]
+
+
+def preview(ctx: GoalContext, goal: str) -> Run:
+    """The dry run: the real run's plan; nothing written to the store or Campaign Monitor."""
+    started = utc_now()
+    out = GOALS[GoalName(goal)].preview(ctx)
+    return Run(
+        connection=ctx.connection.name,
+        goal=str(goal),
+        state=RunState.PREVIEW,
+        counts=out.counts,
+        started_at=started,
+        ended_at=utc_now(),
+        full=ctx.full,
+        dry_run=True,
+        details=out.details,
+        samples=out.samples,
+        rows=out.rows,
+    )
+
+
+def sync(ctx: GoalContext, goal: str, *, raise_on_failure: bool = True) -> Run:
+    """A real run of one goal: run lock, ledger, and the goal's work."""
+    name = ctx.connection.name
+    with RunLock(ctx.root, name):
+        with ctx.store.transaction() as con:
+            run_id = ledger.start_run(con, name, str(goal), full=ctx.full)
+        started = utc_now()
+        t0 = time.monotonic()
+        log.info("run %s: %s of %s started", run_id, goal, name)
+        try:
+            with ctx.store.transaction() as con:
+                ledger.set_state(con, run_id, RunState.RUNNING)
+            out = GOALS[GoalName(goal)].run(ctx, run_id)
+        except BaseException as exc:
+            message = _error_message(exc)
+            try:
+                with ctx.store.transaction() as con:
+                    ledger.fail_run(con, run_id, message)
+            except CmToolkitError:  # the store itself is the problem: keep the first error
+                log.exception("run %s: could not record the failure", run_id)
+            log.error("run %s: %s of %s failed: %s", run_id, goal, name, message)
+            if raise_on_failure or not isinstance(exc, Exception):
+                raise
+            return Run(
+                name,
+                str(goal),
+                RunState.FAILED,
+                {},
+                started,
+                utc_now(),
+                run_id,
+                full=ctx.full,
+                error=message,
+            )
+        log.info("run %s finished in %.1fs: %s", run_id, time.monotonic() - t0, out.counts)
+        return Run(
+            name,
+            str(goal),
+            RunState.FINISHED,
+            out.counts,
+            started,
+            utc_now(),
+            run_id,
+            full=ctx.full,
+            details=out.details,
+        )
+
+
+def _error_message(exc: BaseException) -> str:
+    if isinstance(exc, CmToolkitError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    # Unexpected errors keep their type so the report says what broke.
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True)
+class _ProfileSide:
+    """The two questions a connection's status asks of the profile side."""
+
+    runner: ConnectionRunner
+
+    def properties(self) -> dict[str, str]:
+        return self.runner.store.properties()
+
+    def segment_names(self) -> list[str]:
+        return self.runner.segments.names()
+
+
+class ConnectionRunner:
+    """One connection of a workspace: ``Workspace(path).connection(name)``.
+
+    The Campaign Monitor client is built on first use from the connection's credential reference
+    (or given, e.g. by a test or a notebook that already holds one).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        segments: Segments,
+        root: Path,
+        connection: Connection,
+        *,
+        client: CampaignMonitor | None = None,
+    ) -> None:
+        self.store = store
+        self.segments = segments
+        self.root = root
+        self.model = connection
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"ConnectionRunner({self.model.name!r}, workspace={str(self.root)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def client(self) -> CampaignMonitor:
+        if self._client is None:
+            from cmtoolkit.connection.client import client_for
+
+            self._client = client_for(self.model)
+        return self._client
+
+    def context(self, *, full: bool = False, progress: Progress | None = None) -> GoalContext:
+        return GoalContext(
+            self.store,
+            self.segments,
+            self.root,
+            self.model,
+            self.client,
+            full=full,
+            progress=progress,
+        )
+
+    def status(self, *, live: bool = True) -> Status:
+        from cmtoolkit.connection.status import connection_status
+
+        return connection_status(
+            self.model, client=self.client if live else None, store=_ProfileSide(self)
+        )
+
+    def preview(self, goal: str = "all", *, full: bool = False) -> list[Run] | Run:
+        results = [preview(self.context(full=full), g) for g in resolve_goals(self.model, goal)]
+        return results[0] if goal != "all" else results
+
+    def sync(self, goal: str = "all", *, full: bool = False) -> list[Run] | Run:
+        results = [sync(self.context(full=full), g) for g in resolve_goals(self.model, goal)]
+        return results[0] if goal != "all" else results
+
+    def history(self, limit: int = 100) -> list[Run]:
+        if not self.store.path.exists():
+            return []
+        with self.store.connect() as con:
+            return ledger.history(con, self.model.name, limit)
