@@ -22,6 +22,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check cmtoolkit tests bench
 	$(BIN)/ruff format --check cmtoolkit tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/emulator_read.py
