@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-from cmtoolkit.connection.model import CREDENTIAL_NAME_RE, credential_reference_problem
 from cmtoolkit.errors import CredentialError
 from cmtoolkit.secret import Secret
 
@@ -40,6 +40,7 @@ __all__ = [
     "Credential",
     "CredentialStore",
     "OAuthCredential",
+    "credential_reference_problem",
     "credentials_path",
     "load_credential",
     "resolve",
@@ -50,6 +51,43 @@ log = logging.getLogger(__name__)
 
 ENV_FALLBACK = "CM_API_KEY"
 DEFAULT_NAME = "default"
+
+CREDENTIAL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+ENV_REF_RE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def credential_reference_problem(ref: object) -> str | None:
+    """Why ``ref`` is not a credential reference, or None when it is one.
+
+    The message never repeats the value: a user who pasted an API key here must not see it echoed
+    into a log or a traceback.
+    """
+    if not isinstance(ref, str):
+        return f"expected a credential name, got {type(ref).__name__}"
+    if ENV_REF_RE.match(ref):
+        return None
+    if ref.startswith("env:"):
+        return (
+            "an 'env:' reference needs an environment variable name "
+            "(letters, digits, underscore), e.g. 'env:CM_API_KEY'"
+        )
+    if not CREDENTIAL_NAME_RE.match(ref) or looks_like_secret(ref):
+        return (
+            "this looks like a secret, not a credential reference: never put an API key or "
+            "token in a connection file. Store it with 'cmtoolkit auth login --credential NAME' "
+            "and write that NAME here (or 'env:VARNAME')"
+        )
+    return None
+
+
+def looks_like_secret(value: str) -> bool:
+    """Heuristic: a long run of mixed letters and digits is a key or token, not a chosen name."""
+    if len(value) < 20:
+        return False
+    has_digit = any(c.isdigit() for c in value)
+    has_alpha = any(c.isalpha() for c in value)
+    longest_word = max((len(w) for w in re.split(r"[_.-]", value)), default=0)
+    return has_digit and has_alpha and longest_word >= 20
 
 
 @dataclass(frozen=True)

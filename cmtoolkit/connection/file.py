@@ -34,8 +34,8 @@ from cmtoolkit.connection.model import (
     ImportGoal,
     ImportMapping,
     TargetingGoal,
-    credential_reference_problem,
 )
+from cmtoolkit.credentials import credential_reference_problem
 from cmtoolkit.errors import ConnectionFileError
 
 CONNECTIONS_DIR = "connections"

@@ -22,8 +22,13 @@ from typing import Any
 
 import ipywidgets as W
 
-from cmtoolkit.connection.model import Connection, credential_reference_problem
-from cmtoolkit.credentials import DEFAULT_NAME, ENV_FALLBACK, CredentialStore
+from cmtoolkit.connection.model import Connection
+from cmtoolkit.credentials import (
+    DEFAULT_NAME,
+    ENV_FALLBACK,
+    CredentialStore,
+    credential_reference_problem,
+)
 from cmtoolkit.errors import CmToolkitError
 from cmtoolkit.secret import Secret
 from cmtoolkit.widgets.editor import ConnectionEditor
