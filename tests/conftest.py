@@ -12,11 +12,16 @@
               API key and a retry policy whose sleep never sleeps: it records the wait in
               ``cm.sleeps`` and advances the emulator clock by it. Skips the test when the
               client package is not importable.
+``cm_samples``  the Campaign Monitor sample responses in ``tests/fixtures/campaign_monitor``
+              (``.dir``, ``.text(name)``, ``.json(name)``): the one way a test reaches them, so
+              no test reads anything outside the repository.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +34,24 @@ TEST_OAUTH_APP = OAuthApp(
     redirect_uri="http://127.0.0.1:8799/callback",
 )
 DEFAULT_SEED_SIZE = 200
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+class Samples:
+    """Real Campaign Monitor response bodies kept in the repository (see their README.md)."""
+
+    dir = FIXTURES / "campaign_monitor"
+
+    def text(self, name: str) -> str:
+        return (self.dir / name).read_text(encoding="utf-8")
+
+    def json(self, name: str) -> Any:
+        return json.loads(self.text(name))
+
+
+@pytest.fixture(scope="session")
+def cm_samples() -> Samples:
+    return Samples()
 
 
 @pytest.fixture

@@ -1,11 +1,9 @@
-"""Shared helpers: the fixtures folder (shared/ is a sibling of the clone), a fake clock, and a
-client wired to ``responses`` with injected sleep/clock so nothing waits for real."""
+"""Shared helpers: the API sample responses (``cm_samples`` of tests/conftest.py), a fake clock,
+and a client wired to ``responses`` with injected sleep/clock so nothing waits for real."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,19 +14,6 @@ from cmtoolkit.secret import Secret
 
 BASE = "https://api.createsend.com/api/v3.3"
 API_KEY = "test-api-key-123"
-
-
-def fixtures_dir() -> Path:
-    """``shared/fixtures/campaign_monitor`` next to the repository clone."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "campaign_monitor"
-
-
-def fixture_text(name: str) -> str:
-    return (fixtures_dir() / name).read_text(encoding="utf-8")
-
-
-def fixture_json(name: str) -> Any:
-    return json.loads(fixture_text(name))
 
 
 class FakeClock:
@@ -86,15 +71,18 @@ def cm(make_client: Callable[..., CampaignMonitor]) -> CampaignMonitor:
 
 
 class Fixtures:
-    """Access to the shared API fixtures (tests import nothing from conftest: importlib mode)."""
+    """The API sample responses plus this folder's constants (tests import nothing from
+    conftest: importlib mode)."""
 
-    dir = staticmethod(fixtures_dir)
-    text = staticmethod(fixture_text)
-    json = staticmethod(fixture_json)
     base = BASE
     api_key = API_KEY
 
+    def __init__(self, samples: Any) -> None:
+        self.dir = samples.dir
+        self.text: Callable[[str], str] = samples.text
+        self.json: Callable[[str], Any] = samples.json
+
 
 @pytest.fixture
-def fx() -> Fixtures:
-    return Fixtures()
+def fx(cm_samples: Any) -> Fixtures:
+    return Fixtures(cm_samples)
