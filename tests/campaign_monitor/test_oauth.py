@@ -86,7 +86,9 @@ def test_refresh_error_raises_oauth_error(rsps, fx):
 def test_oauth_endpoints_follow_the_base_url_origin(fx):
     with responses.RequestsMock() as mock:
         mock.post("http://127.0.0.1:8765/oauth/token", body=fx.text("refresh_oauth_token.json"))
-        refresh_tokens(Secret("r"), base_url="http://127.0.0.1:8765/api/v3.3")
+        tokens = refresh_tokens(Secret("r"), base_url="http://127.0.0.1:8765/api/v3.3")
+        assert [call.request.url for call in mock.calls] == ["http://127.0.0.1:8765/oauth/token"]
+    assert tokens.access_token.reveal() == "SlAV32hkKG2e12e"
 
 
 def test_bearer_header(rsps, make_client, fx):

@@ -415,8 +415,18 @@ def test_broken_file_names_file_and_key(
     assert hint in message, message
 
 
-def test_there_are_at_least_twenty_broken_files() -> None:
-    assert len({b[0] for b in BROKEN}) >= 20
+def test_each_mistake_gets_its_own_answer_and_the_base_is_valid(tmp_path: Path) -> None:
+    """The broken files differ from a valid file only by their mistake, and no two of them get the
+    same message (no catch-all answer)."""
+    base = parse_connection(HEAD + "import:\n" + GOOD_IMPORT)
+    assert base.import_ is not None and base.import_.lists == (LIST,)
+    messages = []
+    for name, text, _key, _hint in BROKEN:
+        with pytest.raises(ConnectionFileError) as info:
+            load_connection(write(tmp_path, text, name))
+        messages.append(str(info.value).split(": ", 1)[1])
+    duplicates = {m for m in messages if messages.count(m) > 1}
+    assert not duplicates, duplicates
 
 
 def test_a_pasted_secret_is_not_echoed(tmp_path: Path) -> None:

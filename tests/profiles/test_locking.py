@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -81,7 +80,7 @@ def test_lock_timeout_from_environment(monkeypatch, tmp_path):
 
 
 HOLDER = """
-import sys, time
+import sys
 from cmtoolkit.profiles.store import Store
 store = Store(sys.argv[1])
 with store.connect(write=True) as con:
@@ -90,18 +89,15 @@ with store.connect(write=True) as con:
         " VALUES ('held', now(), now())"
     )
     print("holding", flush=True)
-    hold = float(sys.argv[2])
-    if hold < 0:
-        sys.stdin.readline()
-    else:
-        time.sleep(hold)
+    sys.stdin.readline()
 print("released", flush=True)
 """
 
 
-def start_holder(path: Path, hold: float) -> subprocess.Popen[str]:
+def start_holder(path: Path) -> subprocess.Popen[str]:
+    """A process holding the store's write lock until a line arrives on its stdin."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(path), str(hold)],
+        [sys.executable, "-c", HOLDER, str(path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -111,27 +107,43 @@ def start_holder(path: Path, hold: float) -> subprocess.Popen[str]:
     return proc
 
 
+def release(proc: subprocess.Popen[str]) -> None:
+    """Let the holder go and wait until it has ended (its lock is then certainly free)."""
+    assert proc.stdin is not None
+    if proc.poll() is None:
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+    proc.wait(timeout=30)
+
+
 def test_second_process_waits_until_the_first_releases(tmp_path):
     path = tmp_path / "profiles.duckdb"
-    proc = start_holder(path, hold=1.0)
+    proc = start_holder(path)
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        # instead of sleeping for the backoff: the first wait releases the holder and returns
+        # once it has ended, so the retry finds the lock free
+        waits.append(seconds)
+        release(proc)
+
     try:
-        started = time.monotonic()
-        store = Store(path, lock_timeout=30)
+        store = Store(path, lock_timeout=30, sleep=wait)
         with store.transaction() as con:
             con.execute(
                 "INSERT INTO profiles (profile_id, created_at, updated_at)"
                 " VALUES ('second', now(), now())"
             )
-        waited = time.monotonic() - started
     finally:
-        proc.wait(timeout=30)
-    assert waited > 0.3  # it really met the lock
+        release(proc)
+    assert waits == [0.05]  # it met the lock once, backed off, then got in
+    assert proc.stdout is not None and proc.stdout.read().strip() == "released"
     assert Store(path).count() == 2
 
 
 def test_second_process_times_out_naming_the_holder(tmp_path):
     path = tmp_path / "profiles.duckdb"
-    proc = start_holder(path, hold=-1)
+    proc = start_holder(path)
     try:
         for write in (True, False):  # a reader meets the writer's lock too
             store = Store(path, lock_timeout=0.5)
@@ -140,8 +152,5 @@ def test_second_process_times_out_naming_the_holder(tmp_path):
             assert info.value.holder_pid == proc.pid
             assert f"process {proc.pid}" in str(info.value)
     finally:
-        assert proc.stdin is not None
-        proc.stdin.write("\n")
-        proc.stdin.flush()
-        proc.wait(timeout=30)
+        release(proc)
     assert Store(path).count() == 1
