@@ -36,7 +36,7 @@ class GoalName(StrEnum):
 Progress = Callable[[str, int, int | None], None]
 """``progress(stage, done, total)``: a goal's progress, for bars in a terminal or notebook."""
 
-DetailValue = str | int | float | bool | None | list[str] | dict[str, int]
+DetailValue = str | int | float | bool | None | list[str] | dict[str, int] | dict[str, str]
 
 
 @dataclass

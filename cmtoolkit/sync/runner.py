@@ -17,7 +17,7 @@ from cmtoolkit.errors import CmToolkitError, ConfigurationError
 from cmtoolkit.sync import ledger
 from cmtoolkit.sync.exporting import ExportGoal
 from cmtoolkit.sync.goal import Goal, GoalContext, GoalName, Progress
-from cmtoolkit.sync.importing import ImportGoal
+from cmtoolkit.sync.imports import ImportGoal
 from cmtoolkit.sync.locking import RunLock
 from cmtoolkit.sync.run import Run, RunState, utc_now
 from cmtoolkit.sync.targeting import TargetingGoal

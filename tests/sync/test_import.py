@@ -492,18 +492,18 @@ KILLER = textwrap.dedent(
     from cmtoolkit.campaign_monitor import ApiKeyAuth, CampaignMonitor
     from cmtoolkit.connection.file import load_connection
     from cmtoolkit.secret import Secret
-    from cmtoolkit.sync import importing
     from cmtoolkit.sync import GoalContext, sync
+    from cmtoolkit.sync.imports import goal as import_goal
     from cmtoolkit.workspace import Workspace
 
     ws_path, conn_path, base_url, key = sys.argv[1:5]
-    original = importing.apply_import
+    original = import_goal.apply_import
 
     def apply_then_die(plan, run_id, define_property):
         original(plan, run_id, define_property)  # every write done, the commit not yet
         os.kill(os.getpid(), signal.SIGKILL)
 
-    importing.apply_import = apply_then_die
+    import_goal.apply_import = apply_then_die
     client = CampaignMonitor(ApiKeyAuth(Secret(key)), base_url=base_url)
     sync(Workspace(ws_path).context(load_connection(conn_path), client), "import")
     """
@@ -619,7 +619,7 @@ def page(email: str, name: str, fields: list[tuple[str, str]]) -> pl.DataFrame:
 
 
 def import_spec(**kw: Any) -> Any:
-    from cmtoolkit.sync.importing import ImportSpec
+    from cmtoolkit.sync.imports import ImportSpec
 
     defaults: dict[str, Any] = {
         "connection": "c", "client_id": "C", "lists": ("L1",), "states": ("Active",),
@@ -635,7 +635,7 @@ def test_a_job_alongside_the_reading_fails_the_stage_with_its_own_error():
     import threading
 
     from cmtoolkit.errors import StoreLocked
-    from cmtoolkit.sync.importing import stage_contacts
+    from cmtoolkit.sync.imports import stage_contacts
 
     def held(con: Any) -> None:
         raise StoreLocked("the profile store is locked by process 42", holder_pid=42)
@@ -648,7 +648,7 @@ def test_a_job_alongside_the_reading_fails_the_stage_with_its_own_error():
 
 def test_blank_incoming_values_are_dropped_whatever_campaign_monitor_returns(ws):
     """The emulator stores no blank values; a real account may return them: they never clear."""
-    from cmtoolkit.sync.importing import plan_import, stage_contacts
+    from cmtoolkit.sync.imports import plan_import, stage_contacts
 
     # Blank and whitespace-only values (U+3000 is a space too), as a real account may send them.
     source = PagesSource(
@@ -665,7 +665,7 @@ def test_blank_incoming_values_are_dropped_whatever_campaign_monitor_returns(ws)
 def test_the_delta_hash_of_a_contact_does_not_change_between_versions():
     """Stored hashes decide what is applied again: a new hash format would re-apply every
     contact once, and ``sum`` twice. This pins the format (md5 over the fields read)."""
-    from cmtoolkit.sync.importing import stage_contacts
+    from cmtoolkit.sync.imports import stage_contacts
 
     source = PagesSource(
         page(
