@@ -682,3 +682,39 @@ def test_the_delta_hash_of_a_contact_does_not_change_between_versions():
         got = stage.con.sql("SELECT identifier, hash, in_t0, in_t1 FROM imp_in").fetchall()
     hash_ = "ff32e7b9f5de85a62ccfb91cf163734a"  # computed by the first version of the import
     assert got == [("ann@example.com", hash_, ["Ann"], ["golf", "chess"])]
+
+
+def test_a_value_fits_a_property_by_the_store_s_own_rule(ws):
+    """One rule for what fits a type (profiles.properties.VALUE_CHECKS): an import accepts what
+    the store would load, so ``yes`` is not a boolean and a date has the form YYYY-MM-DD."""
+    from cmtoolkit.sync.imports import plan_import, stage_contacts
+
+    ws.store.define_property("vip", "boolean")
+    ws.store.define_property("since", "date")
+    source = PagesSource(
+        page("ann@example.com", "Ann", [("vip", "true"), ("since", "2024-01-05")]),
+        page("bob@example.com", "Bob", [("vip", "yes")]),
+        page("eve@example.com", "Eve", [("since", "2024/01/05")]),
+    )
+    spec = import_spec(mappings=(("vip", "vip", "set"), ("since", "since", "set")))
+    with stage_contacts(source, spec) as stage, ws.store.attached(stage.con):
+        plan = plan_import(stage.con, spec)
+        got = dict(zip(*plan.rows().select("email", "outcome"), strict=True))
+    assert got == {
+        "ann@example.com": "MODIFIED",
+        "bob@example.com": "INVALID",
+        "eve@example.com": "INVALID",
+    }
+
+
+def test_a_plan_keeps_its_statements_printable_with_values_as_parameters(ws):
+    from cmtoolkit.sync.imports import plan_import, stage_contacts
+
+    source = PagesSource(page("ann@example.com", "Ann", [("city", "Lima")]))
+    spec = import_spec(connection="news", mappings=(("city", "city", "set"),))
+    with stage_contacts(source, spec) as stage, ws.store.attached(stage.con):
+        plan = plan_import(stage.con, spec)
+    printed = "\n".join(map(str, plan.statements))
+    assert "CREATE OR REPLACE TEMP TABLE imp_plan" in printed
+    assert "$connection = 'news'" in printed  # the connection name reaches SQL as a parameter
+    assert not any("'news'" in s.sql or "Lima" in s.sql for s in plan.statements)
