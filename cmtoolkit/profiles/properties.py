@@ -20,7 +20,8 @@ _DATE_RE = r"\d{4}-\d{2}-\d{2}"
 _DATETIME_RE = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?"
 _EMAIL_RE = r"[^@\s]+@[^@\s]+\.[^@\s]+"
 
-# One SQL predicate per type over a single value ``x`` (a VARCHAR, never NULL or empty).
+# One SQL predicate per type over a single value ``x`` (a VARCHAR, never NULL or empty): the one
+# home of what fits a type, for the loaders, type inference and the import alike.
 VALUE_CHECKS: dict[str, str] = {
     "text": "true",
     "number": "TRY_CAST(x AS DOUBLE) IS NOT NULL",
