@@ -16,8 +16,10 @@ from .auth import (
     exchange_code,
     refresh_tokens,
 )
-from .client import MAX_IMPORT_BATCH, CampaignMonitor
-from .paging import FRAME_SCHEMA, SUBSCRIBER_STATES, SubscriberPage
+from .client import CampaignMonitor
+from .fields import STANDARD_FIELDS, WRITABLE_STANDARD_FIELDS
+from .fields import STATES as SUBSCRIBER_STATES
+from .paging import FRAME_SCHEMA, SubscriberPage
 from .records import (
     ClientDetails,
     ClientSummary,
@@ -34,12 +36,15 @@ from .records import (
 )
 from .retry import RetryPolicy
 from .transport import DEFAULT_BASE_URL
+from .writes import MAX_IMPORT_BATCH
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "FRAME_SCHEMA",
     "MAX_IMPORT_BATCH",
+    "STANDARD_FIELDS",
     "SUBSCRIBER_STATES",
+    "WRITABLE_STANDARD_FIELDS",
     "ApiKeyAuth",
     "CampaignMonitor",
     "ClientDetails",

@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 import orjson
 import polars as pl
 
+from .fields import STATES
 from .records import Subscriber
 
 __all__ = [
     "FRAME_SCHEMA",
-    "SUBSCRIBER_STATES",
     "PageInfo",
     "SubscriberPage",
     "empty_frame",
@@ -31,41 +31,40 @@ __all__ = [
     "subscriber_query",
 ]
 
-SUBSCRIBER_STATES: tuple[str, ...] = ("Active", "Unconfirmed", "Unsubscribed", "Bounced", "Deleted")
 ORDER_FIELDS = ("email", "name", "date")
 ORDER_DIRECTIONS = ("asc", "desc")
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-_CUSTOM_FIELDS = pl.List(pl.Struct({"key": pl.Utf8, "value": pl.Utf8}))
+_CUSTOM_FIELDS = pl.List(pl.Struct({"key": pl.Utf8(), "value": pl.Utf8()}))
 FRAME_SCHEMA = pl.Schema(
     {
-        "email": pl.Utf8,
-        "name": pl.Utf8,
+        "email": pl.Utf8(),
+        "name": pl.Utf8(),
         "date": pl.Datetime("us"),
         "list_joined_date": pl.Datetime("us"),
-        "state": pl.Utf8,
-        "consent_to_track": pl.Utf8,
-        "mobile_number": pl.Utf8,
-        "reads_email_with": pl.Utf8,
+        "state": pl.Utf8(),
+        "consent_to_track": pl.Utf8(),
+        "mobile_number": pl.Utf8(),
+        "reads_email_with": pl.Utf8(),
         "custom_fields": _CUSTOM_FIELDS,
     }
 )
-_WIRE_RECORD = {
-    "EmailAddress": pl.Utf8,
-    "Name": pl.Utf8,
-    "Date": pl.Utf8,
-    "ListJoinedDate": pl.Utf8,
-    "State": pl.Utf8,
-    "ConsentToTrack": pl.Utf8,
-    "MobileNumber": pl.Utf8,
-    "ReadsEmailWith": pl.Utf8,
-    "CustomFields": pl.List(pl.Struct({"Key": pl.Utf8, "Value": pl.Utf8})),
+_WIRE_RECORD: dict[str, pl.DataType] = {
+    "EmailAddress": pl.Utf8(),
+    "Name": pl.Utf8(),
+    "Date": pl.Utf8(),
+    "ListJoinedDate": pl.Utf8(),
+    "State": pl.Utf8(),
+    "ConsentToTrack": pl.Utf8(),
+    "MobileNumber": pl.Utf8(),
+    "ReadsEmailWith": pl.Utf8(),
+    "CustomFields": pl.List(pl.Struct({"Key": pl.Utf8(), "Value": pl.Utf8()})),
 }
-_WIRE_PAGE = {
+_WIRE_PAGE: dict[str, pl.DataType] = {
     "Results": pl.List(pl.Struct(_WIRE_RECORD)),
-    "PageNumber": pl.Int64,
-    "NumberOfPages": pl.Int64,
-    "TotalNumberOfRecords": pl.Int64,
+    "PageNumber": pl.Int64(),
+    "NumberOfPages": pl.Int64(),
+    "TotalNumberOfRecords": pl.Int64(),
 }
 
 T = TypeVar("T")
@@ -124,10 +123,10 @@ def check_order(order_field: str, order_direction: str, page_size: int) -> None:
 
 def state_segment(state: str) -> str:
     """``Active`` → ``active`` (the path segment), accepting any case."""
-    for known in SUBSCRIBER_STATES:
+    for known in STATES:
         if known.lower() == state.lower():
             return known.lower()
-    raise ValueError(f"state must be one of {SUBSCRIBER_STATES}, not {state!r}")
+    raise ValueError(f"state must be one of {STATES}, not {state!r}")
 
 
 def subscriber_query(

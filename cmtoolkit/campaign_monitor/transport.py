@@ -321,12 +321,12 @@ class Transport:
         headers = {"Accept": "application/json", "User-Agent": "cmtoolkit"}
         if authenticated and self.auth is not None:
             headers["Authorization"] = self.auth.authorization()
-        data: bytes | Sequence[tuple[str, str]] | None = None
+        data: bytes | list[tuple[str, str]] | None = None
         if json is not None:
             data = orjson.dumps(json)
             headers["Content-Type"] = "application/json; charset=utf-8"
         elif form is not None:
-            data = form
+            data = list(form)
         started = time.perf_counter()
         failure: CampaignMonitorError | None = None
         response: requests.Response | None = None

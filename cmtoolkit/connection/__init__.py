@@ -13,7 +13,6 @@ from cmtoolkit.connection.file import (
     iter_connections,
     list_connections,
     load_connection,
-    parse_connection,
     save_connection,
     slugify,
 )
@@ -21,8 +20,6 @@ from cmtoolkit.connection.model import (
     CONSENT_TO_TRACK,
     ON_LEAVE,
     RULES,
-    STANDARD_FIELDS,
-    STATES,
     VALUE_TYPES,
     CampaignMonitorSettings,
     Connection,
@@ -33,6 +30,7 @@ from cmtoolkit.connection.model import (
     ImportMapping,
     TargetingGoal,
 )
+from cmtoolkit.connection.parsing import parse_connection
 from cmtoolkit.connection.status import (
     CampaignMonitorClient,
     Problem,
@@ -45,8 +43,6 @@ __all__ = [
     "CONSENT_TO_TRACK",
     "ON_LEAVE",
     "RULES",
-    "STANDARD_FIELDS",
-    "STATES",
     "VALUE_TYPES",
     "CampaignMonitorClient",
     "CampaignMonitorSettings",

@@ -1,23 +1,22 @@
 """Building the Campaign Monitor client a connection uses.
 
-One function, :func:`client_for`, turns a connection's credential reference into a client: the
-credential store (or the environment) provides the auth, ``CMTOOLKIT_API_URL`` the base URL (the
-emulator), and refreshed OAuth tokens are saved back to the same store entry.
+The credential store (or the environment) provides the auth, ``CMTOOLKIT_API_URL`` the base URL
+(the emulator), and refreshed OAuth tokens are saved back to the same store entry.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
+from cmtoolkit.campaign_monitor import CampaignMonitor
 from cmtoolkit.connection.model import Connection
+from cmtoolkit.credentials import CredentialStore, resolve, token_saver
 
 
-def client_for_credential(ref: str, *, store: Any = None, base_url: str | None = None) -> Any:
+def client_for_credential(
+    ref: str, *, store: CredentialStore | None = None, base_url: str | None = None
+) -> CampaignMonitor:
     """A ``CampaignMonitor`` client authenticated with the credential ``ref``."""
-    from cmtoolkit.campaign_monitor import CampaignMonitor
-    from cmtoolkit.credentials import CredentialStore, resolve, token_saver
-
     store = store or CredentialStore()
     return CampaignMonitor(
         resolve(ref, store=store),
@@ -26,6 +25,8 @@ def client_for_credential(ref: str, *, store: Any = None, base_url: str | None =
     )
 
 
-def client_for(conn: Connection, *, store: Any = None, base_url: str | None = None) -> Any:
+def client_for(
+    conn: Connection, *, store: CredentialStore | None = None, base_url: str | None = None
+) -> CampaignMonitor:
     """The client for ``conn``'s ``campaign_monitor.credential``."""
     return client_for_credential(conn.campaign_monitor.credential, store=store, base_url=base_url)

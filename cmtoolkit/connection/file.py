@@ -1,77 +1,39 @@
-"""Reading, validating and writing ``connections/<slug>.yaml``.
+"""Where connection files live in a workspace, and reading and writing them.
 
-Every problem raises :class:`~cmtoolkit.errors.ConnectionFileError` naming the file and the key
-path (``import.mappings[2].rule``; list indexes count from 0) and saying what to write instead.
-Values the user may have pasted by mistake (a credential) are never echoed.
+``connections/<slug>.yaml`` is found by name, slug or path; writes are atomic and keep the key
+order of DESIGN §4. Validation is :mod:`cmtoolkit.connection.parsing`.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
 
 import yaml
 
-from cmtoolkit.connection.cron import cron_problem
-from cmtoolkit.connection.model import (
-    CONSENT_TO_TRACK,
-    ID_RE,
-    ON_LEAVE,
-    RULES,
-    STATES,
-    VALUE_TYPES,
-    CampaignMonitorSettings,
-    Connection,
-    ExportGoal,
-    ExportMapping,
-    Identifier,
-    ImportGoal,
-    ImportMapping,
-    TargetingGoal,
-)
-from cmtoolkit.credentials import credential_reference_problem
+from cmtoolkit.connection.model import Connection
+from cmtoolkit.connection.parsing import parse_connection
 from cmtoolkit.errors import ConnectionFileError
 
+__all__ = [
+    "CONNECTIONS_DIR",
+    "connection_path",
+    "connections_dir",
+    "dump_connection",
+    "find_connection",
+    "iter_connections",
+    "list_connections",
+    "load_connection",
+    "parse_connection",
+    "save_connection",
+    "slugify",
+]
+
 CONNECTIONS_DIR = "connections"
-
-T = TypeVar("T")
-
-_TOP_KEYS = (
-    "name",
-    "enabled",
-    "campaign_monitor",
-    "objectives",
-    "schedule",
-    "import",
-    "export",
-    "targeting",
-    "alerts",
-)
-_CM_KEYS = ("credential", "client_id")
-_IMPORT_KEYS = (
-    "lists",
-    "states",
-    "allow_create",
-    "save_list_names_to",
-    "identifiers",
-    "mappings",
-)
-_EXPORT_KEYS = (
-    "segment",
-    "lists",
-    "match_property",
-    "consent_to_track",
-    "resubscribe",
-    "on_leave",
-    "mappings",
-)
-_TARGETING_KEYS = ("lists", "field", "segments")
 
 
 # --- workspace helpers -------------------------------------------------------------------------
@@ -146,26 +108,6 @@ def load_connection(path: Path | str) -> Connection:
     return parse_connection(text, file=label, default_name=path.stem)
 
 
-def parse_connection(
-    source: str | dict[str, Any], *, file: str = "<connection>", default_name: str | None = None
-) -> Connection:
-    """Validate YAML text (or already-parsed data) into a :class:`Connection`."""
-    if isinstance(source, str):
-        try:
-            data = yaml.safe_load(source)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or "syntax error"
-            raise ConnectionFileError(
-                f"invalid YAML{where}: {problem}; fix the indentation or quoting there",
-                file=file,
-            ) from None
-    else:
-        data = source
-    return _Parser(file).connection(data, default_name)
-
-
 def save_connection(conn: Connection, path: Path | str) -> Path:
     """Write ``conn`` as YAML (atomically), in the key order of DESIGN §4."""
     path = Path(path)
@@ -216,7 +158,7 @@ _Dumper.add_representer(
 )
 
 
-def _flowify(value: Any) -> Any:
+def _flowify(value: object) -> object:
     """Lists of scalars and flat mappings inside lists read best in flow style (DESIGN §4)."""
     if isinstance(value, dict):
         return {k: _flowify(v) for k, v in value.items()}
@@ -232,7 +174,7 @@ def _flowify(value: Any) -> Any:
     return value
 
 
-def _is_scalar(value: Any) -> bool:
+def _is_scalar(value: object) -> bool:
     return not isinstance(value, (dict, list))
 
 
@@ -241,382 +183,6 @@ def _label(path: Path) -> str:
     if path.parent.name == CONNECTIONS_DIR:
         return f"{CONNECTIONS_DIR}/{path.name}"
     return str(path)
-
-
-# --- validation --------------------------------------------------------------------------------
-
-
-class _Parser:
-    def __init__(self, file: str) -> None:
-        self.file = file
-
-    def fail(self, key: str | None, message: str) -> NoReturn:
-        raise ConnectionFileError(message, file=self.file, key=key or None)
-
-    # generic readers
-
-    def mapping(self, value: Any, key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-        what = f"'{key}'" if key else "the file"
-        if not isinstance(value, dict):
-            self.fail(
-                key,
-                f"{what} must be a mapping of keys to values, got {_kind(value)}; "
-                f"write 'key: value' lines (allowed keys: {', '.join(allowed)})",
-            )
-        for k in value:
-            if not isinstance(k, str):
-                self.fail(key, f"key {k!r} must be text; allowed keys: {', '.join(allowed)}")
-            if k not in allowed:
-                close = difflib.get_close_matches(k, allowed, n=1, cutoff=0.6)
-                hint = f"did you mean '{close[0]}'?" if close else "remove it"
-                self.fail(
-                    _join(key, k),
-                    f"unknown key '{k}'; {hint} (allowed here: {', '.join(allowed)})",
-                )
-        return value
-
-    def required(self, data: dict[str, Any], key: str, name: str, hint: str) -> Any:
-        if data.get(name) is None:
-            self.fail(_join(key, name), f"missing required key '{name}': {hint}")
-        return data[name]
-
-    def text(self, value: Any, key: str, hint: str = "") -> str:
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            self.fail(key, f"expected text, got {_kind(value)}{'; ' + hint if hint else ''}")
-        text = str(value).strip()
-        if not text:
-            self.fail(key, f"must not be empty{'; ' + hint if hint else ''}")
-        return text
-
-    def optional_text(self, value: Any, key: str) -> str | None:
-        return None if value is None else self.text(value, key)
-
-    def boolean(self, value: Any, key: str, default: bool) -> bool:
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.fail(key, f"expected true or false, got {_kind(value)} {value!r}")
-        return value
-
-    def seq(self, value: Any, key: str, hint: str) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.fail(key, f"expected a list, got {_kind(value)}; {hint}")
-        return value
-
-    def texts(self, value: Any, key: str, hint: str) -> tuple[str, ...]:
-        items = [self.text(v, f"{key}[{i}]") for i, v in enumerate(self.seq(value, key, hint))]
-        for i, item in enumerate(items):
-            if item in items[:i]:
-                self.fail(f"{key}[{i}]", f"{item!r} is listed twice; remove the duplicate")
-        return tuple(items)
-
-    def choice(self, value: Any, key: str, choices: tuple[str, ...], what: str) -> str:
-        if not isinstance(value, str) or value not in choices:
-            shown = repr(value) if isinstance(value, (str, int, float)) else _kind(value)
-            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            self.fail(key, f"unknown {what} {shown} (expected one of {', '.join(choices)}){hint}")
-        return value
-
-    def list_ids(self, value: Any, key: str) -> tuple[str, ...]:
-        hint = "list the Campaign Monitor list ids, e.g. [a58ee1d3039b8bec838e6d1482a8a965]"
-        for i, item in enumerate(self.seq(value, key, hint)):
-            self._numeric_id(item, f"{key}[{i}]")
-        ids = self.texts(value, key, hint)
-        for i, list_id in enumerate(ids):
-            if not ID_RE.match(list_id):
-                self.fail(
-                    f"{key}[{i}]",
-                    f"{list_id!r} is not a Campaign Monitor list id (32 hexadecimal "
-                    "characters); copy the ListID from the list's settings or from "
-                    "'cmtoolkit status'",
-                )
-        return ids
-
-    def _numeric_id(self, value: Any, key: str) -> None:
-        """YAML reads an all-digit id as a number, dropping leading zeros: ask for quotes."""
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if numeric and not ID_RE.match(str(value)):
-            self.fail(
-                key,
-                "YAML read this id as a number; write it in quotes, e.g. "
-                "'00a58ee1d3039b8bec838e6d1482a8a9'",
-            )
-
-    def items(
-        self, value: Any, key: str, hint: str, read: Callable[[dict[str, Any], str], T]
-    ) -> tuple[T, ...]:
-        out = []
-        for i, item in enumerate(self.seq(value, key, hint)):
-            out.append(read(item, f"{key}[{i}]"))
-        return tuple(out)
-
-    def unique(self, values: Iterable[tuple[str, str]], key: str, what: str) -> None:
-        seen: dict[str, str] = {}
-        for item_key, target in values:
-            if target in seen:
-                self.fail(
-                    item_key,
-                    f"{what} {target!r} is already the target of {seen[target]}; "
-                    "two mappings into one target conflict: remove or merge one of them",
-                )
-            seen[target] = item_key
-
-    # the file
-
-    def connection(self, data: Any, default_name: str | None) -> Connection:
-        if data is None:
-            self.fail(None, "the file is empty; start from the example in DESIGN §4")
-        data = self.mapping(data, "", _TOP_KEYS)
-        name_value = data.get("name", default_name)
-        if name_value is None:
-            self.fail("name", "missing required key 'name': give the connection a name")
-        name = self.text(name_value, "name", "give the connection a name")
-        cm = self.campaign_monitor(
-            self.required(
-                data,
-                "",
-                "campaign_monitor",
-                "add 'campaign_monitor:' with 'credential:' (e.g. default) and 'client_id:'",
-            )
-        )
-        schedule = data.get("schedule")
-        if schedule is not None:
-            schedule = self.text(schedule, "schedule", 'quote it, e.g. "0 3 * * *"')
-            problem = cron_problem(schedule)
-            if problem:
-                self.fail("schedule", f"invalid cron schedule: {problem}")
-        alerts = data.get("alerts")
-        if alerts is not None and not isinstance(alerts, dict):
-            self.fail("alerts", f"expected a mapping, got {_kind(alerts)}")
-        return Connection(
-            name=name,
-            enabled=self.boolean(data.get("enabled"), "enabled", True),
-            campaign_monitor=cm,
-            objectives=self.texts(data.get("objectives"), "objectives", "e.g. [email_marketing]"),
-            schedule=schedule,
-            import_=self.import_goal(data["import"]) if data.get("import") is not None else None,
-            export=self.export_goal(data["export"]) if data.get("export") is not None else None,
-            targeting=(
-                self.targeting_goal(data["targeting"])
-                if data.get("targeting") is not None
-                else None
-            ),
-            alerts=alerts,
-        )
-
-    def campaign_monitor(self, value: Any) -> CampaignMonitorSettings:
-        key = "campaign_monitor"
-        data = self.mapping(value, key, _CM_KEYS)
-        credential = self.required(
-            data,
-            key,
-            "credential",
-            "name a credential from 'cmtoolkit auth login --credential NAME' (e.g. default) "
-            "or 'env:VARNAME'",
-        )
-        problem = credential_reference_problem(credential)
-        if problem:
-            self.fail(f"{key}.credential", problem)
-        client_id = data.get("client_id")
-        if client_id is not None:
-            self._numeric_id(client_id, f"{key}.client_id")
-            client_id = self.text(client_id, f"{key}.client_id")
-            if not ID_RE.match(client_id):
-                self.fail(
-                    f"{key}.client_id",
-                    f"{client_id!r} is not a Campaign Monitor client id (32 hexadecimal "
-                    "characters); pick one from 'cmtoolkit status' or the client's settings",
-                )
-        return CampaignMonitorSettings(credential=credential, client_id=client_id)
-
-    def import_goal(self, value: Any) -> ImportGoal:
-        key = "import"
-        data = self.mapping(value, key, _IMPORT_KEYS)
-        lists = self.list_ids(
-            self.required(data, key, "lists", "list the Campaign Monitor list ids to read"),
-            f"{key}.lists",
-        )
-        states = data.get("states")
-        if states is None:
-            state_values: tuple[str, ...] = ("Active",)
-        else:
-            seq = self.seq(states, f"{key}.states", "e.g. [Active, Unsubscribed]")
-            state_values = tuple(
-                self.choice(s, f"{key}.states[{i}]", STATES, "subscriber state")
-                for i, s in enumerate(seq)
-            )
-            if not state_values:
-                self.fail(f"{key}.states", f"select at least one of {', '.join(STATES)}")
-        ids = self.required(
-            data,
-            key,
-            "identifiers",
-            "link at least one field to a profile property, e.g. "
-            "[{field: EmailAddress, property: email}]",
-        )
-        identifiers = self.items(
-            ids,
-            f"{key}.identifiers",
-            "e.g. [{field: EmailAddress, property: email}]",
-            self.identifier,
-        )
-        if not identifiers:
-            self.fail(
-                f"{key}.identifiers",
-                "no identifier: link at least one field to a profile property, e.g. "
-                "{field: EmailAddress, property: email}",
-            )
-        self.unique(
-            ((f"{key}.identifiers[{i}].field", x.field) for i, x in enumerate(identifiers)),
-            f"{key}.identifiers",
-            "field",
-        )
-        mappings = self.items(
-            data.get("mappings"),
-            f"{key}.mappings",
-            "e.g. [{field: Name, property: full_name, rule: set}]",
-            self.import_mapping,
-        )
-        self.unique(
-            ((f"{key}.mappings[{i}].property", m.property) for i, m in enumerate(mappings)),
-            f"{key}.mappings",
-            "property",
-        )
-        save_to = self.optional_text(data.get("save_list_names_to"), f"{key}.save_list_names_to")
-        return ImportGoal(
-            lists=lists,
-            states=state_values,
-            allow_create=self.boolean(data.get("allow_create"), f"{key}.allow_create", False),
-            save_list_names_to=save_to,
-            identifiers=identifiers,
-            mappings=mappings,
-        )
-
-    def identifier(self, value: Any, key: str) -> Identifier:
-        data = self.mapping(value, key, ("field", "property"))
-        return Identifier(
-            field=self.text(
-                self.required(data, key, "field", "name a Campaign Monitor field"),
-                f"{key}.field",
-            ),
-            property=self.text(
-                self.required(data, key, "property", "name the profile property to match"),
-                f"{key}.property",
-            ),
-        )
-
-    def import_mapping(self, value: Any, key: str) -> ImportMapping:
-        data = self.mapping(value, key, ("field", "property", "rule"))
-        field = self.text(
-            self.required(data, key, "field", "name the Campaign Monitor field to read"),
-            f"{key}.field",
-        )
-        prop = self.text(
-            self.required(data, key, "property", "name the profile property to write"),
-            f"{key}.property",
-        )
-        rule = data.get("rule", "set")
-        return ImportMapping(field, prop, self.choice(rule, f"{key}.rule", RULES, "rule"))
-
-    def export_goal(self, value: Any) -> ExportGoal:
-        key = "export"
-        data = self.mapping(value, key, _EXPORT_KEYS)
-        lists = self.list_ids(
-            self.required(data, key, "lists", "list the Campaign Monitor list ids to write"),
-            f"{key}.lists",
-        )
-        consent = data.get("consent_to_track", "Unchanged")
-        if isinstance(consent, bool):  # YAML 1.1 reads an unquoted Yes/No as a boolean
-            consent = "Yes" if consent else "No"
-        consent = self.choice(
-            consent, f"{key}.consent_to_track", CONSENT_TO_TRACK, "consent_to_track value"
-        )
-        mappings = self.items(
-            data.get("mappings"),
-            f"{key}.mappings",
-            "e.g. [{value: property, property: full_name, field: Name}]",
-            self.export_mapping,
-        )
-        self.unique(
-            ((f"{key}.mappings[{i}].field", m.field) for i, m in enumerate(mappings)),
-            f"{key}.mappings",
-            "field",
-        )
-        return ExportGoal(
-            segment=self.optional_text(data.get("segment"), f"{key}.segment"),
-            lists=lists,
-            match_property=self.optional_text(data.get("match_property"), f"{key}.match_property"),
-            consent_to_track=consent,
-            resubscribe=self.boolean(data.get("resubscribe"), f"{key}.resubscribe", False),
-            on_leave=self.choice(
-                data.get("on_leave", "keep"), f"{key}.on_leave", ON_LEAVE, "on_leave action"
-            ),
-            mappings=mappings,
-        )
-
-    def export_mapping(self, value: Any, key: str) -> ExportMapping:
-        data = self.mapping(value, key, ("value", "property", "field"))
-        kind = self.choice(
-            self.required(
-                data, key, "value", f"say what to export: one of {', '.join(VALUE_TYPES)}"
-            ),
-            f"{key}.value",
-            VALUE_TYPES,
-            "value type",
-        )
-        prop = self.optional_text(data.get("property"), f"{key}.property")
-        if kind == "property" and prop is None:
-            self.fail(
-                f"{key}.property",
-                "missing required key 'property': 'value: property' needs the name of the "
-                "profile property to export",
-            )
-        if kind != "property" and prop is not None:
-            self.fail(
-                f"{key}.property",
-                f"'property' only applies to 'value: property' (this mapping exports {kind}); "
-                "remove it or set 'value: property'",
-            )
-        field = self.text(
-            self.required(data, key, "field", "name the Campaign Monitor field to write"),
-            f"{key}.field",
-        )
-        return ExportMapping(value=kind, field=field, property=prop)
-
-    def targeting_goal(self, value: Any) -> TargetingGoal:
-        key = "targeting"
-        data = self.mapping(value, key, _TARGETING_KEYS)
-        lists = self.list_ids(
-            self.required(data, key, "lists", "list the Campaign Monitor list ids to tag"),
-            f"{key}.lists",
-        )
-        segments = self.texts(
-            self.required(data, key, "segments", "list the segments to expose, e.g. [vip]"),
-            f"{key}.segments",
-            "e.g. [vip, churn_risk]",
-        )
-        field = data.get("field", "Segments")
-        return TargetingGoal(lists=lists, segments=segments, field=self.text(field, f"{key}.field"))
-
-
-def _join(parent: str, child: str) -> str:
-    return f"{parent}.{child}" if parent else child
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "text",
-        list: "a list",
-        dict: "a mapping",
-    }.get(type(value), type(value).__name__)
 
 
 def iter_connections(workspace: Path | str) -> Iterator[Connection]:

@@ -16,9 +16,10 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from cmtoolkit.campaign_monitor.auth import OAuthApp, OAuthTokens, authorize_url, exchange_code
 from cmtoolkit.credentials import (
     ApiKeyCredential,
     CredentialStore,
@@ -33,6 +34,22 @@ log = logging.getLogger(__name__)
 #: Enough to read clients, lists, custom fields and subscribers, and to import subscribers.
 DEFAULT_SCOPES: tuple[str, ...] = ("ManageLists", "ImportSubscribers", "ViewReports")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class Authorize(Protocol):
+    """Builds the authorize-page URL (:func:`~cmtoolkit.campaign_monitor.authorize_url`)."""
+
+    def __call__(
+        self, app: OAuthApp, scope: Sequence[str], state: str, *, base_url: str | None = None
+    ) -> str: ...
+
+
+class Exchange(Protocol):
+    """Trades a code for tokens (:func:`~cmtoolkit.campaign_monitor.exchange_code`)."""
+
+    def __call__(
+        self, app: OAuthApp, code: Secret, *, base_url: str | None = None
+    ) -> OAuthTokens: ...
 
 
 class _HTTPServerV6(HTTPServer):
@@ -80,7 +97,7 @@ class RedirectCatcher:
                 catcher._params = query
                 catcher._done.set()
 
-            def log_message(self, format: str, *args: Any) -> None:
+            def log_message(self, format: str, *args: object) -> None:
                 # The request line holds the authorization code: never log it.
                 log.debug("redirect catcher answered a request")
 
@@ -120,24 +137,19 @@ class RedirectCatcher:
 
 
 def run_oauth_flow(
-    app: Any,
+    app: OAuthApp,
     *,
-    open_browser: Callable[[str], Any],
+    open_browser: Callable[[str], object],
     timeout: float = 300.0,
     scopes: Sequence[str] = DEFAULT_SCOPES,
     base_url: str | None = None,
-    authorize: Callable[..., str] | None = None,
-    exchange: Callable[..., Any] | None = None,
-) -> Any:
-    """Run the authorization-code flow for ``app`` (an ``OAuthApp``) and return ``OAuthTokens``.
+    authorize: Authorize = authorize_url,
+    exchange: Exchange = exchange_code,
+) -> OAuthTokens:
+    """Run the authorization-code flow for ``app`` and return the granted tokens.
 
-    ``authorize``/``exchange`` default to the client's ``authorize_url``/``exchange_code``.
+    ``authorize``/``exchange`` are seams for tests; by default the client's own.
     """
-    if authorize is None or exchange is None:
-        from cmtoolkit.campaign_monitor.auth import authorize_url, exchange_code
-
-        authorize = authorize or authorize_url
-        exchange = exchange or exchange_code
     state = secrets.token_urlsafe(24)
     with RedirectCatcher(app.redirect_uri) as catcher:
         url = authorize(app, list(scopes), state, base_url=base_url)
@@ -161,19 +173,26 @@ def run_oauth_flow(
 
 
 def login_oauth(
-    app: Any,
+    app: OAuthApp,
     *,
     name: str = "default",
     store: CredentialStore | None = None,
-    open_browser: Callable[[str], Any],
+    open_browser: Callable[[str], object],
     timeout: float = 300.0,
     scopes: Sequence[str] = DEFAULT_SCOPES,
     base_url: str | None = None,
-    **flow: Any,
+    authorize: Authorize = authorize_url,
+    exchange: Exchange = exchange_code,
 ) -> OAuthCredential:
     """Run the OAuth flow and save the tokens (with the app settings) as credential ``name``."""
     tokens = run_oauth_flow(
-        app, open_browser=open_browser, timeout=timeout, scopes=scopes, base_url=base_url, **flow
+        app,
+        open_browser=open_browser,
+        timeout=timeout,
+        scopes=scopes,
+        base_url=base_url,
+        authorize=authorize,
+        exchange=exchange,
     )
     credential = oauth_credential_from_tokens(
         tokens,
@@ -190,7 +209,7 @@ def login_api_key(
     *,
     name: str = "default",
     store: CredentialStore | None = None,
-    verify: Callable[[ApiKeyCredential], Any] | None = None,
+    verify: Callable[[ApiKeyCredential], object] | None = None,
 ) -> ApiKeyCredential:
     """Check an API key (``verify`` makes one call, e.g. ``clients()``) and save it as ``name``."""
     key = api_key if isinstance(api_key, Secret) else Secret(api_key.strip())

@@ -2,32 +2,16 @@
 
 The model holds names and references only: a credential is a *reference* (a store name or
 ``env:VARNAME``), checked on construction, so a ``Connection`` cannot carry a secret into a file,
-a repr or a notebook. Parsing and validation of the YAML live in :mod:`cmtoolkit.connection.file`.
+a repr or a notebook. Reading and validating the YAML is :mod:`cmtoolkit.connection.parsing`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from cmtoolkit.credentials import credential_reference_problem
 
-#: Standard subscriber fields, named as Campaign Monitor's subscriber records carry them.
-STANDARD_FIELDS: tuple[str, ...] = (
-    "EmailAddress",
-    "Name",
-    "MobileNumber",
-    "State",
-    "Date",
-    "ListJoinedDate",
-    "ReadsEmailWith",
-    "ConsentToTrack",
-)
-#: Standard fields an export can write (``EmailAddress`` comes from ``match_property``).
-EXPORT_WRITABLE_STANDARD_FIELDS: tuple[str, ...] = ("Name", "MobileNumber")
-
-STATES: tuple[str, ...] = ("Active", "Unconfirmed", "Unsubscribed", "Bounced", "Deleted")
 RULES: tuple[str, ...] = ("set", "set_if_empty", "add", "sum")
 CONSENT_TO_TRACK: tuple[str, ...] = ("Yes", "No", "Unchanged")
 ON_LEAVE: tuple[str, ...] = ("keep", "unsubscribe", "delete")
@@ -113,8 +97,8 @@ class Connection:
     import_: ImportGoal | None = None
     export: ExportGoal | None = None
     targeting: TargetingGoal | None = None
-    #: Alert settings, kept as written for the batch package (a later issue gives them a type).
-    alerts: dict[str, Any] | None = field(default=None, hash=False)
+    #: Alert settings as written; :mod:`cmtoolkit.batch.alerts` validates them.
+    alerts: dict[str, object] | None = field(default=None, hash=False)
 
     @property
     def goals(self) -> tuple[str, ...]:
@@ -122,10 +106,10 @@ class Connection:
         present = (("import", self.import_), ("export", self.export), ("targeting", self.targeting))
         return tuple(name for name, goal in present if goal is not None)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data in the key order of DESIGN §4 (what :func:`save_connection` writes)."""
-        data: dict[str, Any] = {"name": self.name, "enabled": self.enabled}
-        cm: dict[str, Any] = {"credential": self.campaign_monitor.credential}
+        data: dict[str, object] = {"name": self.name, "enabled": self.enabled}
+        cm: dict[str, object] = {"credential": self.campaign_monitor.credential}
         if self.campaign_monitor.client_id is not None:
             cm["client_id"] = self.campaign_monitor.client_id
         data["campaign_monitor"] = cm
@@ -149,8 +133,8 @@ class Connection:
         return data
 
 
-def _import_to_dict(g: ImportGoal) -> dict[str, Any]:
-    data: dict[str, Any] = {
+def _import_to_dict(g: ImportGoal) -> dict[str, object]:
+    data: dict[str, object] = {
         "lists": list(g.lists),
         "states": list(g.states),
         "allow_create": g.allow_create,
@@ -164,8 +148,8 @@ def _import_to_dict(g: ImportGoal) -> dict[str, Any]:
     return data
 
 
-def _export_to_dict(g: ExportGoal) -> dict[str, Any]:
-    data: dict[str, Any] = {}
+def _export_to_dict(g: ExportGoal) -> dict[str, object]:
+    data: dict[str, object] = {}
     if g.segment is not None:
         data["segment"] = g.segment
     data["lists"] = list(g.lists)
@@ -176,7 +160,7 @@ def _export_to_dict(g: ExportGoal) -> dict[str, Any]:
     data["on_leave"] = g.on_leave
     mappings = []
     for m in g.mappings:
-        item: dict[str, Any] = {"value": m.value}
+        item: dict[str, object] = {"value": m.value}
         if m.property is not None:
             item["property"] = m.property
         item["field"] = m.field

@@ -10,37 +10,61 @@ Only the small protocols below are used, so any client or store with these metho
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from cmtoolkit.connection.model import (
-    EXPORT_WRITABLE_STANDARD_FIELDS,
-    STANDARD_FIELDS,
-    Connection,
-)
+from cmtoolkit.campaign_monitor.fields import STANDARD_FIELDS, WRITABLE_STANDARD_FIELDS
+from cmtoolkit.connection.model import Connection
 from cmtoolkit.errors import AuthenticationError, CmToolkitError, PermissionDenied
 
 GOALS = ("import", "export", "targeting")
 
 
+class ClientRecord(Protocol):
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+class ListRecord(Protocol):
+    @property
+    def list_id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+class FieldRecord(Protocol):
+    @property
+    def field_name(self) -> str: ...
+
+    @property
+    def data_type(self) -> str: ...
+
+
+#: A record as the client returns it, or the raw API item (``ClientID``, ``ListID``, ...).
+Item = Mapping[str, object]
+
+
 class CampaignMonitorClient(Protocol):
     """What status needs from the Campaign Monitor client."""
 
-    def clients(self) -> Sequence[Any]: ...  # items: .client_id, .name
+    def clients(self) -> Sequence[ClientRecord | Item]: ...
 
-    def lists(self, client_id: str) -> Sequence[Any]: ...  # items: .list_id, .name
+    def lists(self, client_id: str) -> Sequence[ListRecord | Item]: ...
 
-    def custom_fields(self, list_id: str) -> Sequence[Any]:  # items: .field_name, .data_type
-        ...
+    def custom_fields(self, list_id: str) -> Sequence[FieldRecord | Item]: ...
 
 
 class ProfileStore(Protocol):
     """What status needs from the profile store."""
 
-    def properties(self) -> dict[str, str]: ...  # property name -> type
+    def properties(self) -> Mapping[str, str]: ...  # property name -> type
 
-    def segment_names(self) -> list[str]: ...
+    def segment_names(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +92,7 @@ class Status:
     def ok(self) -> bool:
         return not self.errors
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "import_ready": self.import_ready,
@@ -169,7 +193,7 @@ def _offline(conn: Connection, c: _Checks) -> None:
                 "set the profile property that holds the email address (e.g. email)",
             )
         for i, m in enumerate(exp.mappings):
-            if m.field in STANDARD_FIELDS and m.field not in EXPORT_WRITABLE_STANDARD_FIELDS:
+            if m.field in STANDARD_FIELDS and m.field not in WRITABLE_STANDARD_FIELDS:
                 c.error(
                     f"export.mappings[{i}].field",
                     f"Campaign Monitor does not let an export write {m.field!r}; map to Name, "
@@ -236,9 +260,9 @@ def _live_campaign_monitor(conn: Connection, client: CampaignMonitorClient, c: _
             "client id and the credential's permissions",
         )
         return
-    fields_cache: dict[str, dict[str, Any] | None] = {}
+    fields_cache: dict[str, dict[str, FieldRecord | Item] | None] = {}
 
-    def fields_of(list_id: str) -> dict[str, Any] | None:
+    def fields_of(list_id: str) -> dict[str, FieldRecord | Item] | None:
         if list_id not in fields_cache:
             try:
                 fields_cache[list_id] = {
@@ -275,7 +299,11 @@ def _live_campaign_monitor(conn: Connection, client: CampaignMonitorClient, c: _
 
 
 def _check_fields(
-    conn: Connection, goal_name: str, list_name: str, fields: dict[str, Any], c: _Checks
+    conn: Connection,
+    goal_name: str,
+    list_name: str,
+    fields: Mapping[str, FieldRecord | Item],
+    c: _Checks,
 ) -> None:
     def missing(key: str, name: str) -> None:
         c.error(
@@ -302,9 +330,9 @@ def _check_fields(
                         f"{list_name!r}: values that are not numbers will be skipped",
                     )
     elif goal_name == "export" and conn.export is not None:
-        for i, m in enumerate(conn.export.mappings):
-            if m.field not in STANDARD_FIELDS and m.field not in fields:
-                missing(f"export.mappings[{i}].field", m.field)
+        for i, out in enumerate(conn.export.mappings):
+            if out.field not in STANDARD_FIELDS and out.field not in fields:
+                missing(f"export.mappings[{i}].field", out.field)
     elif goal_name == "targeting" and conn.targeting is not None:
         name = conn.targeting.field
         if name in fields:
@@ -383,11 +411,12 @@ def _live_store(conn: Connection, store: ProfileStore, c: _Checks) -> None:
                 f"property {exp.match_property!r} does not exist; name the property that "
                 "holds email addresses",
             )
-        for i, m in enumerate(exp.mappings):
-            if m.property is not None and m.property not in props:
+        for i, out in enumerate(exp.mappings):
+            if out.property is not None and out.property not in props:
                 c.warn(
                     f"export.mappings[{i}].property",
-                    f"property {m.property!r} does not exist; field {m.field!r} will be sent empty",
+                    f"property {out.property!r} does not exist; field {out.field!r} will be sent "
+                    "empty",
                 )
     if conn.targeting is not None:
         for i, name in enumerate(conn.targeting.segments):
@@ -399,8 +428,7 @@ def _live_store(conn: Connection, store: ProfileStore, c: _Checks) -> None:
                 )
 
 
-def _attr(obj: Any, name: str, key: str) -> Any:
-    """A record's attribute, or the raw API dict's key (for clients that return plain JSON)."""
-    if isinstance(obj, dict):
-        return obj.get(key, obj.get(name))
-    return getattr(obj, name)
+def _attr(obj: object, name: str, key: str) -> str:
+    """A record's attribute, or the raw API item's key (for clients that return plain JSON)."""
+    value = obj.get(key, obj.get(name)) if isinstance(obj, Mapping) else getattr(obj, name)
+    return value if isinstance(value, str) else str(value)

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from cmtoolkit.campaign_monitor.fields import STANDARD_FIELDS
 from cmtoolkit.connection.file import (
     connection_path,
     find_connection,
@@ -28,7 +29,6 @@ from cmtoolkit.connection.file import (
     save_connection,
 )
 from cmtoolkit.connection.model import (
-    STANDARD_FIELDS,
     Connection,
     ExportGoal,
     ImportGoal,

@@ -6,11 +6,10 @@ from typing import Any
 
 import ipywidgets as W
 
+from cmtoolkit.campaign_monitor.fields import STANDARD_FIELDS, WRITABLE_STANDARD_FIELDS
 from cmtoolkit.connection.model import (
     CONSENT_TO_TRACK,
-    EXPORT_WRITABLE_STANDARD_FIELDS,
     ON_LEAVE,
-    STANDARD_FIELDS,
     VALUE_TYPES,
     Connection,
     ExportMapping,
@@ -25,7 +24,7 @@ from cmtoolkit.widgets.view import View, property_box, set_options
 def export_field_names(editor: ConnectionEditor, lists: tuple[str, ...]) -> list[str]:
     """Fields an export can write: Name, MobileNumber and the lists' custom fields."""
     names = editor.field_names(lists)
-    return [n for n in names if n not in STANDARD_FIELDS or n in EXPORT_WRITABLE_STANDARD_FIELDS]
+    return [n for n in names if n not in STANDARD_FIELDS or n in WRITABLE_STANDARD_FIELDS]
 
 
 class ExportMappingRows(_Rows):

@@ -7,7 +7,8 @@ from typing import Any
 
 import ipywidgets as W
 
-from cmtoolkit.connection.model import STATES, Connection
+from cmtoolkit.campaign_monitor.fields import STATES
+from cmtoolkit.connection.model import Connection
 from cmtoolkit.widgets.editor import ConnectionEditor
 from cmtoolkit.widgets.view import View, property_box
 
