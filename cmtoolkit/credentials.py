@@ -362,12 +362,13 @@ def oauth_credential_from_tokens(
         expires_at = (now or datetime.now(UTC)) + timedelta(seconds=int(get("expires_in")))
     if isinstance(expires_at, datetime) and expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=UTC)
+    app_secret = Secret(client_secret) if isinstance(client_secret, str) else client_secret
     return OAuthCredential(
         access_token=Secret(access),
         refresh_token=Secret(refresh) if refresh else previous_refresh_token,
         expires_at=expires_at,
         client_id=client_id,
-        client_secret=Secret(client_secret) if client_secret else None,
+        client_secret=app_secret or None,
         redirect_uri=redirect_uri,
     )
 

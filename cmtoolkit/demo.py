@@ -17,36 +17,39 @@ enriched values move a little); by the third run next to nothing is sent or writ
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
-from typing import Any
 
-from cmtoolkit.cli import add_workspace_argument
+from cmtoolkit.batch.runner import BatchResult, run_connection
+from cmtoolkit.connection.file import connection_path, parse_connection, save_connection
+from cmtoolkit.emulator import DEFAULT_API_KEY, Emulator
+from cmtoolkit.profiles.synthetic import (
+    emulator_person_offset,
+    interactions_frame,
+    profiles_frame,
+    write_sample_segments,
+)
+from cmtoolkit.sync import configured_goals
+from cmtoolkit.workspace import Workspace
 
 CREDENTIAL_ENV = "CMTOOLKIT_DEMO_API_KEY"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the embedded default end to end: emulator + profiles + sync")
-    add_workspace_argument(p)
-    p.add_argument("--profiles", type=int, default=50_000, help="synthetic profiles (50,000)")
-    p.add_argument("--subscribers", type=int, default=30_000, help="emulated subscribers")
-    p.add_argument("--seed", type=int, default=7)
-    p.set_defaults(func=cmd_demo)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from cmtoolkit.emulator import DEFAULT_API_KEY, Emulator
-    from cmtoolkit.profiles.synthetic import emulator_person_offset
-
-    ws_path = Path(args.workspace)
+def run_demo(
+    workspace: str | os.PathLike[str],
+    *,
+    profiles: int = 50_000,
+    subscribers: int = 30_000,
+    seed: int = 7,
+) -> BatchResult:
+    """The whole demo (steps 1-4 above), narrated on stdout; the batch run's result."""
+    ws_path = Path(workspace)
     ws_path.mkdir(parents=True, exist_ok=True)
-    offset = emulator_person_offset(args.profiles, args.subscribers, args.subscribers // 2)
+    offset = emulator_person_offset(profiles, subscribers, subscribers // 2)
     emu = Emulator(
-        seed_size=args.subscribers,
-        seed=args.seed,
+        seed_size=subscribers,
+        seed=seed,
         person_offset=offset,
         api_key=DEFAULT_API_KEY,
         state_file=str(ws_path / "emulator-state.json"),
@@ -56,37 +59,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os.environ[CREDENTIAL_ENV] = DEFAULT_API_KEY
     say(f"emulator: {base_url}")
     try:
-        ws = build_workspace(ws_path, args.profiles, args.seed)
+        ws = build_workspace(ws_path, profiles, seed)
         write_connection(ws, emu.client_id, emu.list_ids)
         check_status(ws)
         result = run_batch(ws)
     finally:
         emu.stop()
     say("emulator stopped")
-    for g in result.goals:
-        say(f"{g.goal} report: {ws.reports_dir / g.html}")
+    for report in result.reports:
+        if report.html:
+            say(f"{report.run.goal} report: {ws.reports_dir / report.html}")
     say(f"index: {result.index}")
     say(f"history: cmtoolkit history demo --workspace {ws.path}")
-    return 0 if result.ok else 1
+    return result
 
 
 def say(line: str) -> None:
     print(f"[demo] {line}", flush=True)
 
 
-def build_workspace(path: Path, profiles: int, seed: int) -> Any:
+def build_workspace(path: Path, profiles: int, seed: int) -> Workspace:
     """Profiles, interactions and segments, generated into an empty workspace only.
 
     A second demo keeps the store as the first one's runs left it (enriched by the import), so
     its runs show what a scheduled sync does: next to nothing.
     """
-    from cmtoolkit.profiles.synthetic import (
-        interactions_frame,
-        profiles_frame,
-        write_sample_segments,
-    )
-    from cmtoolkit.workspace import Workspace
-
     t = time.perf_counter()
     ws = Workspace.create(path)
     if ws.store.count() == 0:
@@ -101,9 +98,7 @@ def build_workspace(path: Path, profiles: int, seed: int) -> Any:
     return ws
 
 
-def write_connection(ws: Any, client_id: str, list_ids: list[str]) -> Path:
-    from cmtoolkit.connection.file import connection_path, parse_connection, save_connection
-
+def write_connection(ws: Workspace, client_id: str, list_ids: list[str]) -> Path:
     newsletter = list_ids[0]
     conn = parse_connection(
         {
@@ -147,9 +142,7 @@ def write_connection(ws: Any, client_id: str, list_ids: list[str]) -> Path:
     return path
 
 
-def check_status(ws: Any) -> None:
-    from cmtoolkit.sync import configured_goals
-
+def check_status(ws: Workspace) -> None:
     runner = ws.connection("demo")
     status = runner.status()
     say(
@@ -163,15 +156,13 @@ def check_status(ws: Any) -> None:
         say(f"  error: {problem}")
 
 
-def run_batch(ws: Any) -> Any:
+def run_batch(ws: Workspace) -> BatchResult:
     """``cmtoolkit run demo --goal all``, in-process: notebooks, reports, index."""
-    from cmtoolkit.batch.runner import run_connection
-
     say("running `cmtoolkit run demo --goal all` (papermill, kernel cmtoolkit)")
     result = run_connection(ws.path, "demo", "all")
-    for g in result.goals:
+    for g in result.runs:
         tail = f": {g.error}" if g.error else ""
-        say(f"{g.goal}: {g.state} in {g.duration_s:.1f} s — {_counts(g.counts)}{tail}")
+        say(f"{g.goal}: {g.state} in {g.duration_s or 0:.1f} s — {_counts(g.counts)}{tail}")
     return result
 
 

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cmtoolkit.cli import add_workspace_argument
+from cmtoolkit.batch.scheduler import (
+    Scheduler,
+    crontab_block,
+    merge_crontab,
+    read_crontab,
+    scheduled_connections,
+    write_crontab,
+)
+from cmtoolkit.cli.arguments import (
+    GOAL_CHOICES,
+    add_workspace_argument,
+    describe_counts,
+    print_json,
+)
+from cmtoolkit.errors import CmToolkitError
+from cmtoolkit.workspace import Workspace
 
-GOAL_CHOICES = ("import", "export", "targeting", "all")
+if TYPE_CHECKING:
+    from cmtoolkit.cli.arguments import Subcommands
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subcommands) -> None:
     run = sub.add_parser(
         "run",
         help="run a connection's goal notebooks with papermill: reports, index, alerts",
@@ -52,8 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # Imported here: the runner brings in nbformat, seconds of start-up every other command
+    # (``emulator serve`` above all) would pay.
     from cmtoolkit.batch.runner import run_connection
-    from cmtoolkit.workspace import Workspace
 
     result = run_connection(
         args.workspace,
@@ -68,34 +85,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     reports = Workspace(args.workspace).reports_dir
     if args.json:
-        print(json.dumps(result.to_dict(reports), indent=2))
+        print_json(result.to_dict(reports))
     else:
-        for g in result.goals:
-            counts = ", ".join(f"{k} {v:,}" for k, v in g.counts.items() if v) or "nothing to do"
-            line = f"{g.goal} of {g.connection}: {g.state} in {g.duration_s:.1f} s ({counts})"
+        for report in result.reports:
+            g = report.run
+            counts = describe_counts(g.counts, grouped=True)
+            line = f"{g.goal} of {g.connection}: {g.state} in {g.duration_s or 0:.1f} s ({counts})"
             print(line if not g.error else f"{line}\n  error: {g.error}")
-            print(f"  report: {reports / g.html}")
+            if report.html:
+                print(f"  report: {reports / report.html}")
         print(f"index: {result.index}")
     return 0 if result.ok else 1
 
 
 def cmd_schedule_list(args: argparse.Namespace) -> int:
-    from cmtoolkit.batch.scheduler import scheduled_connections
-
     items = scheduled_connections(Path(args.workspace))
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "connection": s.connection,
-                        "schedule": s.cron.expression,
-                        "next_run": s.next_run.isoformat() + "Z",
-                    }
-                    for s in items
-                ],
-                indent=2,
-            )
+        print_json(
+            [
+                {
+                    "connection": s.connection,
+                    "schedule": s.cron.expression,
+                    "next_run": s.next_run.isoformat() + "Z",
+                }
+                for s in items
+            ]
         )
         return 0
     if not items:
@@ -106,14 +120,6 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule_install(args: argparse.Namespace) -> int:
-    from cmtoolkit.batch.scheduler import (
-        crontab_block,
-        merge_crontab,
-        read_crontab,
-        scheduled_connections,
-        write_crontab,
-    )
-
     ws = Path(args.workspace)
     scheduled_connections(ws)  # a bad cron expression is reported before anything changes
     block = None if args.remove else crontab_block(ws)
@@ -126,14 +132,12 @@ def cmd_schedule_install(args: argparse.Namespace) -> int:
         print("crontab already up to date")
         return 0
     write_crontab(new, args.crontab_file)
-    print("crontab entry removed" if args.remove else "crontab entry installed:\n" + block)
+    print("crontab entry removed" if block is None else "crontab entry installed:\n" + block)
     return 0
 
 
 def cmd_schedule_run(args: argparse.Namespace) -> int:
-    from cmtoolkit.batch.runner import run_connection
-    from cmtoolkit.batch.scheduler import Scheduler
-    from cmtoolkit.errors import CmToolkitError
+    from cmtoolkit.batch.runner import run_connection  # nbformat: see cmd_run
 
     def run(name: str) -> None:
         try:
@@ -141,7 +145,7 @@ def cmd_schedule_run(args: argparse.Namespace) -> int:
         except CmToolkitError as exc:
             print(f"{name}: {exc}", flush=True)
             return
-        for g in result.goals:
+        for g in result.runs:
             print(f"{name} {g.goal}: {g.state}" + (f": {g.error}" if g.error else ""), flush=True)
 
     scheduler = Scheduler(Path(args.workspace), run)

@@ -6,16 +6,25 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING
 
+from cmtoolkit.emulator import (
+    DEFAULT_API_KEY,
+    DEFAULT_LISTS,
+    Emulator,
+    FaultSpecError,
+    RateLimit,
+    parse_faults,
+)
 from cmtoolkit.emulator import faults as faults_module
-from cmtoolkit.emulator.faults import FaultSpecError, parse_faults
-from cmtoolkit.emulator.seeding import DEFAULT_LISTS
-from cmtoolkit.emulator.server import DEFAULT_API_KEY, Emulator, RateLimit
 from cmtoolkit.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from cmtoolkit.cli.arguments import Subcommands
 
-def register(subparsers: Any) -> None:
+
+def register(subparsers: Subcommands) -> None:
     emulator = subparsers.add_parser("emulator", help="the local Campaign Monitor API emulator")
     sub = emulator.add_subparsers(dest="emulator_command", metavar="COMMAND")
     sub.required = True
@@ -92,7 +101,7 @@ def serve_command(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}

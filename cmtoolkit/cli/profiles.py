@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from cmtoolkit.cli import add_workspace_argument
+from cmtoolkit.cli.arguments import add_workspace_argument, print_json
 from cmtoolkit.errors import ConfigurationError
-from cmtoolkit.profiles.properties import PROPERTY_TYPES
-from cmtoolkit.profiles.segments import SegmentInfo
+from cmtoolkit.profiles import PROPERTY_TYPES, SegmentInfo, synthetic
 from cmtoolkit.workspace import SEGMENTS_TEMPLATE, Workspace
 
+if TYPE_CHECKING:
+    from cmtoolkit.cli.arguments import Subcommands
 
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+def _print_json(data: object) -> None:
+    print_json(data, ensure_ascii=False)
 
 
 def _types(pairs: list[str]) -> dict[str, str]:
@@ -34,7 +35,7 @@ def _types(pairs: list[str]) -> dict[str, str]:
     return types
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: Subcommands) -> None:
     profiles = subparsers.add_parser("profiles", help="load, inspect and generate profiles")
     psub = profiles.add_subparsers(dest="profiles_command", metavar="COMMAND", required=True)
 
@@ -160,13 +161,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from cmtoolkit.profiles import synthetic
-
     if args.out:
         path = synthetic.write_profiles(
             args.out, args.size, seed=args.seed, email_noise=args.email_noise
         )
-        summary: dict[str, Any] = {"file": str(path), "profiles": args.size, "seed": args.seed}
+        summary: dict[str, object] = {"file": str(path), "profiles": args.size, "seed": args.seed}
     else:
         ws = Workspace(args.workspace)
         ws.ensure()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import logging
 import os
 import sys
@@ -12,9 +11,10 @@ import webbrowser
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
-from cmtoolkit.cli import add_workspace_argument
+from cmtoolkit.campaign_monitor import CampaignMonitor, ClientSummary, OAuthApp
+from cmtoolkit.cli.arguments import add_workspace_argument, print_json
 from cmtoolkit.connection.client import client_for_credential
 from cmtoolkit.connection.file import find_connection, load_connection
 from cmtoolkit.connection.login import DEFAULT_SCOPES, login_api_key, login_oauth
@@ -26,13 +26,35 @@ from cmtoolkit.credentials import (
     CredentialStore,
     OAuthCredential,
 )
-from cmtoolkit.errors import CmToolkitError, CredentialError
+from cmtoolkit.errors import AuthenticationError, CmToolkitError, CredentialError
 from cmtoolkit.secret import Secret
+from cmtoolkit.workspace import Workspace
+
+if TYPE_CHECKING:
+    from cmtoolkit.cli.arguments import Subcommands
 
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+class ClientRow(TypedDict):
+    client_id: str
+    name: str
+
+
+class CredentialRow(TypedDict, total=False):
+    """One credential in ``auth status`` (its ``--json`` output, key for key)."""
+
+    name: str
+    kind: str | None
+    source: str | None
+    expires_at: str | None
+    app_client_id: str | None
+    works: bool
+    problem: str
+    clients: list[ClientRow]
+
+
+def register(sub: Subcommands) -> None:
     auth = sub.add_parser("auth", help="log in to Campaign Monitor and manage stored credentials")
     auth_sub = auth.add_subparsers(dest="auth_command", metavar="ACTION")
     auth_sub.required = True
@@ -115,13 +137,11 @@ def cmd_login(args: argparse.Namespace) -> int:
         "Campaign Monitor API key (input hidden): ",
         "export the API key in it or leave out --api-key-env to be prompted",
     )
-    verify: Callable[[ApiKeyCredential], Any] | None = None
-    clients: list[Any] = []
+    verify: Callable[[ApiKeyCredential], None] | None = None
+    clients: list[ClientSummary] = []
     if not args.no_verify:
 
         def verify(credential: ApiKeyCredential) -> None:
-            from cmtoolkit.campaign_monitor import CampaignMonitor
-
             with CampaignMonitor(
                 credential.to_auth(), base_url=os.environ.get("CMTOOLKIT_API_URL") or None
             ) as cm:
@@ -135,8 +155,6 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 
 def _login_oauth(args: argparse.Namespace, store: CredentialStore, name: str) -> int:
-    from cmtoolkit.campaign_monitor import OAuthApp
-
     if not args.client_id or not args.redirect_uri:
         raise CredentialError(
             "--oauth needs --client-id and --redirect-uri (the app's registered values from "
@@ -176,21 +194,21 @@ def _login_oauth(args: argparse.Namespace, store: CredentialStore, name: str) ->
 def cmd_auth_status(args: argparse.Namespace) -> int:
     store = CredentialStore()
     names = store.names()
-    rows: list[dict[str, Any]] = []
+    rows: list[CredentialRow] = []
     wanted = [args.credential] if args.credential else list(names)
     if not args.credential and DEFAULT_NAME not in names and os.environ.get(ENV_FALLBACK):
         wanted.append(DEFAULT_NAME)  # the $CM_API_KEY fallback
     for name in wanted:
-        row: dict[str, Any] = {"name": name}
+        row: CredentialRow = {"name": name}
         credential = store.find(name)
         if credential is None and name == DEFAULT_NAME and os.environ.get(ENV_FALLBACK):
-            row.update(kind="api_key", source=f"${ENV_FALLBACK}")
+            row.update({"kind": "api_key", "source": f"${ENV_FALLBACK}"})
         elif credential is None:
-            row.update(kind=None, source=None, works=False, problem="not stored")
+            row.update({"kind": None, "source": None, "works": False, "problem": "not stored"})
             rows.append(row)
             continue
         else:
-            row.update(kind=credential.kind, source=str(store.path))
+            row.update({"kind": credential.kind, "source": str(store.path)})
             if isinstance(credential, OAuthCredential):
                 row["expires_at"] = (
                     credential.expires_at.isoformat() if credential.expires_at else None
@@ -200,7 +218,7 @@ def cmd_auth_status(args: argparse.Namespace) -> int:
             row.update(_check_credential(name, store))
         rows.append(row)
     if args.json:
-        print(json.dumps({"store": str(store.path), "credentials": rows}, indent=2))
+        print_json({"store": str(store.path), "credentials": rows})
     else:
         print(f"credential store: {store.path}")
         if not rows:
@@ -210,9 +228,10 @@ def cmd_auth_status(args: argparse.Namespace) -> int:
     return 1 if any(r.get("works") is False for r in rows) else 0
 
 
-def _check_credential(name: str, store: CredentialStore) -> dict[str, Any]:
+def _check_credential(name: str, store: CredentialStore) -> CredentialRow:
     try:
-        with client_for_credential(name, store=store) as cm:
+        cm: CampaignMonitor = client_for_credential(name, store=store)
+        with cm:
             clients = cm.clients()
     except CmToolkitError as exc:
         return {"works": False, "problem": _explain(exc, name)}
@@ -220,8 +239,6 @@ def _check_credential(name: str, store: CredentialStore) -> dict[str, Any]:
 
 
 def _explain(exc: CmToolkitError, name: str) -> str:
-    from cmtoolkit.errors import AuthenticationError
-
     if isinstance(exc, AuthenticationError):
         return f"refused by Campaign Monitor: run 'cmtoolkit auth login --credential {name}'"
     if isinstance(exc, CredentialError):
@@ -229,10 +246,10 @@ def _explain(exc: CmToolkitError, name: str) -> str:
     return f"could not check ({type(exc).__name__}); is Campaign Monitor reachable?"
 
 
-def _credential_line(row: dict[str, Any]) -> str:
+def _credential_line(row: CredentialRow) -> str:
     kind = {"api_key": "API key", "oauth": "OAuth"}.get(row.get("kind") or "", "?")
     parts = [f"{row['name']}: {kind}"]
-    if row.get("source", "").startswith("$"):
+    if (row.get("source") or "").startswith("$"):
         parts.append(f"from {row['source']}")
     if row.get("kind") == "oauth":
         expires = row.get("expires_at")
@@ -264,7 +281,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     path = find_connection(workspace, args.connection)
     conn = load_connection(path)
     extra: list[Problem] = []
-    client = store = None
+    client: CampaignMonitor | None = None
+    store: ProfileStore | None = None
     if not args.offline:
         try:
             client = client_for_credential(conn.campaign_monitor.credential)
@@ -283,7 +301,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         status.import_ready = status.export_ready = status.targeting_ready = False
     if args.json:
         data = {"connection": conn.name, "file": str(path), **status.to_dict()}
-        print(json.dumps(data, indent=2))
+        print_json(data)
     else:
         print(render_status(conn.name, str(path), status, conn.goals))
     return 1 if status.errors else 0
@@ -314,8 +332,6 @@ def open_profile_store(workspace: Path) -> tuple[ProfileStore | None, str | None
     """The workspace (properties and segments) for status checks, or None and why not."""
     if not (workspace / "profiles.duckdb").exists():
         return None, f"no profiles.duckdb in {workspace}"
-    from cmtoolkit.workspace import Workspace
-
     return Workspace(workspace), None
 
 

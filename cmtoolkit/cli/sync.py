@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
-from typing import Any
+from typing import TYPE_CHECKING
 
-from cmtoolkit.cli import add_workspace_argument
+from cmtoolkit.cli.arguments import (
+    GOAL_CHOICES,
+    add_workspace_argument,
+    describe_counts,
+    print_json,
+)
+from cmtoolkit.sync import ConnectionRunner, Run, preview, resolve_goals, sync
+from cmtoolkit.workspace import Workspace
 
-GOAL_CHOICES = ("import", "export", "targeting", "all")
+if TYPE_CHECKING:
+    from cmtoolkit.cli.arguments import Subcommands
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subcommands) -> None:
     pv = sub.add_parser("preview", help="dry run: what a sync would change, nothing written")
     pv.add_argument("connection", metavar="CONNECTION", help="connection name or file")
     pv.add_argument("--goal", choices=GOAL_CHOICES, default="all")
@@ -37,35 +44,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_workspace_argument(p)
 
 
-def _runner(args: argparse.Namespace) -> Any:
-    from cmtoolkit.workspace import Workspace
-
+def _runner(args: argparse.Namespace) -> ConnectionRunner:
     return Workspace.open(args.workspace).connection(args.connection)
-
-
-def _counts(counts: dict[str, int]) -> str:
-    shown = {k: v for k, v in counts.items() if v}
-    return ", ".join(f"{k} {v}" for k, v in shown.items()) or "nothing to do"
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
     runner = _runner(args)
-    from cmtoolkit.sync import preview, resolve_goals
-
     results = [
         preview(runner.context(full=args.full), g) for g in resolve_goals(runner.model, args.goal)
     ]
     if args.json:
-        print(json.dumps([_with_sample(r, args.sample) for r in results], indent=2, default=str))
+        print_json([_with_sample(r, args.sample) for r in results])
         return 0
     for r in results:
-        print(f"{r.goal} preview of {r.connection}: {_counts(r.counts)}")
+        print(f"{r.goal} preview of {r.connection}: {describe_counts(r.counts)}")
         if r.samples is not None and r.samples.height:
             print(r.samples.head(args.sample))
     return 0
 
 
-def _with_sample(result: Any, n: int) -> dict[str, Any]:
+def _with_sample(result: Run, n: int) -> dict[str, object]:
     d = result.to_dict()
     if result.samples is not None:
         d["sample"] = result.samples.head(n).to_dicts()
@@ -74,26 +72,26 @@ def _with_sample(result: Any, n: int) -> dict[str, Any]:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     runner = _runner(args)
-    from cmtoolkit.sync import resolve_goals, sync
-
-    results = []
+    results: list[Run] = []
     for goal in resolve_goals(runner.model, args.goal):
         result = sync(runner.context(full=args.full), goal, raise_on_failure=False)
         results.append(result)
         if not args.json:
-            line = f"{goal} of {result.connection}: {result.state} ({_counts(result.counts)})"
+            line = (
+                f"{goal} of {result.connection}: {result.state} ({describe_counts(result.counts)})"
+            )
             print(line if result.ok else f"{line}: {result.error}")
         if not result.ok:
             break
     if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
+        print_json([r.to_dict() for r in results])
     return 0 if all(r.ok for r in results) else 1
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     runs = _runner(args).history(limit=args.limit)
     if args.json:
-        print(json.dumps([r.to_dict() for r in runs], indent=2))
+        print_json([r.to_dict() for r in runs])
         return 0
     if not runs:
         print("no runs yet")
@@ -102,6 +100,6 @@ def cmd_history(args: argparse.Namespace) -> int:
         tail = f": {r.error}" if r.error else ""
         print(
             f"{r.started_at:%Y-%m-%d %H:%M:%S}  {r.goal:<9} {r.state:<8} {took:>7}  "
-            f"{_counts(r.counts)}{tail}"
+            f"{describe_counts(r.counts)}{tail}"
         )
     return 0

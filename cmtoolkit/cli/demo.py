@@ -1,0 +1,31 @@
+"""``cmtoolkit demo``: registers the command; the demo itself is :mod:`cmtoolkit.demo`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from cmtoolkit.cli.arguments import add_workspace_argument
+
+if TYPE_CHECKING:
+    from cmtoolkit.cli.arguments import Subcommands
+
+
+def register(sub: Subcommands) -> None:
+    p = sub.add_parser("demo", help="the embedded default end to end: emulator + profiles + sync")
+    add_workspace_argument(p)
+    p.add_argument("--profiles", type=int, default=50_000, help="synthetic profiles (50,000)")
+    p.add_argument("--subscribers", type=int, default=30_000, help="emulated subscribers")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    # Imported here: the demo runs the batch job, whose nbformat costs every other command
+    # seconds of start-up.
+    from cmtoolkit.demo import run_demo
+
+    result = run_demo(
+        args.workspace, profiles=args.profiles, subscribers=args.subscribers, seed=args.seed
+    )
+    return 0 if result.ok else 1
