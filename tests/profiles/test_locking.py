@@ -32,13 +32,13 @@ class FakeClock:
         self.now += seconds
 
 
-def test_backoff_then_success(tmp_path, monkeypatch):
+def test_backoff_then_success(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     store = Store(tmp_path / "s.duckdb", lock_timeout=10, clock=clock, sleep=clock.sleep)
     real_connect = duckdb.connect
     attempts = []
 
-    def flaky(path, read_only=False):
+    def flaky(path: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         attempts.append(path)
         if len(attempts) <= 4:
             raise duckdb.IOException(LOCK_MESSAGE)
@@ -50,11 +50,11 @@ def test_backoff_then_success(tmp_path, monkeypatch):
     assert clock.sleeps == [0.05, 0.1, 0.2, 0.4]
 
 
-def test_backoff_gives_up_with_holder_pid(tmp_path, monkeypatch):
+def test_backoff_gives_up_with_holder_pid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     store = Store(tmp_path / "s.duckdb", lock_timeout=10, clock=clock, sleep=clock.sleep)
 
-    def locked(path, read_only=False):
+    def locked(path: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         raise duckdb.IOException(LOCK_MESSAGE)
 
     monkeypatch.setattr(duckdb, "connect", locked)
@@ -67,7 +67,7 @@ def test_backoff_gives_up_with_holder_pid(tmp_path, monkeypatch):
     assert info.value.retriable
 
 
-def test_lock_timeout_from_environment(monkeypatch, tmp_path):
+def test_lock_timeout_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CMTOOLKIT_LOCK_TIMEOUT", "7.5")
     assert lock_timeout_from_env() == 7.5
     assert Workspace(tmp_path).store.lock_timeout == 7.5
@@ -116,7 +116,7 @@ def release(proc: subprocess.Popen[str]) -> None:
     proc.wait(timeout=30)
 
 
-def test_second_process_waits_until_the_first_releases(tmp_path):
+def test_second_process_waits_until_the_first_releases(tmp_path: Path) -> None:
     path = tmp_path / "profiles.duckdb"
     proc = start_holder(path)
     waits: list[float] = []
@@ -141,7 +141,7 @@ def test_second_process_waits_until_the_first_releases(tmp_path):
     assert Store(path).count() == 2
 
 
-def test_second_process_times_out_naming_the_holder(tmp_path):
+def test_second_process_times_out_naming_the_holder(tmp_path: Path) -> None:
     path = tmp_path / "profiles.duckdb"
     proc = start_holder(path)
     try:
