@@ -33,7 +33,8 @@ from cmtoolkit.connection.model import (
 from cmtoolkit.emulator import DEFAULT_API_KEY
 from cmtoolkit.profiles import synthetic
 from cmtoolkit.secret import Secret
-from cmtoolkit.sync import exporting, sync
+from cmtoolkit.sync import sync
+from cmtoolkit.sync.exports import GoalSpec, compute_plan, field_types
 from cmtoolkit.workspace import Workspace
 
 FIELDS = [
@@ -142,10 +143,8 @@ def main() -> None:
                 figures[label] = (wall, request_count() - before - 1, rss.peak, result.counts)
 
             # The floor: the same payloads, pre-built, POSTed to an empty list.
-            spec = exporting.GoalSpec.from_connection(conn)
-            plan = exporting.compute_plan(
-                ws.context(conn, cm, full=True), spec, exporting.field_types(cm, spec)
-            )
+            spec = GoalSpec.from_connection(conn)
+            plan = compute_plan(ws.context(conn, cm, full=True), spec, field_types(cm, spec))
             payloads = plan.pending.get_column("payload").to_list()
             del plan
             batches = [

@@ -32,7 +32,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
-from cmtoolkit.campaign_monitor import ApiKeyAuth, OAuthAuth, OAuthTokens
 from cmtoolkit.errors import CredentialError
 from cmtoolkit.secret import Secret
 
@@ -96,7 +95,9 @@ class ApiKeyCredential:
     api_key: Secret
     kind: ClassVar[str] = "api_key"
 
-    def to_auth(self) -> ApiKeyAuth:
+    def to_auth(self) -> Any:
+        from cmtoolkit.campaign_monitor import ApiKeyAuth
+
         return ApiKeyAuth(self.api_key)
 
 
@@ -117,7 +118,9 @@ class OAuthCredential:
             return False
         return self.expires_at <= (now or datetime.now(UTC))
 
-    def to_auth(self) -> OAuthAuth:
+    def to_auth(self) -> Any:
+        from cmtoolkit.campaign_monitor import OAuthAuth
+
         return OAuthAuth(
             access_token=self.access_token,
             refresh_token=self.refresh_token,
@@ -185,7 +188,7 @@ class CredentialStore:
         log.info("removed credential %r from %s", name, self.path)
         return True
 
-    def save_tokens(self, name: str, tokens: OAuthTokens) -> None:
+    def save_tokens(self, name: str, tokens: Any) -> None:
         """Store refreshed OAuth tokens in entry ``name``, keeping its app settings."""
         with self._locked():
             data = self._read()
@@ -310,7 +313,7 @@ def resolve(
     *,
     store: CredentialStore | None = None,
     environ: Mapping[str, str] | None = None,
-) -> ApiKeyAuth | OAuthAuth:
+) -> Any:
     """The client's auth object (``ApiKeyAuth`` or ``OAuthAuth``) for a reference."""
     return load_credential(ref, store=store, environ=environ).to_auth()
 
@@ -320,7 +323,7 @@ def token_saver(
     *,
     store: CredentialStore | None = None,
     environ: Mapping[str, str] | None = None,
-) -> Callable[[OAuthTokens], None] | None:
+) -> Callable[[Any], None] | None:
     """The ``on_tokens_refreshed`` callback that saves new tokens under ``ref`` (None for keys)."""
     if ref.startswith("env:"):
         return None
@@ -328,14 +331,14 @@ def token_saver(
     if not isinstance(store.find(ref), OAuthCredential):
         return None
 
-    def save(tokens: OAuthTokens) -> None:
+    def save(tokens: Any) -> None:
         store.save_tokens(ref, tokens)
 
     return save
 
 
 def oauth_credential_from_tokens(
-    tokens: OAuthTokens | Mapping[str, object],
+    tokens: Any,
     *,
     client_id: str | None = None,
     client_secret: Secret | str | None = None,

@@ -11,27 +11,15 @@ import argparse
 import importlib.metadata
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import cmtoolkit
 from cmtoolkit.cli import batch, connections, demo, emulator, profiles, sync
 from cmtoolkit.errors import CmToolkitError
 
-if TYPE_CHECKING:
-    from cmtoolkit.cli.arguments import Subcommands
-
 __all__ = ["build_parser", "main", "version"]
 
-#: Each concept's sub-commands, in the order ``cmtoolkit --help`` lists them.
-REGISTER: tuple[Callable[[Subcommands], None], ...] = (
-    emulator.register,
-    profiles.register,
-    connections.register,
-    sync.register,
-    batch.register,
-    demo.register,
-)
+COMMANDS = (emulator, profiles, connections, sync, batch, demo)
 
 
 def version() -> str:
@@ -53,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cmtoolkit {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for register in REGISTER:
-        register(sub)
+    for module in COMMANDS:
+        module.register(sub)
     return parser
 
 

@@ -14,10 +14,14 @@ from typing import Any
 
 import orjson
 
-from cmtoolkit.emulator.account import Account, Client, Suppressed
-from cmtoolkit.emulator.custom_field import CustomField
-from cmtoolkit.emulator.mailing_list import MailingList
-from cmtoolkit.emulator.segment import Segment
+from cmtoolkit.emulator.account import (
+    Account,
+    Client,
+    CustomField,
+    MailingList,
+    Segment,
+    Suppressed,
+)
 
 FORMAT = "cmtoolkit-emulator-state/1"
 
@@ -103,7 +107,7 @@ def _load_list(d: dict[str, Any]) -> MailingList:
     return lst
 
 
-def save_state(path: str | os.PathLike[str], payload: dict[str, object]) -> None:
+def save(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
@@ -113,7 +117,7 @@ def save_state(path: str | os.PathLike[str], payload: dict[str, object]) -> None
         os.chmod(target, 0o600)  # the snapshot holds the client API key and tokens
 
 
-def load_state(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+def load(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     target = Path(path)
     if not target.exists():
         return None

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING
 
 from cmtoolkit.errors import CmToolkitError, ConfigurationError
 from cmtoolkit.sync import ledger
-from cmtoolkit.sync.exporting import ExportGoal
+from cmtoolkit.sync.exports import ExportGoal, TargetingGoal
 from cmtoolkit.sync.goal import Goal, GoalContext, GoalName, Progress
 from cmtoolkit.sync.imports import ImportGoal
 from cmtoolkit.sync.locking import RunLock
 from cmtoolkit.sync.run import Run, RunState, utc_now
-from cmtoolkit.sync.targeting import TargetingGoal
 
 if TYPE_CHECKING:
     from cmtoolkit.campaign_monitor import CampaignMonitor

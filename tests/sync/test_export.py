@@ -17,9 +17,10 @@ from cmtoolkit.connection.model import (
     ExportGoal,
     ExportMapping,
 )
-from cmtoolkit.emulator import BOUNCED
+from cmtoolkit.emulator.account import BOUNCED
 from cmtoolkit.errors import BadRequest
 from cmtoolkit.sync import preview, sync
+from cmtoolkit.sync.exports import FieldType, GoalSpec, Value, plan_statements
 from cmtoolkit.workspace import Workspace
 
 FIELDS = [
@@ -421,18 +422,41 @@ def test_unknown_field_is_a_configuration_error_before_sending(export_env: Env) 
     assert env.imports() == 0
 
 
+def test_plan_statements_print_with_every_value_a_parameter() -> None:
+    spec = GoalSpec(
+        connection="news export",
+        goal="export",
+        lists=("L1", "L2"),
+        segments=("news",),
+        match_property="email",
+        objectives=("email_marketing",),
+        values=(Value("property", "tier", "tier"), Value("segments", "segments")),
+    )
+    tier = {"tier": FieldType("tier", "MultiSelectOne", ("Bronze", "Gold"))}
+    types = {"L1": {**tier, "segments": FieldType("segments", "Text")}}
+    types["L2"] = types["L1"]
+    statements = plan_statements(spec, {"email": "text", "tier": "text"}, types)
+    # members, candidates, the plan table, one INSERT per list, the leavers
+    assert [s.sql.split()[0] for s in statements] == ["CREATE"] * 3 + ["INSERT"] * 3
+    sql = "".join(s.sql for s in statements)
+    printed = "\n".join(map(str, statements))
+    for value in ("news export", "L2", "Gold", "email_marketing"):
+        assert value not in sql
+        assert repr(value) in printed
+
+
 SIGKILLER = """
 import os, signal, sys
 from cmtoolkit.campaign_monitor import ApiKeyAuth, CampaignMonitor
 from cmtoolkit.connection.file import load_connection
 from cmtoolkit.secret import Secret
-from cmtoolkit.sync import exporting
 from cmtoolkit.sync import GoalContext, sync
+from cmtoolkit.sync.exports import StateWriter
 from cmtoolkit.workspace import Workspace
 
 ws_path, conn_path, base_url, key = sys.argv[1:5]
 acks = []
-real_ack = exporting.StateWriter.ack
+real_ack = StateWriter.ack
 
 def ack_then_die(self, rows):
     real_ack(self, rows)  # journaled: Campaign Monitor accepted this batch
@@ -440,7 +464,7 @@ def ack_then_die(self, rows):
     if len(acks) == 2:
         os.kill(os.getpid(), signal.SIGKILL)  # before the store write of either batch
 
-exporting.StateWriter.ack = ack_then_die
+StateWriter.ack = ack_then_die
 client = CampaignMonitor(ApiKeyAuth(Secret(key)), base_url=base_url)
 sync(Workspace(ws_path).context(load_connection(conn_path), client), "export")
 """

@@ -1,55 +1,35 @@
 """The targeting goal: segment membership as a MultiSelectMany field for campaign targeting.
 
-It is the export machinery (:mod:`cmtoolkit.sync.exporting`) with one value: the profile's
-membership of the selected segments (in the order the connection lists them), written as repeated
-keys after a ``Clear`` entry so a segment the profile left disappears from the field. Profiles
-that were written before and are now in none of the selected segments (or lost consent) get the
-field cleared (``{"Key": field, "Value": "", "Clear": true}``) and are reported ``REMOVED``.
-Progress is kept in ``export_state`` with ``goal = 'targeting'``, so re-runs send only changes.
-
-Decisions made here:
-
-- **Which email**: the first value of the export goal's ``match_property`` when the connection
-  has one, else of a property named ``email``; without either, a configuration error.
-- Before planning, the field is ensured on every list: created as MultiSelectMany with the
-  selected segment names as options, or given the missing options (``KeepExistingOptions``). A
-  field of that name with another type is a configuration error (its values cannot hold
-  membership). Preview does not create anything; it plans as if the field were ready.
-- Like an export, a targeted profile that is not on the list yet is added by the import, never
-  resubscribed (``Resubscribe`` false, ``ConsentToTrack`` ``Unchanged``): targeting must not
-  change anyone's subscription.
+An export with one value (the selected segments the profile is in); leavers get the field
+cleared. See docs/export.md.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from cmtoolkit.errors import ConfigurationError
-from cmtoolkit.sync.exporting import (
-    EXPORT_OUTCOMES,
-    FieldType,
-    GoalSpec,
-    Value,
-    compute_plan,
-    execute_plan,
-    preview_outcome,
-)
+from cmtoolkit.sync.exports.goal import execute_plan, preview_outcome
+from cmtoolkit.sync.exports.plan import compute_plan
+from cmtoolkit.sync.exports.spec import FieldType, GoalSpec, Value
 from cmtoolkit.sync.goal import GoalContext, GoalName, Outcome
 
 if TYPE_CHECKING:
+    from cmtoolkit.campaign_monitor import CampaignMonitor
     from cmtoolkit.connection.model import Connection
 
-TARGETING_OUTCOMES = EXPORT_OUTCOMES
 FIELD_TYPE = "MultiSelectMany"
 
 
-def targeting_spec(conn: Any) -> GoalSpec:
+def targeting_spec(conn: Connection) -> GoalSpec:
+    """The connection's targeting goal as an export spec; the email is the export's
+    ``match_property`` when there is one, else the ``email`` property."""
     goal = conn.targeting
     if goal is None:
         raise ConfigurationError(f"connection {conn.name!r} has no targeting goal")
     if not goal.segments:
         raise ConfigurationError("targeting.segments is empty; list the segments to expose")
-    export = getattr(conn, "export", None)
+    export = conn.export
     match = (export.match_property if export is not None else None) or "email"
     field = goal.field or "Segments"
     return GoalSpec(
@@ -66,7 +46,9 @@ def targeting_spec(conn: Any) -> GoalSpec:
     )
 
 
-def ensure_field(client: Any, spec: GoalSpec, *, create: bool) -> dict[str, dict[str, FieldType]]:
+def ensure_field(
+    client: CampaignMonitor, spec: GoalSpec, *, create: bool
+) -> dict[str, dict[str, FieldType]]:
     """Make the targeting field exist with every selected segment as an option, on every list.
 
     Returns the field types the plan uses. With ``create=False`` (preview) nothing is changed.

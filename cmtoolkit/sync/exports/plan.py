@@ -1,0 +1,408 @@
+"""The export plan: every (list, profile) row decided in set-based SQL on a read connection.
+
+The statements are generated apart from where they run (:func:`plan_statements` returns them,
+:func:`plan_goal` runs them), so a plan can be printed and tested. See docs/export.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import duckdb
+import orjson
+import polars as pl
+
+from cmtoolkit.errors import ConfigurationError
+from cmtoolkit.profiles.consent import consent_predicate
+from cmtoolkit.profiles.quoting import quote_ident
+from cmtoolkit.sync.exports.acknowledgements import AckJournal, write_state
+from cmtoolkit.sync.exports.spec import EXPORT_OUTCOMES, FieldType, GoalSpec
+from cmtoolkit.sync.exports.values import value_sql
+from cmtoolkit.sync.goal import GoalContext
+from cmtoolkit.sync.imports.statement import Statement, execute
+
+MEMORY_LIMIT = "1GB"  # the plan's DuckDB; see compute_plan
+# Campaign Monitor's (and the emulator's) address rule, applied before sending.
+EMAIL_RE = r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+"
+
+#: The plan's columns, all text: the exp_plan table and every frame of plan rows.
+PLAN_COLUMNS = ("list_id", "profile_id", "email", "outcome", "reason", "hash", "payload", "action")
+PLAN_SCHEMA = dict.fromkeys(PLAN_COLUMNS, pl.Utf8)
+
+
+@dataclass
+class Plan:
+    """The extracted plan: one row per (list, profile) with a decided outcome or an action.
+
+    ``action`` is ``send`` (payload to import), ``clear`` (a targeting leaver's clearing payload)
+    or ``leave`` (an export leaver per ``on_leave``); its ``outcome`` is NULL until done.
+    """
+
+    spec: GoalSpec
+    rows: pl.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> pl.DataFrame:
+        return self.rows.filter(pl.col("action").is_not_null())
+
+    @property
+    def decided(self) -> pl.DataFrame:
+        return self.rows.filter(pl.col("action").is_null())
+
+    def predicted(self) -> pl.DataFrame:
+        """Rows with the outcome a preview expects (sends succeed)."""
+        return self.rows.with_columns(
+            outcome=pl.when(pl.col("action") == "send")
+            .then(pl.lit("EXPORTED"))
+            .when(pl.col("action").is_in(["leave", "clear"]))
+            .then(pl.lit("REMOVED"))
+            .otherwise(pl.col("outcome"))
+        )
+
+
+def count_outcomes(rows: pl.DataFrame) -> dict[str, int]:
+    counts = dict.fromkeys(EXPORT_OUTCOMES, 0)
+    for outcome, n in rows.group_by("outcome").len().iter_rows():
+        if outcome is not None:
+            counts[outcome] = int(n)
+    return counts
+
+
+# --- the statements ------------------------------------------------------------------------------
+
+
+def members_sql(spec: GoalSpec) -> Statement:
+    """exp_members: the profiles in any of the goal's segments."""
+    return Statement(
+        "CREATE OR REPLACE TEMP TABLE exp_members AS SELECT DISTINCT profile_id "
+        "FROM segment_members WHERE list_contains($segments, segment)",
+        {"segments": list(spec.segments)},
+    )
+
+
+def candidates_sql(spec: GoalSpec, props: Mapping[str, str]) -> Statement:
+    """exp_cand: one row per member of the segments: email, consent and every value's list."""
+    if spec.match_property not in props:
+        raise ConfigurationError(
+            f"match property {spec.match_property!r} does not exist in the profile store"
+        )
+    joins: list[str] = []
+    cols: list[str] = []
+    kinds = {v.kind for v in spec.values}
+    if "segments" in kinds or "target_segments" in kinds:
+        joins.append(
+            "LEFT JOIN (SELECT profile_id, list(DISTINCT segment ORDER BY segment) AS segs "
+            "FROM segment_members WHERE profile_id IN (SELECT profile_id FROM exp_members) "
+            "GROUP BY profile_id) sg ON sg.profile_id = p.profile_id"
+        )
+    if "interactions" in kinds:
+        joins.append(
+            "LEFT JOIN (SELECT profile_id, list(interaction ORDER BY first_view NULLS LAST, "
+            "interaction) AS names FROM (SELECT profile_id, interaction, min(viewed_at) AS "
+            "first_view FROM interactions WHERE profile_id IN (SELECT profile_id FROM "
+            "exp_members) GROUP BY ALL) GROUP BY profile_id) ia ON ia.profile_id = p.profile_id"
+        )
+    for i, v in enumerate(spec.values):
+        if v.kind == "profile_id":
+            expr = "[p.profile_id]"
+        elif v.kind == "segments":
+            expr = "coalesce(sg.segs, [])"
+        elif v.kind == "target_segments":
+            expr = "list_filter($segments, lambda s: list_contains(coalesce(sg.segs, []), s))"
+        elif v.kind == "interactions":
+            expr = "coalesce(ia.names, [])"
+        elif v.kind == "property":
+            if not v.property or v.property not in props:
+                raise ConfigurationError(
+                    f"export mapping to {v.field!r}: property {v.property!r} does not exist in "
+                    "the profile store"
+                )
+            expr = f"list_filter(coalesce(p.{quote_ident(v.property)}, []), lambda x: x <> '')"
+        else:
+            raise ConfigurationError(
+                f"export mapping to {v.field!r}: unknown value {v.kind!r}; use profile_id, "
+                "segments, interactions or property"
+            )
+        cols.append(f"{expr}::VARCHAR[] AS v{i}")
+    params: dict[str, object] = {"objectives": list(spec.objectives)}
+    if "target_segments" in kinds:
+        params["segments"] = list(spec.segments)
+    return Statement(
+        f"""
+        CREATE OR REPLACE TEMP TABLE exp_cand AS
+        SELECT *, CASE WHEN email IS NOT NULL AND row_number() OVER (
+                      PARTITION BY lower(email) ORDER BY consented DESC, profile_id) > 1
+                  THEN first_value(profile_id) OVER (
+                      PARTITION BY lower(email) ORDER BY consented DESC, profile_id) END AS dup_of
+        FROM (
+            SELECT p.profile_id, nullif(trim(p.{quote_ident(spec.match_property)}[1]), '')
+                   AS email, (len($objectives::VARCHAR[]) = 0
+                   OR {consent_predicate("p", "$objectives")}) AS consented
+                   {"".join(", " + c for c in cols)}
+            FROM profiles p {" ".join(joins)}
+            WHERE p.profile_id IN (SELECT profile_id FROM exp_members)
+            QUALIFY row_number() OVER (PARTITION BY p.profile_id) = 1
+        )
+        """,
+        params,
+    )
+
+
+PLAN_TABLE = Statement(
+    f"CREATE OR REPLACE TEMP TABLE exp_plan ({', '.join(f'{c} VARCHAR' for c in PLAN_COLUMNS)})"
+)
+
+
+def fingerprint(spec: GoalSpec, types: Mapping[str, FieldType]) -> str:
+    """What a list's payloads are made of besides the row's values: part of every row's hash."""
+    return hashlib.md5(
+        orjson.dumps(
+            [
+                sorted((k, t.data_type, t.options) for k, t in types.items()),
+                [(v.kind, v.field, v.property) for v in spec.values],
+            ]
+        )
+    ).hexdigest()
+
+
+def list_plan_sql(
+    spec: GoalSpec, list_id: str, types: Mapping[str, FieldType], *, full: bool
+) -> Statement:
+    """exp_plan rows of one list: outcome and reason decided, or ``send`` with its payload."""
+    params: dict[str, object] = {
+        "list_id": list_id,
+        "connection": spec.connection,
+        "goal": spec.goal,
+        "consent": spec.consent_to_track,
+        "resubscribe": "R" if spec.resubscribe else "-",
+        "full": full,
+    }
+    errs, entries = [], []
+    name = mobile = "NULL"
+    for i, v in enumerate(spec.values):
+        sql = value_sql(i, types[v.field])
+        params.update(sql.params)
+        errs.append(sql.error)
+        entries.append(sql.entries)
+        if types[v.field].data_type == "Name":
+            name = sql.scalar
+        elif types[v.field].data_type == "MobileNumber":
+            mobile = sql.scalar
+    email_err = (
+        "CASE WHEN email IS NULL THEN 'no value for match property ' || $match "
+        f"WHEN NOT regexp_full_match(email, '{EMAIL_RE}') THEN 'not a valid email address: ' "
+        "|| email WHEN dup_of IS NOT NULL THEN 'profile ' || dup_of || ' in the segment has the "
+        "same email' END"
+    )
+    params["match"] = spec.match_property
+    cf = f"to_json(list_concat({', '.join(entries)}))" if entries else "to_json([]::JSON[])"
+    payload = (
+        "json_merge_patch('{}', json_object('EmailAddress', email, 'Name', "
+        f"{name}, 'MobileNumber', {mobile}, 'CustomFields', {cf}, 'ConsentToTrack', $consent))"
+    )
+    # The hash covers what the payload is made of (the values, the email, the list's field types
+    # and the goal's settings), so only rows that will be sent pay for building their JSON.
+    params["fingerprint"] = fingerprint(spec, types)
+    hashed = "".join(f", array_to_string(v{i}, chr(31))" for i in range(len(spec.values)))
+    params["objectives"] = list(spec.objectives)
+    return Statement(
+        f"""
+        INSERT INTO exp_plan
+        SELECT $list_id, c.profile_id, c.email, c.outcome, c.reason, c.hash,
+               CASE WHEN c.action = 'send' THEN {payload}::VARCHAR END, c.action
+        FROM (
+            SELECT c.*,
+                   CASE WHEN NOT c.consented THEN 'CONSENT_MISMATCH'
+                        WHEN c.err IS NOT NULL THEN 'INVALID'
+                        WHEN NOT $full AND s.hash = c.hash THEN 'UNCHANGED' END AS outcome,
+                   CASE WHEN NOT c.consented
+                        THEN 'profile has not consented to any of: '
+                             || array_to_string($objectives, ', ')
+                        WHEN c.err IS NOT NULL THEN c.err
+                        WHEN NOT $full AND s.hash = c.hash THEN 'not changed since the last run'
+                   END AS reason,
+                   CASE WHEN c.consented AND c.err IS NULL
+                             AND ($full OR s.hash IS DISTINCT FROM c.hash)
+                        THEN 'send' END AS action
+            FROM (
+                SELECT *, md5(concat_ws(chr(30), $fingerprint, $resubscribe, $consent, email
+                                        {hashed})) AS hash
+                FROM (SELECT *, coalesce({email_err}, {", ".join(errs) or "NULL"}) AS err
+                      FROM exp_cand)
+            ) c
+            LEFT JOIN export_state s ON s.connection = $connection AND s.goal = $goal
+                  AND s.list_id = $list_id AND s.profile_id = c.profile_id
+        ) c
+        """,
+        params,
+    )
+
+
+def leavers_sql(spec: GoalSpec, leave_field: str | None) -> Statement:
+    """exp_plan rows for state rows of this goal whose profile is no longer an eligible
+    candidate: ``leave`` per ``on_leave``, or ``clear`` with the clearing payload."""
+    if spec.on_leave == "clear":
+        payload = (
+            "json_object('EmailAddress', s.email, 'CustomFields', "
+            "[json_object('Key', $field, 'Value', '', 'Clear', true)], "
+            "'ConsentToTrack', 'Unchanged')::VARCHAR"
+        )
+        action = "'clear'"
+    else:
+        payload = "NULL"
+        action = "'leave'"
+    what = "every targeted segment" if spec.goal == "targeting" else "the segment"
+    done = {
+        "keep": "kept in Campaign Monitor",
+        "unsubscribe": "unsubscribed",
+        "delete": "deleted",
+        "clear": f"field {leave_field} cleared",
+    }[spec.on_leave]
+    return Statement(
+        f"""
+        INSERT INTO exp_plan
+        SELECT s.list_id, s.profile_id, s.email, NULL,
+               CASE WHEN c.profile_id IS NULL THEN 'left ' || $what
+                    ELSE 'no longer consents to any of: ' || array_to_string($objectives, ', ')
+               END || '; ' || $done,
+               NULL, {payload}, {action}
+        FROM export_state s LEFT JOIN exp_cand c USING (profile_id)
+        WHERE s.connection = $connection AND s.goal = $goal AND list_contains($lists, s.list_id)
+          AND (c.profile_id IS NULL OR NOT c.consented)
+        """,
+        {
+            "connection": spec.connection,
+            "goal": spec.goal,
+            "lists": list(spec.lists),
+            "objectives": list(spec.objectives),
+            "what": what,
+            "done": done,
+            **({"field": leave_field} if spec.on_leave == "clear" else {}),
+        },
+    )
+
+
+def plan_statements(
+    spec: GoalSpec,
+    props: Mapping[str, str],
+    types: Mapping[str, Mapping[str, FieldType]],
+    *,
+    full: bool = False,
+    leave_field: str | None = None,
+) -> list[Statement]:
+    """Every statement that fills exp_plan, in order; ``props`` maps property names to types."""
+    return [
+        members_sql(spec),
+        candidates_sql(spec, props),
+        PLAN_TABLE,
+        *(list_plan_sql(spec, list_id, types[list_id], full=full) for list_id in spec.lists),
+        leavers_sql(spec, leave_field),
+    ]
+
+
+def extract_sql(spec: GoalSpec) -> Statement:
+    return Statement(
+        "SELECT * FROM exp_plan ORDER BY list_position($lists, list_id), profile_id",
+        {"lists": list(spec.lists)},
+    )
+
+
+def plan_goal(
+    con: duckdb.DuckDBPyConnection,
+    spec: GoalSpec,
+    types: Mapping[str, Mapping[str, FieldType]],
+    *,
+    full: bool = False,
+    leave_field: str | None = None,
+) -> Plan:
+    """Decide every (list, profile) row on ``con`` (temp tables) and extract the plan."""
+    props = dict(con.execute("SELECT name, type FROM property_definitions").fetchall())
+    execute(con, plan_statements(spec, props, types, full=full, leave_field=leave_field))
+    extract = extract_sql(spec)
+    rows = con.sql(extract.sql, params=dict(extract.params)).pl()
+    plan = Plan(spec, rows)
+    plan.counts = count_outcomes(plan.predicted())
+    return plan
+
+
+# --- planning on the store -----------------------------------------------------------------------
+
+
+def ensure_segments(ctx: GoalContext, names: tuple[str, ...]) -> None:
+    """Materialise the membership of segments that have none yet (from segments.yaml)."""
+
+    def missing() -> list[str]:
+        with ctx.store.connect() as con:
+            have = {
+                r[0]
+                for r in con.execute(
+                    "SELECT name FROM segments WHERE list_contains($n, name)", {"n": list(names)}
+                ).fetchall()
+            }
+        return [n for n in names if n not in have]
+
+    gone = missing()
+    if not gone:
+        return
+    defined = set(ctx.segments.definitions())
+    for name in gone:
+        if name in defined:
+            ctx.segments.refresh(name)
+    gone = missing()
+    if gone:
+        raise ConfigurationError(
+            f"segment(s) {', '.join(gone)} have no materialised membership; define them in "
+            "segments.yaml and run 'cmtoolkit segments refresh'"
+        )
+
+
+def session_sql(spill: str) -> list[Statement]:
+    """Bounded memory: the plan's temp tables spill to a private folder past the limit."""
+    return [
+        Statement("SET memory_limit = $limit", {"limit": MEMORY_LIMIT}),
+        Statement("SET temp_directory = $spill", {"spill": spill}),
+    ]
+
+
+#: A temp copy of export_state that shadows the stored one, for a preview to fold a journal into.
+STATE_OVERLAY = [
+    Statement(
+        """
+        CREATE TEMP TABLE export_state (
+            connection VARCHAR, goal VARCHAR, list_id VARCHAR, profile_id VARCHAR,
+            email VARCHAR, hash VARCHAR, exported_at TIMESTAMP,
+            PRIMARY KEY (connection, goal, list_id, profile_id))
+        """
+    ),
+    Statement("INSERT INTO temp.export_state SELECT * FROM main.export_state"),
+]
+
+
+def compute_plan(
+    ctx: GoalContext,
+    spec: GoalSpec,
+    types: Mapping[str, Mapping[str, FieldType]],
+    leave_field: str | None = None,
+    *,
+    preview: bool = False,
+) -> Plan:
+    """Plan on a read connection (temp tables only), closed before anything is sent."""
+    store = ctx.store
+    ensure_segments(ctx, spec.segments)
+    journal = AckJournal(ctx.root, spec.connection, spec.goal)
+    leftover = journal.read()  # acknowledged by an interrupted run, not yet in the store
+    if leftover is not None and not preview:
+        with store.transaction() as con:
+            write_state(con, spec.connection, spec.goal, leftover)
+        journal.close(remove=True)
+        leftover = None
+    with store.connect() as con, tempfile.TemporaryDirectory(prefix="cmtoolkit-export-") as spill:
+        execute(con, session_sql(spill))
+        if leftover is not None:  # a preview sees the state as the next run will
+            execute(con, STATE_OVERLAY)
+            write_state(con, spec.connection, spec.goal, leftover)
+        return plan_goal(con, spec, types, full=ctx.full, leave_field=leave_field)
