@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cmtoolkit.campaign_monitor import ApiKeyAuth, OAuthAuth, OAuthTokens
 from cmtoolkit.errors import CredentialError
 from cmtoolkit.secret import Secret
 
@@ -95,9 +96,7 @@ class ApiKeyCredential:
     api_key: Secret
     kind: ClassVar[str] = "api_key"
 
-    def to_auth(self) -> Any:
-        from cmtoolkit.campaign_monitor import ApiKeyAuth
-
+    def to_auth(self) -> ApiKeyAuth:
         return ApiKeyAuth(self.api_key)
 
 
@@ -118,9 +117,7 @@ class OAuthCredential:
             return False
         return self.expires_at <= (now or datetime.now(UTC))
 
-    def to_auth(self) -> Any:
-        from cmtoolkit.campaign_monitor import OAuthAuth
-
+    def to_auth(self) -> OAuthAuth:
         return OAuthAuth(
             access_token=self.access_token,
             refresh_token=self.refresh_token,
@@ -188,7 +185,7 @@ class CredentialStore:
         log.info("removed credential %r from %s", name, self.path)
         return True
 
-    def save_tokens(self, name: str, tokens: Any) -> None:
+    def save_tokens(self, name: str, tokens: OAuthTokens) -> None:
         """Store refreshed OAuth tokens in entry ``name``, keeping its app settings."""
         with self._locked():
             data = self._read()
@@ -313,7 +310,7 @@ def resolve(
     *,
     store: CredentialStore | None = None,
     environ: Mapping[str, str] | None = None,
-) -> Any:
+) -> ApiKeyAuth | OAuthAuth:
     """The client's auth object (``ApiKeyAuth`` or ``OAuthAuth``) for a reference."""
     return load_credential(ref, store=store, environ=environ).to_auth()
 
@@ -323,7 +320,7 @@ def token_saver(
     *,
     store: CredentialStore | None = None,
     environ: Mapping[str, str] | None = None,
-) -> Callable[[Any], None] | None:
+) -> Callable[[OAuthTokens], None] | None:
     """The ``on_tokens_refreshed`` callback that saves new tokens under ``ref`` (None for keys)."""
     if ref.startswith("env:"):
         return None
@@ -331,14 +328,14 @@ def token_saver(
     if not isinstance(store.find(ref), OAuthCredential):
         return None
 
-    def save(tokens: Any) -> None:
+    def save(tokens: OAuthTokens) -> None:
         store.save_tokens(ref, tokens)
 
     return save
 
 
 def oauth_credential_from_tokens(
-    tokens: Any,
+    tokens: OAuthTokens | Mapping[str, object],
     *,
     client_id: str | None = None,
     client_secret: Secret | str | None = None,

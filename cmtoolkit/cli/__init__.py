@@ -11,15 +11,27 @@ import argparse
 import importlib.metadata
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import cmtoolkit
 from cmtoolkit.cli import batch, connections, demo, emulator, profiles, sync
 from cmtoolkit.errors import CmToolkitError
 
+if TYPE_CHECKING:
+    from cmtoolkit.cli.arguments import Subcommands
+
 __all__ = ["build_parser", "main", "version"]
 
-COMMANDS = (emulator, profiles, connections, sync, batch, demo)
+#: Each concept's sub-commands, in the order ``cmtoolkit --help`` lists them.
+REGISTER: tuple[Callable[[Subcommands], None], ...] = (
+    emulator.register,
+    profiles.register,
+    connections.register,
+    sync.register,
+    batch.register,
+    demo.register,
+)
 
 
 def version() -> str:
@@ -41,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cmtoolkit {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in COMMANDS:
-        module.register(sub)
+    for register in REGISTER:
+        register(sub)
     return parser
 
 

@@ -1,25 +1,47 @@
 """Authentication of the emulated API: API keys (HTTP Basic) and OAuth 2 apps and tokens.
 
-OAuth choices where the real API is unconfirmed (see ``reference/campaign-monitor-api.md`` §1.4):
-
-* ``type=web_server`` on ``GET /oauth`` is accepted and not required.
-* ``redirect_uri`` must begin with the app's registered redirect URI (``invalid_redirect_uri``).
-* Token-endpoint errors are ``{"error", "error_description"}`` with **HTTP 400** (RFC 6749 §5.2);
-  clients should check the ``error`` key whatever the status.
-* Refresh tokens do **not** rotate by default (as in the ``refresh_oauth_token.json`` fixture);
-  ``rotate_refresh_tokens=True`` makes every refresh issue a new one and retire the old one.
-* A refresh retires the previous access token (it then answers 120 Invalid OAuth Token).
-* Authorization codes live 10 minutes and work once.
+The OAuth choices where the real API is unconfirmed (code lifetime, refresh rotation, error
+statuses) are listed in ``docs/emulator.md``.
 """
 
 from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypedDict
+
+from cmtoolkit.emulator.api_error import ApiError
 
 CODE_LIFETIME = 600
+
+
+class Revealable(Protocol):
+    """A secret wrapper (such as :class:`cmtoolkit.secret.Secret`) that hands out its value."""
+
+    def reveal(self) -> str: ...
+
+
+class OAuthAppAttributes(Protocol):
+    """Any object that describes an OAuth app (e.g. the client package's ``OAuthApp``)."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def client_secret(self) -> str | Revealable: ...
+
+    @property
+    def redirect_uri(self) -> str: ...
+
+
+class IssuedTokens(TypedDict):
+    """The token endpoint's answer."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str
 
 
 @dataclass(frozen=True)
@@ -31,22 +53,27 @@ class OAuthApp:
     redirect_uri: str
 
     @classmethod
-    def coerce(cls, value: Any) -> OAuthApp:
+    def coerce(cls, value: OAuthAppLike) -> OAuthApp:
         if isinstance(value, OAuthApp):
             return value
-        if isinstance(value, dict):
+        sec: str | Revealable | None
+        if isinstance(value, Mapping):
             get = value.get
             cid, sec, uri = get("client_id"), get("client_secret"), get("redirect_uri")
         elif isinstance(value, tuple | list):
             cid, sec, uri = value
         else:  # any object with those attributes (e.g. the client package's OAuthApp)
             cid, sec, uri = value.client_id, value.client_secret, value.redirect_uri
-        if hasattr(sec, "reveal"):
+        if sec is not None and not isinstance(sec, str) and hasattr(sec, "reveal"):
             sec = sec.reveal()
         return cls(str(cid), str(sec), str(uri))
 
     def __repr__(self) -> str:
         return f"OAuthApp(client_id={self.client_id!r}, client_secret='***', redirect_uri=...)"
+
+
+OAuthAppLike = OAuthApp | OAuthAppAttributes | Mapping[str, str] | tuple[str, str, str] | list[str]
+"""An app as :class:`cmtoolkit.emulator.Emulator` takes it: an object, a dict or a triple."""
 
 
 @dataclass
@@ -74,30 +101,6 @@ class Grant:
     scope: str
     issued: float
     used: bool = False
-
-
-class ApiError(Exception):
-    """An API error answer: HTTP status and the ``{"Code", "Message"}`` body."""
-
-    def __init__(
-        self,
-        status: int,
-        code: int,
-        message: str,
-        result_data: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.result_data = result_data
-        self.headers = headers or {}
-
-    def body(self) -> Any:
-        if self.result_data is not None:
-            return {"ResultData": self.result_data, "Code": self.code, "Message": self.message}
-        return {"Code": self.code, "Message": self.message}
 
 
 class OAuthProblem(Exception):
@@ -182,7 +185,7 @@ class AuthState:
 
     # --- token endpoint ---------------------------------------------------------------------------
 
-    def token_request(self, form: dict[str, str], now: float) -> dict[str, Any]:
+    def token_request(self, form: dict[str, str], now: float) -> IssuedTokens:
         grant_type = form.get("grant_type", "")
         if grant_type == "authorization_code":
             app = self.apps.get(form.get("client_id", ""))

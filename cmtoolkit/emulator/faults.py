@@ -41,7 +41,6 @@ from __future__ import annotations
 import fnmatch
 import random
 from dataclasses import dataclass, field
-from typing import Any
 
 from cmtoolkit.errors import ConfigurationError
 
@@ -96,8 +95,8 @@ class FaultRule:
             self.fired += 1
         return ok
 
-    def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "seen": self.seen, "fired": self.fired}
+    def describe(self) -> dict[str, object]:
+        out: dict[str, object] = {"kind": self.kind, "seen": self.seen, "fired": self.fired}
         for name in ("p", "every", "first", "after", "times"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)

@@ -19,18 +19,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from cmtoolkit import people
-from cmtoolkit.emulator.account import (
-    ACTIVE,
-    BOUNCED,
-    DELETED,
-    UNCONFIRMED,
-    UNSUBSCRIBED,
-    Account,
-    Client,
-    CustomField,
-    MailingList,
-    Segment,
-)
+from cmtoolkit.emulator.account import Account, Client
+from cmtoolkit.emulator.custom_field import CustomField
+from cmtoolkit.emulator.mailing_list import MailingList
+from cmtoolkit.emulator.segment import Segment
+from cmtoolkit.emulator.subscriber import ACTIVE, BOUNCED, DELETED, UNCONFIRMED, UNSUBSCRIBED
 
 DEFAULT_LISTS = ("Newsletter", "Customers", "Events")
 LIST_SHARE = (1.0, 0.55, 0.30, 0.2, 0.1)
@@ -150,7 +143,7 @@ def _fill_list(
     lst.index = {e.lower(): row for row, e in enumerate(lst.emails)}
 
     # Custom-field values: strings drawn from small shared pools (cheap for 1M rows).
-    def sparse(prob: float, stream: int, pool: list[object]) -> list[object]:
+    def sparse(prob: float, stream: int, pool: Sequence[object]) -> list[object]:
         present = u(stream) < prob
         pick = (u(stream + 50) * len(pool)).astype(np.int64)
         pick = np.where(present, pick, len(pool))

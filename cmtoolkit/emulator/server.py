@@ -1,78 +1,42 @@
-"""The emulator's HTTP server (stdlib ``ThreadingHTTPServer``) and its in-process handle.
+"""The emulator: a Campaign Monitor API v3.3 server on a stdlib ``ThreadingHTTPServer``.
 
-Paths: ``/api/v3.3/...`` the API (see :mod:`cmtoolkit.emulator.api`), ``/oauth`` and
-``/oauth/token`` the OAuth endpoints, ``/_emulator/...`` the control API for tests (no auth;
-loopback only):
-
-=====================  ==========================================================================
-GET  /_emulator/state  summary: clients, lists with counts per state, faults, clock, requests
-POST /_emulator/reset  back to a freshly seeded account (body may set seed_size/seed/person_offset)
-POST /_emulator/seed   same as reset, with the body's settings
-GET|POST|DELETE /_emulator/faults   read / set (``{"spec": "..."}``) / clear the fault rules
-POST /_emulator/revoke  ``{"token": "..."}`` revokes one access or refresh token; ``{}`` all
-POST /_emulator/expire  ``{"token": "..."}`` expires one access token; ``{}`` all
-POST /_emulator/clock   ``{"advance": SECONDS}`` moves the emulator clock forward
-POST|DELETE /_emulator/ratelimit  ``{"limit": N, "window": SECONDS, "headers": true}`` / off
-POST /_emulator/token   ``{"client_id": "..."}`` issues tokens without the browser step
-POST /_emulator/save    writes the state file now
-=====================  ==========================================================================
-
-Keys and tokens are never logged.
+Paths: ``/api/v3.3/...`` the API (:mod:`cmtoolkit.emulator.api`), ``/oauth`` and ``/oauth/token``
+the OAuth endpoints (:mod:`cmtoolkit.emulator.oauth`), ``/_emulator/...`` the control API for
+tests (:mod:`cmtoolkit.emulator.control`). Keys and tokens are never logged.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import html
 import logging
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from cmtoolkit.emulator import state as state_file
-from cmtoolkit.emulator.account import STATES, Account
+from cmtoolkit.emulator.account import Account
 from cmtoolkit.emulator.api import Api, Ctx, Result
-from cmtoolkit.emulator.auth import ApiError, AuthState, OAuthApp, OAuthProblem
-from cmtoolkit.emulator.faults import FaultRule, FaultSpecError, parse_faults
+from cmtoolkit.emulator.api_error import ApiError
+from cmtoolkit.emulator.auth import AuthState, IssuedTokens, OAuthApp, OAuthAppLike, Revealable
+from cmtoolkit.emulator.control import control
+from cmtoolkit.emulator.faults import FaultRule, parse_faults
+from cmtoolkit.emulator.handler import Answer, RequestHandler, error_answer
+from cmtoolkit.emulator.oauth import authorize, token_endpoint
+from cmtoolkit.emulator.ratelimit import RateLimit, rate_headers
 from cmtoolkit.emulator.seeding import DEFAULT_LISTS, seed_account
+from cmtoolkit.emulator.state import dump_account, load_account, load_state, save_state
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v3.3"
 DEFAULT_API_KEY = "emulator-dev-api-key-0000000000000000"
-JSON = "application/json; charset=utf-8"
 FREEZE_THRESHOLD = 50_000
-
-
-@dataclass
-class RateLimit:
-    """At most ``limit`` API requests per ``window`` seconds of the emulator clock."""
-
-    limit: int
-    window: float = 60.0
-    headers: bool = True
-    started: float = 0.0
-    count: int = 0
-
-
-@dataclass
-class Answer:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] | None = None
-    action: str | None = None  # "drop" | "truncate"
-    delay: float = 0.0
-    content_type: str = JSON
-    after: Callable[[], None] | None = None  # runs (under the lock) once the answer is sent
 
 
 class Emulator:
@@ -96,8 +60,8 @@ class Emulator:
         seed_size: int = 0,
         seed: int = 0,
         person_offset: int = 0,
-        api_key: str = DEFAULT_API_KEY,
-        oauth_apps: Iterable[Any] = (),
+        api_key: str | Revealable = DEFAULT_API_KEY,
+        oauth_apps: Iterable[OAuthAppLike] = (),
         token_lifetime: int = 1209600,
         rotate_refresh_tokens: bool = False,
         faults: str | None = None,
@@ -108,7 +72,7 @@ class Emulator:
         prefetch_pages: bool = False,
         page_cache_bytes: int = 0,
     ) -> None:
-        if hasattr(api_key, "reveal"):
+        if not isinstance(api_key, str):
             api_key = api_key.reveal()
         self.seed_size = seed_size
         self.seed = seed
@@ -133,7 +97,7 @@ class Emulator:
         )
         self.faults: list[FaultRule] = parse_faults(faults, seed)
         self.account: Account
-        saved = state_file_load(state_file)
+        saved = load_state(state_file) if state_file else None
         if saved is not None:
             self._restore(saved)
         else:
@@ -218,7 +182,7 @@ class Emulator:
         with self.lock:
             return self.auth.expire(token)
 
-    def issue_token(self, client_id: str | None = None) -> dict[str, Any]:
+    def issue_token(self, client_id: str | None = None) -> IssuedTokens:
         """OAuth tokens for an app without the browser step (tests)."""
         with self.lock:
             cid = client_id or next(iter(self.auth.apps), "emulator")
@@ -239,7 +203,7 @@ class Emulator:
 
     # --- persistence ----------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, object]:
         with self.lock:
             return {
                 "config": {
@@ -249,7 +213,7 @@ class Emulator:
                     "lists": list(self.lists),
                 },
                 "clock_offset": self._offset,
-                "account": state_file.dump_account(self.account),
+                "account": dump_account(self.account),
                 "auth": self.auth.snapshot(),
             }
 
@@ -260,20 +224,20 @@ class Emulator:
         self.person_offset = cfg.get("person_offset", self.person_offset)
         self.lists = tuple(cfg.get("lists", self.lists))
         self._offset = data.get("clock_offset", 0.0)
-        self.account = state_file.load_account(data["account"], self.api_key)
+        self.account = load_account(data["account"], self.api_key)
         self.auth.restore(data.get("auth", {}))
         self._attach()
 
     def save(self, path: str | None = None) -> str | None:
         target = path or self.state_file
         if target:
-            state_file.save(target, self.snapshot())
+            save_state(target, self.snapshot())
         return target
 
     # --- server lifecycle -----------------------------------------------------------------------
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        handler = type("Handler", (_Handler,), {"emulator": self})
+        handler = type("Handler", (RequestHandler,), {"emulator": self})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         real_port = self._server.server_address[1]
@@ -308,7 +272,7 @@ class Emulator:
 
     # --- request handling (called by the handler threads) ---------------------------------------
 
-    def answer(self, method: str, target: str, headers: Any, body: bytes) -> Answer:
+    def answer(self, method: str, target: str, headers: Message, body: bytes) -> Answer:
         split = urlsplit(target)
         path = split.path
         query: dict[str, str] = {}
@@ -319,18 +283,20 @@ class Emulator:
             if path.startswith(API_PREFIX + "/"):
                 out = self._api(method, path[len(API_PREFIX) :], query, headers, body)
             elif path in ("/oauth", "/oauth/"):
-                out = self._authorize(method, query, body)
+                out = authorize(self.auth, method, query, body, self.now())
             elif path == "/oauth/token":
-                out = self._token(method, body)
+                out = token_endpoint(self.auth, method, body, self.now())
             elif path.startswith("/_emulator/"):
-                out = self._control(method, path[len("/_emulator/") :], body)
+                out = control(self, method, path[len("/_emulator/") :], body)
             else:
                 out = Answer(404)
             self.requests.append((method, path, out.status))
         log.debug("%s %s -> %s", method, path, out.status)
         return out
 
-    def _api(self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes):
+    def _api(
+        self, method: str, path: str, query: dict[str, str], headers: Message, body: bytes
+    ) -> Answer:
         now = self.now()
         auth_header = headers.get("Authorization")
         bearer = (auth_header or "").lower().startswith("bearer ")
@@ -342,41 +308,35 @@ class Emulator:
             if not rule.matches(method, path) or not rule.decide():
                 continue
             if rule.kind in ("429", "429-bare"):
-                hdrs = _rate_headers(60, 0, rule.reset) if rule.kind == "429" else {}
-                return _error(429, 429, "Rate limit exceeded", hdrs)
+                hdrs = rate_headers(60, 0, rule.reset) if rule.kind == "429" else {}
+                return error_answer(429, 429, "Rate limit exceeded", hdrs)
             if rule.kind == "500":
-                return _error(500, 500, "Internal Server Error")
+                return error_answer(500, 500, "Internal Server Error")
             if rule.kind == "503":
-                return _error(503, 503, "Service Unavailable")
+                return error_answer(503, 503, "Service Unavailable")
             if rule.kind == "drop":
                 return Answer(0, action="drop")
             if rule.kind == "slow":
                 delay = rule.delay
             elif rule.kind == "truncate":
                 action = "truncate"
-            elif rule.kind == "expire":
+            elif rule.kind == "expire" and auth_header:  # a Bearer request (see above)
                 token = self.auth.tokens.get(auth_header.split(None, 1)[1].strip())
                 if token is not None:
                     token.expired = True
             break
         extra: dict[str, str] = {}
-        rl = self.rate_limit
-        if rl is not None:
-            if now >= rl.started + rl.window:
-                rl.started, rl.count = now, 0
-            rl.count += 1
-            reset = max(0, int(rl.started + rl.window - now + 0.999))
-            if rl.headers:
-                extra = _rate_headers(rl.limit, max(0, rl.limit - rl.count), reset)
-            if rl.count > rl.limit:
-                return _error(429, 429, "Rate limit exceeded", extra)
+        if self.rate_limit is not None:
+            extra, over = self.rate_limit.count_request(now)
+            if over:
+                return error_answer(429, 429, "Rate limit exceeded", extra)
         if method != "GET":
-            self.api.generation += 1  # any write invalidates pre-rendered pages
+            self.api.pages.invalidate()  # any write invalidates pre-rendered pages
         try:
             identity = self.auth.authenticate(auth_header, now)
             result: Result = self.api.handle(Ctx(method, path, query, body, identity, int(now)))
         except ApiError as exc:
-            out = _error(exc.status, exc.code, exc.message, {**extra, **exc.headers})
+            out = error_answer(exc.status, exc.code, exc.message, {**extra, **exc.headers})
             out.body = orjson.dumps(exc.body())
         else:
             if result.raw is not None:
@@ -398,64 +358,7 @@ class Emulator:
             except Exception:  # pre-rendering is an optimisation; never fail a connection
                 log.exception("pre-rendering failed")
 
-    def _authorize(self, method: str, query: dict[str, str], body: bytes) -> Answer:
-        params = query
-        if method == "POST":
-            params = {k.lower(): v for k, v in parse_qsl(body.decode("utf-8", "replace"))}
-        elif method != "GET":
-            return Answer(405)
-        client_id = params.get("client_id", "")
-        redirect_uri = params.get("redirect_uri", "")
-        scope = params.get("scope", "")
-        st = params.get("state", "")
-        try:
-            app = self.auth.check_authorize(client_id, redirect_uri)
-        except OAuthProblem as exc:
-            page = f"<!doctype html><title>Error</title><h1>{exc.error}</h1><p>{exc.description}"
-            return Answer(400, page.encode(), content_type="text/html; charset=utf-8")
-        if method == "GET":
-            hidden = "".join(
-                f'<input type="hidden" name="{k}" value="{html.escape(v)}">'
-                for k, v in (
-                    ("client_id", client_id),
-                    ("redirect_uri", redirect_uri),
-                    ("scope", scope),
-                    ("state", st),
-                )
-            )
-            page = (
-                "<!doctype html><html><head><meta charset='utf-8'>"
-                "<title>Authorize application</title></head><body>"
-                f"<h1>Allow app {html.escape(app.client_id)} to access your account?</h1>"
-                f"<p>Permissions: {html.escape(scope)}</p>"
-                f'<form method="post" action="/oauth">{hidden}'
-                '<button type="submit" name="decision" value="allow">Allow access</button> '
-                '<button type="submit" name="decision" value="deny">Deny</button>'
-                "</form></body></html>"
-            )
-            return Answer(200, page.encode(), content_type="text/html; charset=utf-8")
-        if params.get("decision", "allow") == "allow":
-            answer = {"code": self.auth.grant(client_id, redirect_uri, scope, self.now())}
-        else:
-            answer = {"error": "access_denied", "error_description": "The user denied access"}
-        if st:
-            answer["state"] = st
-        sep = "&" if "?" in redirect_uri else "?"
-        location = redirect_uri + sep + urlencode(answer)
-        return Answer(302, b"", {"Location": location}, content_type="text/plain")
-
-    def _token(self, method: str, body: bytes) -> Answer:
-        if method != "POST":
-            return Answer(405)
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        try:
-            tokens = self.auth.token_request(form, self.now())
-        except OAuthProblem as exc:
-            data = {"error": exc.error, "error_description": exc.description}
-            return Answer(exc.status, orjson.dumps(data))
-        return Answer(200, orjson.dumps(tokens))
-
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, object]:
         return {
             "base_url": self.base_url,
             "seed": self.seed,
@@ -491,132 +394,3 @@ class Emulator:
                 "headers": self.rate_limit.headers,
             },
         }
-
-    def _control(self, method: str, name: str, body: bytes) -> Answer:
-        try:
-            data = orjson.loads(body) if body.strip() else {}
-        except orjson.JSONDecodeError:
-            return Answer(400, orjson.dumps({"error": "body must be JSON"}))
-        if not isinstance(data, dict):
-            data = {}
-        ok = Answer(200, orjson.dumps({"ok": True}))
-        try:
-            if name == "state" and method == "GET":
-                return Answer(200, orjson.dumps(self.summary()))
-            if name in ("reset", "seed") and method == "POST":
-                self.reseed(
-                    data.get("seed_size"),
-                    data.get("seed"),
-                    data.get("person_offset"),
-                    data.get("lists"),
-                )
-                return Answer(200, orjson.dumps(self.summary()))
-            if name == "faults":
-                if method == "GET":
-                    return Answer(200, orjson.dumps([r.describe() for r in self.faults]))
-                if method == "POST":
-                    self.set_faults(data.get("spec"))
-                    return ok
-                if method == "DELETE":
-                    self.set_faults(None)
-                    return ok
-            if name == "revoke" and method == "POST":
-                return Answer(200, orjson.dumps({"revoked": self.revoke(data.get("token"))}))
-            if name == "expire" and method == "POST":
-                return Answer(200, orjson.dumps({"expired": self.expire(data.get("token"))}))
-            if name == "clock" and method == "POST":
-                self.advance(float(data.get("advance", 0)))
-                return Answer(200, orjson.dumps({"now": self.now()}))
-            if name == "ratelimit":
-                if method == "POST":
-                    self.set_rate_limit(
-                        int(data["limit"]),
-                        float(data.get("window", 60)),
-                        bool(data.get("headers", True)),
-                    )
-                    return ok
-                if method == "DELETE":
-                    self.set_rate_limit(None)
-                    return ok
-            if name == "token" and method == "POST":
-                return Answer(200, orjson.dumps(self.issue_token(data.get("client_id"))))
-            if name == "save" and method == "POST":
-                return Answer(200, orjson.dumps({"saved": self.save(data.get("path"))}))
-        except (FaultSpecError, KeyError, TypeError, ValueError) as exc:
-            return Answer(400, orjson.dumps({"error": str(exc)}))
-        return Answer(404)
-
-
-def state_file_load(path: str | None) -> dict[str, Any] | None:
-    return state_file.load(path) if path else None
-
-
-def _rate_headers(limit: int, remaining: int, reset: int) -> dict[str, str]:
-    return {
-        "X-RateLimit-Limit": str(limit),
-        "X-RateLimit-Remaining": str(remaining),
-        "X-RateLimit-Reset": str(reset),
-    }
-
-
-def _error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Answer:
-    return Answer(status, orjson.dumps({"Code": code, "Message": message}), headers or {})
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "cmtoolkit-emulator"
-    sys_version = ""
-    emulator: Emulator
-
-    def setup(self) -> None:
-        super().setup()
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # request lines may carry emails; the emulator logs method and path itself
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        out = self.emulator.answer(self.command, self.path, self.headers, body)
-        if out.action == "drop":
-            self._close()
-            return
-        if out.delay:
-            time.sleep(out.delay)
-        self.send_response(out.status)
-        self.send_header("Content-Type", out.content_type)
-        for k, v in (out.headers or {}).items():
-            self.send_header(k, v)
-        if out.action == "truncate":
-            self.send_header("Content-Length", str(len(out.body) + 64))
-            self.end_headers()
-            self.wfile.write(out.body[: len(out.body) // 2])
-            self.wfile.flush()
-            self._close()
-            return
-        self.send_header("Content-Length", str(len(out.body)))
-        if self.command != "HEAD":
-            # One write for head and body: two small writes meet Nagle + delayed ACK (40 ms).
-            self._headers_buffer.append(b"\r\n" + out.body)
-            self.flush_headers()
-        else:
-            self.end_headers()
-        if out.after is not None:
-            self.wfile.flush()
-            self.emulator.after_answer(out.after)
-
-    def _close(self) -> None:
-        self.close_connection = True
-        try:
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
-
-
-STATE_NAMES = STATES

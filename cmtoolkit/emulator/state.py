@@ -14,14 +14,10 @@ from typing import Any
 
 import orjson
 
-from cmtoolkit.emulator.account import (
-    Account,
-    Client,
-    CustomField,
-    MailingList,
-    Segment,
-    Suppressed,
-)
+from cmtoolkit.emulator.account import Account, Client, Suppressed
+from cmtoolkit.emulator.custom_field import CustomField
+from cmtoolkit.emulator.mailing_list import MailingList
+from cmtoolkit.emulator.segment import Segment
 
 FORMAT = "cmtoolkit-emulator-state/1"
 
@@ -107,7 +103,7 @@ def _load_list(d: dict[str, Any]) -> MailingList:
     return lst
 
 
-def save(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
+def save_state(path: str | os.PathLike[str], payload: dict[str, object]) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
@@ -117,7 +113,7 @@ def save(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
         os.chmod(target, 0o600)  # the snapshot holds the client API key and tokens
 
 
-def load(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+def load_state(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     target = Path(path)
     if not target.exists():
         return None

@@ -548,18 +548,18 @@ def test_page_cache_keeps_pages_within_its_budget_until_a_write(emulator_factory
     http = Http(emu)
     path = f"/lists/{http.lid}/active.json"
     first = [http.get(path, page=p, pagesize=10).json() for p in (1, 2, 3)]
-    assert len(emu.api._pages) == 3
+    assert len(emu.api.pages) == 3
     assert [http.get(path, page=p, pagesize=10).json() for p in (1, 2, 3)] == first
     http.add("aaaa@example.com")  # sorts first: shifts every page
     assert http.get(path, page=2, pagesize=10).json()["Results"][0] == first[0]["Results"][-1]
-    assert len(emu.api._pages) == 1  # the write dropped every page rendered before it
+    assert len(emu.api.pages) == 1  # the write dropped every page rendered before it
 
-    emu.api.page_cache_bytes = 1  # over budget: only the newest page is kept
+    emu.api.pages.budget = 1  # over budget: only the newest page is kept
     for p in (1, 2, 3):
         http.get(path, page=p, pagesize=10)
-    assert len(emu.api._pages) == 1
+    assert len(emu.api.pages) == 1
 
     default = emulator_factory(seed_size=100)  # no budget: a served page is never kept
     http = Http(default)
     http.get(f"/lists/{http.lid}/active.json", page=1, pagesize=10)
-    assert default.api._pages == {}
+    assert len(default.api.pages) == 0

@@ -17,7 +17,7 @@ from cmtoolkit.connection.model import (
     ExportGoal,
     ExportMapping,
 )
-from cmtoolkit.emulator.account import BOUNCED
+from cmtoolkit.emulator import BOUNCED
 from cmtoolkit.errors import BadRequest
 from cmtoolkit.sync import preview, sync
 from cmtoolkit.sync.exports import FieldType, GoalSpec, Value, plan_statements
