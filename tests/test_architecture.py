@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,6 +241,25 @@ def test_lower_layers_never_import_higher_ones() -> None:
     assert not wrong, (
         "imports against the layering (move the code down to a layer both can use, or pass the "
         "higher object in as a parameter):\n" + "\n".join(wrong)
+    )
+
+
+OUTSIDE = re.compile(r"""\.\./shared|shared/fixtures|["']shared["']|/work/""")
+
+
+def test_tests_read_nothing_outside_the_repository() -> None:
+    """A fresh clone alone must pass: samples live in tests/fixtures (the cm_samples fixture)."""
+    here = Path(__file__).resolve()
+    wrong = [
+        f"  {path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "tests").rglob("*"))
+        if path.suffix in {".py", ".ipynb", ".yaml", ".yml", ".cfg", ".toml"} and path != here
+        for number, line in enumerate(path.read_text("utf-8", "replace").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
+    assert not wrong, (
+        "tests that reach outside the repository (copy the file into tests/fixtures/ and read it "
+        "through the cm_samples fixture of tests/conftest.py):\n" + "\n".join(wrong)
     )
 
 
