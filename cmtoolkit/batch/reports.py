@@ -1,8 +1,8 @@
 """Executed notebooks turned into shareable reports, and the workspace's report index.
 
 A report is three files in ``<workspace>/reports/<connection>/``, named
-``<UTC time>_<goal>``: the scrubbed ``.ipynb``, its ``.html`` and a ``.json`` summary (connection,
-goal, state, counts, duration, error, run id) that the index reads.
+``<UTC time>_<goal>``: the scrubbed ``.ipynb``, its ``.html`` and a ``.json`` record that the index
+reads: the run (:meth:`Run.to_dict`) plus the report's own fields (:class:`Report`).
 
 Scrubbing (see the papermill leak matrix in the shared reference, §1.2, §4): the
 ``injected-parameters`` cell, ``metadata.papermill`` (notebook and cells), widget state and
@@ -18,13 +18,20 @@ import html
 import json
 import os
 import re
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import nbformat
+from nbconvert import HTMLExporter
+from nbformat import NotebookNode
+from traitlets.config import Config
+
+from cmtoolkit.sync import Run, RunState, ledger
+from cmtoolkit.widgets import run_from_dict
+from cmtoolkit.workspace import Workspace
 
 HEADER_TAG = "cmtoolkit-report-header"
 REMOVED_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
@@ -32,24 +39,36 @@ REDACTED = "[redacted]"
 
 
 @dataclass
-class ReportSummary:
-    connection: str
-    goal: str
-    state: str  # FINISHED | FAILED | PREVIEW
-    started_at: str  # ISO, UTC
-    ended_at: str
-    duration_s: float
-    counts: dict[str, int] = field(default_factory=dict)
-    error: str | None = None
-    run_id: str | None = None
-    dry_run: bool = False
-    full: bool = False
+class Report:
+    """One run's report: the run, the notebook executed and the report files (relative to the
+    reports folder, set once written)."""
+
+    run: Run
     notebook: str | None = None  # the executed notebook's file name (no path)
-    ipynb: str | None = None  # report files, relative to the reports folder
+    ipynb: str | None = None
     html: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, object]:
+        return {
+            **self.run.to_dict(),
+            "notebook": self.notebook,
+            "ipynb": self.ipynb,
+            "html": self.html,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Report:
+        """Read a ``.json`` record (those written before :class:`Report` have the same keys)."""
+        return cls(
+            run_from_dict(data),
+            notebook=_text(data.get("notebook")),
+            ipynb=_text(data.get("ipynb")),
+            html=_text(data.get("html")),
+        )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 # --- scrubbing ---------------------------------------------------------------------------------
@@ -72,7 +91,7 @@ def _redact_tree(value: Any, secrets: list[str]) -> Any:
     return value
 
 
-def scrub(nb: Any, secrets: Iterable[str] = ()) -> Any:
+def scrub(nb: NotebookNode, secrets: Iterable[str] = ()) -> NotebookNode:
     """The notebook without injected parameters, papermill metadata, widget state or secrets."""
     secrets = [s for s in secrets if s]
     cells = []
@@ -91,36 +110,36 @@ def scrub(nb: Any, secrets: Iterable[str] = ()) -> Any:
     return nb
 
 
-def _is_papermill_anchor(cell: Any) -> bool:
+def _is_papermill_anchor(cell: NotebookNode) -> bool:
     return cell.cell_type == "markdown" and '<span id="papermill-error-cell"' in cell.source
 
 
-def add_header(nb: Any, summary: ReportSummary) -> Any:
+def add_header(nb: NotebookNode, report: Report) -> NotebookNode:
     """Put the run's outcome first: a banner for a failure, a status line otherwise."""
-    nb.cells.insert(0, nbformat.v4.new_markdown_cell(header_markdown(summary)))
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(header_markdown(report.run)))
     nb.cells[0].metadata["tags"] = [HEADER_TAG]
     return nb
 
 
-def header_markdown(s: ReportSummary) -> str:
-    what = f"{html.escape(s.goal)} of <b>{html.escape(s.connection)}</b>"
-    when = f"{s.started_at} UTC, {s.duration_s:.1f} s"
-    counts = _counts_text(s.counts)
-    run = f" · run <code>{html.escape(s.run_id)}</code>" if s.run_id else ""
-    kind = " (dry run: nothing written)" if s.dry_run else ""
-    if s.state == "FAILED":
+def header_markdown(run: Run) -> str:
+    what = f"{html.escape(run.goal)} of <b>{html.escape(run.connection)}</b>"
+    when = f"{run.started_at.isoformat(timespec='seconds')} UTC, {run.duration_s or 0:.1f} s"
+    counts = _counts_text(run.counts)
+    ran = f" · run <code>{html.escape(run.run_id)}</code>" if run.run_id else ""
+    kind = " (dry run: nothing written)" if run.dry_run else ""
+    if run.state is RunState.FAILED:
         return (
             '<div class="cmtoolkit-banner cmtoolkit-failed" style="border:2px solid #b00020;'
             'background:#fde7ea;color:#5f0010;padding:12px 16px;border-radius:6px">\n'
-            f"<h2 style='margin-top:0'>Run FAILED: {what}{kind}</h2>\n"
-            f"<p><b>Error:</b> <code>{html.escape(s.error or 'unknown error')}</code></p>\n"
-            f"<p>{when}{run}</p>\n</div>"
+            f"<h2 style='margin-top:0'>Run {RunState.FAILED}: {what}{kind}</h2>\n"
+            f"<p><b>Error:</b> <code>{html.escape(run.error or 'unknown error')}</code></p>\n"
+            f"<p>{when}{ran}</p>\n</div>"
         )
     return (
         '<div class="cmtoolkit-banner cmtoolkit-ok" style="border:1px solid #2e7d32;'
         'background:#edf7ee;padding:12px 16px;border-radius:6px">\n'
-        f"<h2 style='margin-top:0'>Run {html.escape(s.state)}: {what}{kind}</h2>\n"
-        f"<p>{html.escape(counts)}</p>\n<p>{when}{run}</p>\n</div>"
+        f"<h2 style='margin-top:0'>Run {html.escape(run.state)}: {what}{kind}</h2>\n"
+        f"<p>{html.escape(counts)}</p>\n<p>{when}{ran}</p>\n</div>"
     )
 
 
@@ -131,10 +150,7 @@ def _counts_text(counts: dict[str, int]) -> str:
 # --- HTML ---------------------------------------------------------------------------------------
 
 
-def render_html(nb: Any, title: str) -> str:
-    from nbconvert import HTMLExporter
-    from traitlets.config import Config
-
+def render_html(nb: NotebookNode, title: str) -> str:
     config = Config()
     config.TemplateExporter.exclude_input = True
     config.TemplateExporter.exclude_input_prompt = True
@@ -155,23 +171,24 @@ def report_stem(started: datetime, goal: str) -> str:
 
 
 def write_report(
-    reports_dir: Path, connection_slug: str, nb: Any, summary: ReportSummary
-) -> ReportSummary:
-    """Write ``.ipynb``, ``.html`` and ``.json`` (each atomically); returns the summary."""
+    reports_dir: Path, connection_slug: str, nb: NotebookNode, report: Report
+) -> Report:
+    """Write ``.ipynb``, ``.html`` and ``.json`` (each atomically); returns the report."""
     folder = Path(reports_dir) / connection_slug
     folder.mkdir(parents=True, exist_ok=True)
-    stem = report_stem(datetime.fromisoformat(summary.started_at), summary.goal)
-    n = 1
+    base = report_stem(report.run.started_at, report.run.goal)
+    stem, n = base, 1
     while (folder / f"{stem}.json").exists():  # two runs in the same second
         n += 1
-        stem = f"{report_stem(datetime.fromisoformat(summary.started_at), summary.goal)}-{n}"
-    summary.ipynb = f"{connection_slug}/{stem}.ipynb"
-    summary.html = f"{connection_slug}/{stem}.html"
+        stem = f"{base}-{n}"
+    report.ipynb = f"{connection_slug}/{stem}.ipynb"
+    report.html = f"{connection_slug}/{stem}.html"
     _atomic_write(folder / f"{stem}.ipynb", nbformat.writes(nb))
-    title = f"{summary.connection} {summary.goal} {summary.started_at}"
+    started = report.run.started_at.isoformat(timespec="seconds")
+    title = f"{report.run.connection} {report.run.goal} {started}"
     _atomic_write(folder / f"{stem}.html", render_html(nb, title))
-    _atomic_write(folder / f"{stem}.json", json.dumps(summary.to_dict(), indent=2))
-    return summary
+    _atomic_write(folder / f"{stem}.json", json.dumps(report.to_dict(), indent=2, default=str))
+    return report
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -180,74 +197,77 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def read_summaries(reports_dir: Path) -> list[ReportSummary]:
+def read_reports(reports_dir: Path) -> list[Report]:
     out = []
     for path in Path(reports_dir).glob("*/*.json"):
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            out.append(ReportSummary(**data))
-        except (ValueError, TypeError):
+            out.append(Report.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+        except (KeyError, TypeError, ValueError):
             continue
     return out
 
 
 # --- the index -----------------------------------------------------------------------------------
 
-_STATE_COLOURS = {"FINISHED": "#2e7d32", "FAILED": "#b00020", "PREVIEW": "#1565c0"}
+_STATE_COLOURS = {
+    RunState.FINISHED: "#2e7d32",
+    RunState.FAILED: "#b00020",
+    RunState.PREVIEW: "#1565c0",
+}
 
 
-def index_rows(workspace: Any, limit: int = 1000) -> list[dict[str, Any]]:
-    """Every run, newest first: ledger runs joined with report summaries by run id.
+class IndexRow(TypedDict):
+    started_at: str
+    connection: str
+    goal: str
+    state: RunState
+    counts: dict[str, int]
+    duration_s: float | None
+    error: str | None
+    run_id: str | None
+    html: str | None
+    ipynb: str | None
+
+
+def index_rows(workspace: Workspace, limit: int = 1000) -> list[IndexRow]:
+    """Every run, newest first: ledger runs joined with their reports by run id.
 
     Ledger runs without a report (``cmtoolkit sync``) and reports without a ledger run (dry runs,
-    runs that failed before the engine started) are both listed.
+    reports written before the ledger knew the run) are both listed.
     """
-    from cmtoolkit.sync import ledger
-
-    summaries = read_summaries(workspace.reports_dir)
-    by_run = {s.run_id: s for s in summaries if s.run_id}
-    rows: list[dict[str, Any]] = []
+    reports = read_reports(workspace.reports_dir)
+    by_run = {rep.run.run_id: rep for rep in reports if rep.run.run_id}
+    rows: list[IndexRow] = []
     with workspace.store.connect() as con:
         runs = ledger.history(con, None, limit)
     for r in runs:
-        s = by_run.pop(r.run_id, None)
-        rows.append(
-            {
-                "started_at": r.started_at.isoformat(timespec="seconds"),
-                "connection": r.connection,
-                "goal": r.goal + (" (full)" if r.full else ""),
-                "state": r.state,
-                "counts": r.counts,
-                "duration_s": s.duration_s if s else r.duration_s,
-                "error": r.error,
-                "run_id": r.run_id,
-                "html": s.html if s else None,
-                "ipynb": s.ipynb if s else None,
-            }
-        )
-    for s in summaries:
-        if s.run_id and s.run_id not in by_run:
+        rep = by_run.pop(r.run_id, None) if r.run_id else None
+        rows.append(_row(r, rep, r.goal + (" (full)" if r.full else "")))
+    for rep in reports:
+        if rep.run.run_id and rep.run.run_id not in by_run:
             continue  # already joined to its ledger run
-        rows.append(
-            {
-                "started_at": datetime.fromisoformat(s.started_at).isoformat(timespec="seconds"),
-                "connection": s.connection,
-                "goal": s.goal + (" (dry run)" if s.dry_run else ""),
-                "state": s.state,
-                "counts": s.counts,
-                "duration_s": s.duration_s,
-                "error": s.error,
-                "run_id": s.run_id,
-                "html": s.html,
-                "ipynb": s.ipynb,
-            }
-        )
+        rows.append(_row(rep.run, rep, rep.run.goal + (" (dry run)" if rep.run.dry_run else "")))
     rows.sort(key=lambda row: (row["started_at"], row["run_id"] or ""), reverse=True)
     return rows[:limit]
 
 
-def write_index(workspace: Any, secrets: Iterable[str] = ()) -> Path:
-    """(Re)write ``reports/index.html`` from the ledger and the report summaries."""
+def _row(run: Run, report: Report | None, goal: str) -> IndexRow:
+    return {
+        "started_at": run.started_at.isoformat(timespec="seconds"),
+        "connection": run.connection,
+        "goal": goal,
+        "state": run.state,
+        "counts": run.counts,
+        "duration_s": run.duration_s,
+        "error": run.error,
+        "run_id": run.run_id,
+        "html": report.html if report else None,
+        "ipynb": report.ipynb if report else None,
+    }
+
+
+def write_index(workspace: Workspace, secrets: Iterable[str] = ()) -> Path:
+    """(Re)write ``reports/index.html`` from the ledger and the reports."""
     rows = index_rows(workspace)
     body = []
     for row in rows:
@@ -257,14 +277,13 @@ def write_index(workspace: Any, secrets: Iterable[str] = ()) -> Path:
         )
         took = f"{row['duration_s']:.1f} s" if row["duration_s"] is not None else "–"
         links = " ".join(
-            f'<a href="{html.escape(row[k])}">{label}</a>'
-            for k, label in (("html", "report"), ("ipynb", "notebook"))
-            if row[k]
+            f'<a href="{html.escape(path)}">{label}</a>'
+            for path, label in ((row["html"], "report"), (row["ipynb"], "notebook"))
+            if path
         )
-        error = (
-            f'<div class="error">{html.escape(redact(row["error"], secrets))}</div>'
-            if row["error"]
-            else ""
+        error = row["error"]
+        error_html = (
+            f'<div class="error">{html.escape(redact(error, secrets))}</div>' if error else ""
         )
         body.append(
             "<tr>"
@@ -272,7 +291,7 @@ def write_index(workspace: Any, secrets: Iterable[str] = ()) -> Path:
             f"<td>{html.escape(row['connection'])}</td>"
             f"<td>{html.escape(row['goal'])}</td>"
             f'<td><span class="state" style="color:{colour}">{html.escape(row["state"])}</span>'
-            f"{error}</td>"
+            f"{error_html}</td>"
             f"<td>{counts or '–'}</td>"
             f"<td>{took}</td>"
             f"<td>{links or '–'}</td>"
@@ -318,13 +337,17 @@ def slug(name: str) -> str:
 
 
 __all__ = [
-    "ReportSummary",
+    "IndexRow",
+    "Report",
     "add_header",
+    "header_markdown",
     "index_rows",
-    "read_summaries",
+    "read_reports",
     "redact",
     "render_html",
+    "report_stem",
     "scrub",
+    "slug",
     "write_index",
     "write_report",
 ]

@@ -5,8 +5,13 @@ One run takes the connection's run lock in this process and hands it to the kern
 ``cmtoolkit run`` or ``sync`` of the same connection is refused. For each goal it executes the
 goal's notebook with papermill (kernel ``cmtoolkit``; parameters carry names and paths only,
 passed as Python strings and booleans, never coerced; ``store_widget_state=False``) into a private
-temporary file, reads the outcome from the run ledger, writes the scrubbed report
-(:mod:`cmtoolkit.batch.reports`), refreshes ``reports/index.html`` and processes alerts.
+temporary file, writes the scrubbed report (:mod:`cmtoolkit.batch.reports`), refreshes
+``reports/index.html`` and processes alerts.
+
+A real run is recorded ``STARTING`` here and its ``run_id`` passed to the notebook, whose run
+continues it (:func:`cmtoolkit.widgets.notebook.run_step`); afterwards the ledger says what became
+of that run. A dry run has no run id: its counts are the result the notebook published
+(:func:`cmtoolkit.widgets.publish`).
 
 The goal notebooks are ``notebooks/02_import.ipynb`` (import) and ``notebooks/03_export.ipynb``
 (export, targeting), found in ``$CMTOOLKIT_NOTEBOOKS`` or the source tree; when they are not
@@ -20,27 +25,28 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import nbformat
+import papermill as pm
+from jupyter_client.kernelspec import KernelSpecManager
+from papermill.exceptions import PapermillExecutionError
 
 from cmtoolkit.batch import alerts as alerting
-from cmtoolkit.batch.reports import (
-    ReportSummary,
-    add_header,
-    redact,
-    scrub,
-    slug,
-    write_index,
-)
+from cmtoolkit.batch.reports import Report, add_header, redact, scrub, slug, write_index
 from cmtoolkit.batch.reports import write_report as _write_report
+from cmtoolkit.connection.file import find_connection, load_connection
+from cmtoolkit.connection.model import Connection
+from cmtoolkit.credentials import load_credential
 from cmtoolkit.errors import ConfigurationError, CredentialError
-from cmtoolkit.sync.ledger import utc_now
+from cmtoolkit.sync import Run, RunState, ledger, resolve_goals, utc_now
+from cmtoolkit.sync.locking import RunLock
+from cmtoolkit.widgets import published_run
+from cmtoolkit.workspace import Workspace
 
 log = logging.getLogger("cmtoolkit.batch")
 
@@ -51,20 +57,27 @@ GOAL_NOTEBOOKS = {
     "export": "03_export.ipynb",
     "targeting": "03_export.ipynb",
 }
-RESULT_MIME = "application/vnd.cmtoolkit.result+json"
+
+Notebooks = Mapping[str, str | os.PathLike[str]] | str | os.PathLike[str]
 
 
 @dataclass
 class BatchResult:
+    """The reports of one ``cmtoolkit run``, one per goal run, and the index they are in."""
+
     connection: str
-    goals: list[ReportSummary] = field(default_factory=list)
+    reports: list[Report] = field(default_factory=list)
     index: Path | None = None
 
     @property
-    def ok(self) -> bool:
-        return bool(self.goals) and all(g.state in ("FINISHED", "PREVIEW") for g in self.goals)
+    def runs(self) -> list[Run]:
+        return [r.run for r in self.reports]
 
-    def to_dict(self, reports_dir: Path | None = None) -> dict[str, Any]:
+    @property
+    def ok(self) -> bool:
+        return bool(self.reports) and all(r.run.ok for r in self.reports)
+
+    def to_dict(self, reports_dir: Path | None = None) -> dict[str, object]:
         def where(rel: str | None) -> str | None:
             return str(reports_dir / rel) if rel and reports_dir else rel
 
@@ -73,7 +86,8 @@ class BatchResult:
             "ok": self.ok,
             "index": str(self.index) if self.index else None,
             "runs": [
-                {**g.to_dict(), "ipynb": where(g.ipynb), "html": where(g.html)} for g in self.goals
+                {**r.to_dict(), "ipynb": where(r.ipynb), "html": where(r.html)}
+                for r in self.reports
             ],
         }
 
@@ -86,13 +100,13 @@ def default_notebooks_dir() -> Path:
 
 
 def run_connection(
-    workspace: str | os.PathLike[str],
+    workspace: Workspace | str | os.PathLike[str],
     connection: str,
     goal: str = "all",
     *,
     dry_run: bool = False,
     full: bool = False,
-    notebooks: Mapping[str, str | os.PathLike[str]] | str | os.PathLike[str] | None = None,
+    notebooks: Notebooks | None = None,
     kernel_name: str = KERNEL_NAME,
     execution_timeout: float | None = None,
     progress_bar: bool = False,
@@ -104,12 +118,7 @@ def run_connection(
     (tests use tiny purpose-built notebooks). Raises :class:`RunInProgress` when the connection
     is already running and :class:`ConfigurationError` for what must be fixed before any run.
     """
-    from cmtoolkit.connection.file import find_connection, load_connection
-    from cmtoolkit.sync import resolve_goals
-    from cmtoolkit.sync.locking import RunLock
-    from cmtoolkit.workspace import Workspace
-
-    ws = Workspace.open(workspace)
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     path = find_connection(ws.path, connection)
     conn = load_connection(path)
     settings = alerting.AlertSettings.parse(conn.alerts, file=str(path))
@@ -119,7 +128,7 @@ def run_connection(
     result = BatchResult(conn.name)
     with RunLock(ws.path, conn.name) as lock:
         for g in goals:
-            summary = _run_goal(
+            report = _run_goal(
                 ws,
                 conn,
                 g,
@@ -132,18 +141,18 @@ def run_connection(
                 child_env=lock.child_env(),
                 secrets=secrets,
             )
-            result.goals.append(summary)
+            result.reports.append(report)
             if not dry_run:
-                _alert(ws, settings, summary, alert_sender)
-            if summary.state == "FAILED":
+                _alert(ws, settings, report, alert_sender)
+            if report.run.state is RunState.FAILED:
                 break
     result.index = write_index(ws, secrets)
     return result
 
 
 def _run_goal(
-    ws: Any,
-    conn: Any,
+    ws: Workspace,
+    conn: Connection,
     goal: str,
     notebook: Path,
     *,
@@ -154,12 +163,13 @@ def _run_goal(
     progress_bar: bool,
     child_env: dict[str, str],
     secrets: list[str],
-) -> ReportSummary:
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
-    from cmtoolkit.sync import ledger
-
+) -> Report:
+    """Execute ``goal``'s notebook; the report of the run it made (a real run is allocated here
+    and its id handed to the notebook, so the ledger says what became of it)."""
+    run_id: str | None = None
+    if not dry_run:
+        with ws.store.transaction() as con:
+            run_id = ledger.start_run(con, conn.name, goal, full=full)
     parameters = {
         "connection": conn.name,
         "workspace": str(ws.path.resolve()),
@@ -167,10 +177,9 @@ def _run_goal(
         "goal": goal,
         "dry_run": dry_run,
         "full": full,
+        "run_id": run_id,
     }
-    before = _run_ids(ws, conn.name)
     started = utc_now()
-    t0 = time.monotonic()
     error: str | None = None
     with tempfile.TemporaryDirectory(prefix="cmtoolkit-run-") as tmp:
         out = Path(tmp) / "executed.ipynb"  # papermill saves as it goes: keep it private
@@ -192,70 +201,82 @@ def _run_goal(
         except Exception as exc:  # dead kernel, cell timeout, missing kernel, ...
             error = f"{type(exc).__name__}: {exc}"
         nb = nbformat.read(out, as_version=4) if out.exists() else nbformat.read(notebook, 4)
-    ended = utc_now()
-    published = _published_result(nb)
-    counts: dict[str, int] = dict(published.get("counts") or {}) if published else {}
-    run_id: str | None = None
-    state = "FAILED" if error else ("PREVIEW" if dry_run else "FINISHED")
-    if not dry_run:
-        runs = [r for r in _new_runs(ws, conn.name, before) if r.goal == goal]
-        if runs:
-            run = runs[0]
-            run_id, counts = run.run_id, run.counts or counts
-            if run.state == "FAILED":
-                state, error = "FAILED", run.error or error
-            elif run.state != "FINISHED":  # the kernel died mid-run: record it
-                state = "FAILED"
-                error = error or "the notebook ended before the run finished"
-                with ws.store.transaction() as con:
-                    ledger.fail_run(con, run_id, error)
-            elif error:
-                error = f"the run finished but its report notebook failed: {error}"
-        else:
-            if not error:
-                state = "FAILED"
-                error = f"the notebook {notebook.name} finished without running the {goal} goal"
-            with ws.store.transaction() as con:  # on record, so history shows it
-                run_id = ledger.start_run(con, conn.name, goal, full=full)
-                ledger.fail_run(con, run_id, redact(error, secrets))
-    if error:
-        error = redact(error, secrets)
-    summary = ReportSummary(
-        connection=conn.name,
-        goal=goal,
-        state=state,
-        started_at=started.isoformat(timespec="seconds"),
-        ended_at=ended.isoformat(timespec="seconds"),
-        duration_s=round(time.monotonic() - t0, 3),
-        counts=counts,
-        error=error,
-        run_id=run_id,
-        dry_run=dry_run,
+    if run_id is None:
+        run = _preview(conn, goal, full, started, published_run(nb), error)
+    else:
+        run = _outcome(ws, run_id, notebook, error, secrets)
+    if run.error:
+        run = replace(run, error=redact(run.error, secrets))
+    report = Report(run, notebook=notebook.name)
+    nb = add_header(scrub(nb, secrets), report)
+    return _write_report(ws.reports_dir, slug(conn.name), nb, report)
+
+
+def _preview(
+    conn: Connection,
+    goal: str,
+    full: bool,
+    started: datetime,
+    published: Run | None,
+    error: str | None,
+) -> Run:
+    """A dry run as the notebook published it; the notebook's error makes it FAILED."""
+    return Run(
+        conn.name,
+        goal,
+        RunState.FAILED if error else RunState.PREVIEW,
+        dict(published.counts) if published else {},
+        started,
+        utc_now(),
         full=full,
-        notebook=notebook.name,
+        dry_run=True,
+        error=error,
     )
-    nb = add_header(scrub(nb, secrets), summary)
-    return _write_report(ws.reports_dir, slug(conn.name), nb, summary)
+
+
+def _outcome(
+    ws: Workspace, run_id: str, notebook: Path, error: str | None, secrets: list[str]
+) -> Run:
+    """The run as the ledger has it; a run the notebook left unfinished is recorded FAILED."""
+    with ws.store.connect() as con:
+        run = ledger.get_run(con, run_id)
+    if run is None:  # cannot happen: the run was recorded before the notebook started
+        raise ConfigurationError(f"run {run_id} is missing from the ledger")
+    if run.state is RunState.FINISHED:
+        if error:
+            return replace(run, error=f"the run finished but its report notebook failed: {error}")
+        return run
+    if run.state is RunState.FAILED:
+        return replace(run, error=run.error or error)
+    if not error:
+        error = (
+            f"the notebook {notebook.name} finished without running the {run.goal} goal"
+            if run.state is RunState.STARTING
+            else "the notebook ended before the run finished"
+        )
+    with ws.store.transaction() as con:  # on record, so history shows it
+        ledger.fail_run(con, run_id, redact(error, secrets))
+    with ws.store.connect() as con:
+        return ledger.get_run(con, run_id) or replace(run, state=RunState.FAILED, error=error)
 
 
 def _alert(
-    ws: Any,
+    ws: Workspace,
     settings: alerting.AlertSettings | None,
-    summary: ReportSummary,
+    report: Report,
     sender: alerting.Sender | None,
 ) -> None:
     if settings is None:
         return
-    from cmtoolkit.sync import ledger
-
+    run = report.run
     with ws.store.connect() as con:
-        runs = ledger.history(con, summary.connection, 200)
+        runs = ledger.history(con, run.connection, 200)
     previous = [
         sum(r.counts.values())
         for r in runs
-        if r.goal == summary.goal and r.state == "FINISHED" and r.run_id != summary.run_id
+        if r.goal == run.goal and r.state is RunState.FINISHED and r.run_id != run.run_id
     ]
-    payload = {**summary.to_dict(), "report_html": str(ws.reports_dir / summary.html)}
+    payload = {**report.to_dict(), "report_html": str(ws.reports_dir / (report.html or ""))}
     alerting.process(ws.path, settings, payload, previous, send=sender)
 
 
@@ -263,8 +284,6 @@ def _alert(
 
 
 def check_kernel(name: str) -> None:
-    from jupyter_client.kernelspec import KernelSpecManager
-
     if name not in KernelSpecManager().find_kernel_specs():
         raise ConfigurationError(
             f"no Jupyter kernel named {name!r}; install it into this environment with "
@@ -272,10 +291,8 @@ def check_kernel(name: str) -> None:
         )
 
 
-def connection_secrets(conn: Any) -> list[str]:
+def connection_secrets(conn: Connection) -> list[str]:
     """The secret values behind the connection's credential, to redact from anything written."""
-    from cmtoolkit.credentials import load_credential
-
     try:
         cred = load_credential(conn.campaign_monitor.credential)
     except CredentialError:
@@ -288,7 +305,7 @@ def connection_secrets(conn: Any) -> list[str]:
     return [v for v in values if len(v) >= 6]
 
 
-def _notebook_for(goal: str, notebooks: Any) -> Path:
+def _notebook_for(goal: str, notebooks: Notebooks | None) -> Path:
     if isinstance(notebooks, Mapping):
         if goal not in notebooks:
             raise ConfigurationError(f"no notebook given for the {goal} goal")
@@ -310,7 +327,7 @@ def builtin_goal_notebook() -> Path:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell(
         'connection = "demo"\nworkspace = "workspace"\ninteractive = True\n'
-        'goal = "import"\ndry_run = False\nfull = False'
+        'goal = "import"\ndry_run = False\nfull = False\nrun_id = None'
     )
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
@@ -327,36 +344,17 @@ def builtin_goal_notebook() -> Path:
 
 
 BUILTIN_GOAL_CODE = """\
-from cmtoolkit import Workspace
-from cmtoolkit.batch import run_goal_in_notebook
+from cmtoolkit.widgets import notebook as nb
 
-result = run_goal_in_notebook(
-    Workspace(workspace), connection, goal, dry_run=dry_run, full=full, interactive=interactive
+editor = nb.open_editor(workspace, connection)
+results = nb.run_step(
+    editor,
+    nb.goals_for(editor, goal, ("import", "export", "targeting")),
+    interactive=interactive,
+    dry_run=dry_run,
+    full=full,
+    run_id=run_id,
 )"""
-
-
-def _published_result(nb: Any) -> dict[str, Any] | None:
-    for cell in reversed(nb.cells):
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            if RESULT_MIME in data:
-                value = data[RESULT_MIME]
-                return value if isinstance(value, dict) else None
-    return None
-
-
-def _run_ids(ws: Any, connection: str) -> set[str]:
-    from cmtoolkit.sync import ledger
-
-    with ws.store.connect() as con:
-        return {r.run_id for r in ledger.history(con, connection, 1000)}
-
-
-def _new_runs(ws: Any, connection: str, before: set[str]) -> list[Any]:
-    from cmtoolkit.sync import ledger
-
-    with ws.store.connect() as con:
-        return [r for r in ledger.history(con, connection, 50) if r.run_id not in before]
 
 
 @contextmanager
@@ -406,10 +404,10 @@ def _redacted_logging(secrets: list[str]) -> Iterator[None]:
 __all__ = [
     "GOAL_NOTEBOOKS",
     "KERNEL_NAME",
-    "RESULT_MIME",
     "BatchResult",
     "builtin_goal_notebook",
     "check_kernel",
     "connection_secrets",
+    "default_notebooks_dir",
     "run_connection",
 ]

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cmtoolkit.connection.cron import CRON_FIELDS, cron_problem
+from cmtoolkit.connection.file import iter_connections
 from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.sync.ledger import utc_now
 
@@ -173,8 +174,6 @@ class Scheduled:
 
 def scheduled_connections(workspace: Path, now: datetime | None = None) -> list[Scheduled]:
     """Enabled connections with a schedule, soonest first."""
-    from cmtoolkit.connection.file import iter_connections
-
     now = now or utc_now()
     out = []
     for conn in iter_connections(Path(workspace)):

@@ -15,6 +15,7 @@ import uuid
 
 import duckdb
 
+from cmtoolkit.errors import RunError
 from cmtoolkit.sync.run import Run, RunState, utc_now
 
 # The tables (runs, run_rows, import_state, export_state) are migration 2 of
@@ -46,6 +47,35 @@ def start_run(con: duckdb.DuckDBPyConnection, connection: str, goal: str, *, ful
         },
     )
     return run_id
+
+
+def claim_run(
+    con: duckdb.DuckDBPyConnection, run_id: str, connection: str, goal: str, *, full: bool
+) -> None:
+    """Continue a run that :func:`start_run` recorded in another process (``cmtoolkit run``
+    allocates the run and hands its id to the goal notebook). It must still be STARTING and be
+    of this connection and goal; earlier runs are left alone (the allocation dealt with them).
+    """
+    claimed = con.execute(
+        """
+        UPDATE runs SET pid = $pid, full_run = $full
+        WHERE run_id = $run_id AND connection = $connection AND goal = $goal
+              AND state = 'STARTING'
+        RETURNING run_id
+        """,
+        {
+            "pid": os.getpid(),
+            "full": full,
+            "run_id": run_id,
+            "connection": connection,
+            "goal": goal,
+        },
+    ).fetchall()
+    if not claimed:
+        raise RunError(
+            f"run {run_id} is not a {goal} run of {connection!r} waiting to start; a run id "
+            "given to a notebook must come from the `cmtoolkit run` that started it"
+        )
 
 
 def set_state(con: duckdb.DuckDBPyConnection, run_id: str, state: RunState) -> None:
@@ -103,7 +133,7 @@ def _run(row: tuple[object, ...]) -> Run:
     return Run(
         connection=str(connection),
         goal=str(goal),
-        state=RunState(state),
+        state=RunState(str(state)),
         counts=json.loads(str(counts)) if counts else {},
         started_at=started,  # type: ignore[arg-type]
         ended_at=ended,  # type: ignore[arg-type]

@@ -76,12 +76,21 @@ def preview(ctx: GoalContext, goal: str) -> Run:
     )
 
 
-def sync(ctx: GoalContext, goal: str, *, raise_on_failure: bool = True) -> Run:
-    """A real run of one goal: run lock, ledger, and the goal's work."""
+def sync(
+    ctx: GoalContext, goal: str, *, raise_on_failure: bool = True, run_id: str | None = None
+) -> Run:
+    """A real run of one goal: run lock, ledger, and the goal's work.
+
+    ``run_id`` continues a run already recorded STARTING by ``cmtoolkit run`` (which passes it
+    to the goal notebook); without it a new run is recorded.
+    """
     name = ctx.connection.name
     with RunLock(ctx.root, name):
         with ctx.store.transaction() as con:
-            run_id = ledger.start_run(con, name, str(goal), full=ctx.full)
+            if run_id is None:
+                run_id = ledger.start_run(con, name, str(goal), full=ctx.full)
+            else:
+                ledger.claim_run(con, run_id, name, str(goal), full=ctx.full)
         started = utc_now()
         t0 = time.monotonic()
         log.info("run %s: %s of %s started", run_id, goal, name)

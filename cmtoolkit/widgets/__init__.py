@@ -9,7 +9,8 @@ changes. A save writes ``connections/<name>.yaml``::
     ListPicker(editor); MappingEditor(editor); PreviewPane(editor, "import")
 
 :mod:`cmtoolkit.widgets.notebook` holds the per-step helpers the notebooks call, interactive or
-batch.
+batch; :func:`publish` shows a run's result with the machine-readable copy ``cmtoolkit run`` reads
+back (:func:`published_run`).
 """
 
 from cmtoolkit.widgets.auth import AuthPanel, oauth_app_from_env
@@ -19,10 +20,13 @@ from cmtoolkit.widgets.exporting import ExportEditor, ExportMappingRows, Targeti
 from cmtoolkit.widgets.lists import ListPicker, ListSelect
 from cmtoolkit.widgets.mappings import IdentifierLinker, MappingEditor
 from cmtoolkit.widgets.preview import HistoryView, PreviewPane, RunPanel
+from cmtoolkit.widgets.progress import PlainProgress, TqdmProgress, progress_callback
+from cmtoolkit.widgets.published import RESULT_MIME, publish, published_run, run_from_dict
 from cmtoolkit.widgets.status import SaveBar, StatusBar
 from cmtoolkit.widgets.view import View
 
 __all__ = [
+    "RESULT_MIME",
     "AuthPanel",
     "Catalog",
     "ConnectionEditor",
@@ -36,11 +40,17 @@ __all__ = [
     "ListSelect",
     "ManualScheduler",
     "MappingEditor",
+    "PlainProgress",
     "PreviewPane",
     "RunPanel",
     "SaveBar",
     "StatusBar",
     "TargetingEditor",
+    "TqdmProgress",
     "View",
     "oauth_app_from_env",
+    "progress_callback",
+    "publish",
+    "published_run",
+    "run_from_dict",
 ]

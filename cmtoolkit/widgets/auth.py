@@ -17,11 +17,13 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ipywidgets as W
 
+from cmtoolkit.campaign_monitor import CampaignMonitor, OAuthApp
+from cmtoolkit.connection.login import login_api_key, login_oauth
 from cmtoolkit.connection.model import Connection
 from cmtoolkit.credentials import (
     DEFAULT_NAME,
@@ -29,7 +31,7 @@ from cmtoolkit.credentials import (
     CredentialStore,
     credential_reference_problem,
 )
-from cmtoolkit.errors import CmToolkitError
+from cmtoolkit.errors import CmToolkitError, PermissionDenied
 from cmtoolkit.secret import Secret
 from cmtoolkit.widgets.editor import ConnectionEditor
 from cmtoolkit.widgets.html import GREEN, RED, esc
@@ -44,10 +46,8 @@ OAUTH_ENV = (
 )
 
 
-def oauth_app_from_env(environ: dict[str, str] | None = None) -> Any:
+def oauth_app_from_env(environ: Mapping[str, str] | None = None) -> OAuthApp | None:
     """The registered OAuth app from ``$CMTOOLKIT_OAUTH_*``, or None when not configured."""
-    from cmtoolkit.campaign_monitor import OAuthApp
-
     env = os.environ if environ is None else environ
     client_id, secret, redirect = (env.get(k, "").strip() for k in OAUTH_ENV)
     if not (client_id and secret and redirect):
@@ -57,9 +57,6 @@ def oauth_app_from_env(environ: dict[str, str] | None = None) -> Any:
 
 def verify_api_key(credential: Any) -> None:
     """One call with the key; a client-level key may not list clients, which still proves it."""
-    from cmtoolkit.campaign_monitor import CampaignMonitor
-    from cmtoolkit.errors import PermissionDenied
-
     with (
         CampaignMonitor(
             credential.to_auth(), base_url=os.environ.get("CMTOOLKIT_API_URL") or None
@@ -81,7 +78,7 @@ class AuthPanel(View):
         self,
         editor: ConnectionEditor,
         *,
-        oauth_app: Any = None,
+        oauth_app: OAuthApp | None = None,
         open_browser: Callable[[str], Any] | None = None,
         threaded: bool = True,
         timeout: float = 300.0,
@@ -211,8 +208,6 @@ class AuthPanel(View):
             self.api_key.value = ""  # before anything can fail: the key never stays here
         if not key:
             return
-        from cmtoolkit.connection.login import login_api_key
-
         name = self.credential_name
         try:
             login_api_key(key, name=name, store=self.store, verify=self.verify)
@@ -255,12 +250,13 @@ class AuthPanel(View):
             self._oauth()
 
     def _oauth(self) -> None:
-        from cmtoolkit.connection.login import login_oauth
-
+        app = self.oauth_app
+        if app is None:  # the button checked already; a thread must not fail unseen
+            return
         name = self.credential_name
         try:
             login_oauth(
-                self.oauth_app,
+                app,
                 name=name,
                 store=self.store,
                 open_browser=self.open_browser,

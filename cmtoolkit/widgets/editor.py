@@ -21,7 +21,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from cmtoolkit.campaign_monitor import (
+    CampaignMonitor,
+    ClientSummary,
+    CustomField,
+    ListStats,
+    ListSummary,
+)
 from cmtoolkit.campaign_monitor.fields import STANDARD_FIELDS
+from cmtoolkit.connection.client import client_for
 from cmtoolkit.connection.file import (
     connection_path,
     find_connection,
@@ -35,7 +43,9 @@ from cmtoolkit.connection.model import (
     TargetingGoal,
 )
 from cmtoolkit.connection.status import Problem, Status, connection_status
+from cmtoolkit.credentials import CredentialStore
 from cmtoolkit.errors import CmToolkitError, PermissionDenied
+from cmtoolkit.sync import ConnectionRunner, Progress, Run, preview, sync
 from cmtoolkit.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -50,29 +60,38 @@ class Catalog:
     ``custom_fields``), so a status after each edit costs no request once the lists are known.
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: CampaignMonitor) -> None:
         self.client = client
-        self._cache: dict[tuple[str, str], Any] = {}
-
-    def _cached(self, key: tuple[str, str], read: Callable[[], Any]) -> Any:
-        if key not in self._cache:
-            self._cache[key] = read()
-        return self._cache[key]
+        self._clients: list[ClientSummary] | None = None
+        self._lists: dict[str, list[ListSummary]] = {}
+        self._stats: dict[str, ListStats] = {}
+        self._fields: dict[str, list[CustomField]] = {}
 
     def clear(self) -> None:
-        self._cache.clear()
+        self._clients = None
+        self._lists.clear()
+        self._stats.clear()
+        self._fields.clear()
 
-    def clients(self) -> list[Any]:
-        return self._cached(("clients", ""), lambda: list(self.client.clients()))
+    def clients(self) -> list[ClientSummary]:
+        if self._clients is None:
+            self._clients = list(self.client.clients())
+        return self._clients
 
-    def lists(self, client_id: str) -> list[Any]:
-        return self._cached(("lists", client_id), lambda: list(self.client.lists(client_id)))
+    def lists(self, client_id: str) -> list[ListSummary]:
+        if client_id not in self._lists:
+            self._lists[client_id] = list(self.client.lists(client_id))
+        return self._lists[client_id]
 
-    def list_stats(self, list_id: str) -> Any:
-        return self._cached(("stats", list_id), lambda: self.client.list_stats(list_id))
+    def list_stats(self, list_id: str) -> ListStats:
+        if list_id not in self._stats:
+            self._stats[list_id] = self.client.list_stats(list_id)
+        return self._stats[list_id]
 
-    def custom_fields(self, list_id: str) -> list[Any]:
-        return self._cached(("fields", list_id), lambda: list(self.client.custom_fields(list_id)))
+    def custom_fields(self, list_id: str) -> list[CustomField]:
+        if list_id not in self._fields:
+            self._fields[list_id] = list(self.client.custom_fields(list_id))
+        return self._fields[list_id]
 
 
 class ConnectionEditor:
@@ -84,8 +103,8 @@ class ConnectionEditor:
         connection: Connection,
         *,
         path: str | os.PathLike[str] | None = None,
-        client: Any = None,
-        credentials: Any = None,
+        client: CampaignMonitor | None = None,
+        credentials: CredentialStore | None = None,
     ) -> None:
         self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
         self.path = Path(path) if path else connection_path(self.workspace.path, connection.name)
@@ -93,7 +112,7 @@ class ConnectionEditor:
         self._model = connection
         self._saved: Connection | None = connection if self.path.exists() else None
         self._given_client = client
-        self._client: Any = client
+        self._client = client
         self._catalog: Catalog | None = None
         self._observers: list[Observer] = []
 
@@ -102,12 +121,14 @@ class ConnectionEditor:
         cls,
         workspace: Workspace | str | os.PathLike[str],
         name: str,
-        **kwargs: Any,
+        *,
+        client: CampaignMonitor | None = None,
+        credentials: CredentialStore | None = None,
     ) -> ConnectionEditor:
         """The connection ``name`` of ``workspace`` (a name, slug or file)."""
         ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
         path = find_connection(ws.path, name)
-        return cls(ws, load_connection(path), path=path, **kwargs)
+        return cls(ws, load_connection(path), path=path, client=client, credentials=credentials)
 
     def __repr__(self) -> str:
         return f"ConnectionEditor({self._model.name!r}, path={str(self.path)!r})"
@@ -185,11 +206,9 @@ class ConnectionEditor:
     # --- Campaign Monitor -----------------------------------------------------------------------
 
     @property
-    def client(self) -> Any:
+    def client(self) -> CampaignMonitor:
         """The client for the credential reference; :class:`CredentialError` when unusable."""
         if self._client is None:
-            from cmtoolkit.connection.client import client_for
-
             self._client = client_for(self._model, store=self.credentials)
         return self._client
 
@@ -214,14 +233,14 @@ class ConnectionEditor:
         self.reset_client()
         self._notify()
 
-    def clients(self) -> list[Any]:
+    def clients(self) -> list[ClientSummary]:
         """The clients the credential can see (a client-level key sees only its own)."""
         try:
             return self.catalog.clients()
         except PermissionDenied:
             return []
 
-    def lists(self) -> list[Any]:
+    def lists(self) -> list[ListSummary]:
         client_id = self._model.campaign_monitor.client_id
         return self.catalog.lists(client_id) if client_id else []
 
@@ -268,7 +287,7 @@ class ConnectionEditor:
     def status(self) -> Status:
         """The connection status of the current model, live against the catalog and the store."""
         try:
-            catalog: Any = self.catalog
+            catalog = self.catalog
         except CmToolkitError as exc:
             status = connection_status(self._model, store=self.workspace)
             status.errors.insert(0, Problem("campaign_monitor.credential", str(exc)))
@@ -277,27 +296,29 @@ class ConnectionEditor:
             return status
         return connection_status(self._model, client=catalog, store=self.workspace)
 
-    def runner(self) -> Any:
-        """A :class:`~cmtoolkit.sync.engine.ConnectionRunner` over the current model."""
-
+    def runner(self) -> ConnectionRunner:
+        """A :class:`~cmtoolkit.sync.ConnectionRunner` over the current model."""
         return self.workspace.connection(self._model, client=self.client)
 
-    def preview(self, goal: str, *, full: bool = False) -> Any:
-        from cmtoolkit.sync import preview
+    def preview(self, goal: str, *, full: bool = False, progress: Progress | None = None) -> Run:
+        ctx = self.workspace.context(self._model, self.client, full=full, progress=progress)
+        return preview(ctx, goal)
 
-        return preview(self.workspace.context(self._model, self.client, full=full), goal)
+    def sync(
+        self,
+        goal: str,
+        *,
+        full: bool = False,
+        run_id: str | None = None,
+        progress: Progress | None = None,
+    ) -> Run:
+        """A real run of one goal; a failure comes back as a FAILED result (and is recorded).
 
-    def sync(self, goal: str, *, full: bool = False) -> Any:
-        """A real run of one goal; a failure comes back as a FAILED result (and is recorded)."""
-        from cmtoolkit.sync import sync
+        ``run_id`` continues the run ``cmtoolkit run`` recorded for this notebook.
+        """
+        ctx = self.workspace.context(self._model, self.client, full=full, progress=progress)
+        return sync(ctx, goal, raise_on_failure=False, run_id=run_id)
 
-        ctx = self.workspace.context(self._model, self.client, full=full)
-        return sync(ctx, goal, raise_on_failure=False)
-
-    def history(self, limit: int = 100) -> list[Any]:
-        from cmtoolkit.sync import ledger
-
-        if not self.workspace.database_path.exists():
-            return []
-        with self.workspace.store.connect() as con:
-            return ledger.history(con, self._model.name, limit)
+    def history(self, limit: int = 100) -> list[Run]:
+        """The connection's runs, newest first (no client needed)."""
+        return self.workspace.connection(self._model).history(limit)

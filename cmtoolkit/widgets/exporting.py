@@ -85,7 +85,7 @@ class ExportEditor(View):
     def __init__(self, editor: ConnectionEditor) -> None:
         super().__init__(editor)
         self.segment = W.Dropdown(description="Segment", options=[])
-        self.segment.observe(lambda c: c["new"] and self._edit(segment=c["new"]), "value")
+        self.segment.observe(self._segment_changed, "value")
         self.lists = ListSelect(editor, "export")
         self.match_property = property_box("Matching property", "property holding the email")
         self.match_property.layout = W.Layout(width="360px")
@@ -110,6 +110,10 @@ class ExportEditor(View):
             self.message,
         ]
         self.start()
+
+    def _segment_changed(self, change: dict[str, Any]) -> None:
+        if change["new"]:
+            self._edit(segment=change["new"])
 
     def _edit(self, **changes: Any) -> None:
         if not self.updating:

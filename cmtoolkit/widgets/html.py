@@ -12,8 +12,11 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import polars as pl
+
 from cmtoolkit.connection.model import Connection
 from cmtoolkit.connection.status import Problem, Status
+from cmtoolkit.sync import Run, RunState
 
 GREEN, RED, GREY, AMBER = "#1a7f37", "#cf222e", "#8c959f", "#9a6700"
 CHANGED_BG = "#fff3b0"
@@ -190,7 +193,7 @@ def _values(value: Any) -> str:
     return str(value)
 
 
-def before_after_html(samples: Any) -> str:
+def before_after_html(samples: pl.DataFrame | None) -> str:
     """Import samples (profile_id, created, property, before, after) as one row per profile.
 
     A property the run changes shows ``before → after`` on a highlighted cell.
@@ -224,7 +227,7 @@ def before_after_html(samples: Any) -> str:
     return table(["profile", *props], out, cls="cm-before-after")
 
 
-def payload_html(samples: Any) -> str:
+def payload_html(samples: pl.DataFrame | None) -> str:
     """Export/targeting samples: outcome, reason and the payload as it would be sent."""
     if samples is None or not len(samples):
         return "<p><i>Nothing would be sent.</i></p>"
@@ -251,18 +254,18 @@ def payload_html(samples: Any) -> str:
     return table(["profile", "email", "outcome", "reason", "payload"], out, cls="cm-payloads")
 
 
-def samples_html(goal: str, samples: Any) -> str:
+def samples_html(goal: str, samples: pl.DataFrame | None) -> str:
     return before_after_html(samples) if goal == "import" else payload_html(samples)
 
 
-def result_html(result: Any) -> str:
+def result_html(result: Run) -> str:
     """One goal's run (or dry run): state, duration, counts, error."""
     colour = GREEN if result.ok else RED
     kind = "dry run" if result.dry_run else f"run {esc(result.run_id or '')}"
     head = (
         f'<p class="cm-result" data-state="{esc(result.state)}"><b>{esc(result.goal)}</b> '
         f'{kind}: <b style="color:{colour}">{esc(result.state)}</b> in '
-        f"{result.duration_s:.1f} s</p>"
+        f"{result.duration_s or 0:.1f} s</p>"
     )
     error = f'<p style="color:{RED}">{esc(result.error)}</p>' if result.error else ""
     return head + counts_html(result.counts) + error
@@ -271,7 +274,7 @@ def result_html(result: Any) -> str:
 # --- history -----------------------------------------------------------------------------------
 
 
-def history_html(runs: Sequence[Any], *, width: int = 260) -> str:
+def history_html(runs: Sequence[Run], *, width: int = 260) -> str:
     """Runs, newest first, each with a bar of its counts per outcome (no matplotlib needed)."""
     if not runs:
         return "<p><i>No runs yet.</i></p>"
@@ -286,7 +289,7 @@ def history_html(runs: Sequence[Any], *, width: int = 260) -> str:
             for k, v in r.counts.items()
             if v
         )
-        colour = {"FINISHED": GREEN, "FAILED": RED}.get(r.state, AMBER)
+        colour = {RunState.FINISHED: GREEN, RunState.FAILED: RED}.get(r.state, AMBER)
         duration = f"{r.duration_s:.1f} s" if r.duration_s is not None else "—"
         summary = ", ".join(f"{k} {v:,}" for k, v in r.counts.items() if v) or "nothing"
         rows.append(

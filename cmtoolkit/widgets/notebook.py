@@ -1,20 +1,26 @@
 """What the analyst notebooks call: one function per step, interactive or batch.
 
 Each notebook's ``parameters`` cell holds names and paths only (``connection``, ``workspace``,
-``interactive``, ``goal``, ``dry_run``, ``full``). Interactive, a step shows its widgets; in
-batch (``interactive=False``, papermill) the same step renders a static table, and the run step
-runs the goal and raises when a run fails, so papermill exits non-zero.
+``interactive``, ``goal``, ``dry_run``, ``full``, and where a goal runs ``run_id``). Interactive,
+a step shows its widgets; in batch (``interactive=False``, papermill) the same step renders a
+static table, and :func:`run_step` runs the goal and raises when a run fails, so papermill exits
+non-zero. :func:`run_step` is the one way a notebook runs a goal; ``cmtoolkit run`` allocates the
+run and passes its ``run_id``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Any
 
 import ipywidgets as W
 from IPython.display import HTML, display
 
+from cmtoolkit.campaign_monitor import CampaignMonitor, OAuthApp
+from cmtoolkit.connection.status import Status
+from cmtoolkit.credentials import CredentialStore
 from cmtoolkit.errors import ConfigurationError, RunError
+from cmtoolkit.sync import GOALS, GoalName, Run
 from cmtoolkit.widgets.auth import AuthPanel
 from cmtoolkit.widgets.editor import ConnectionEditor
 from cmtoolkit.widgets.exporting import ExportEditor, TargetingEditor
@@ -24,7 +30,6 @@ from cmtoolkit.widgets.html import (
     export_settings_html,
     history_html,
     import_settings_html,
-    result_html,
     samples_html,
     status_html,
     table,
@@ -32,17 +37,26 @@ from cmtoolkit.widgets.html import (
 from cmtoolkit.widgets.lists import ListPicker
 from cmtoolkit.widgets.mappings import IdentifierLinker, MappingEditor
 from cmtoolkit.widgets.preview import HistoryView, PreviewPane, RunPanel
+from cmtoolkit.widgets.progress import progress_callback
+from cmtoolkit.widgets.published import publish
 from cmtoolkit.widgets.status import SaveBar, StatusBar
+from cmtoolkit.workspace import Workspace
 
 EXPORT_GOALS = ("export", "targeting")
 
 
-def open_editor(workspace: str, connection: str, **kwargs: Any) -> ConnectionEditor:
+def open_editor(
+    workspace: str | os.PathLike[str] | Workspace,
+    connection: str,
+    *,
+    client: CampaignMonitor | None = None,
+    credentials: CredentialStore | None = None,
+) -> ConnectionEditor:
     """The connection ``connection`` of the workspace folder ``workspace``."""
-    return ConnectionEditor.open(workspace, connection, **kwargs)
+    return ConnectionEditor.open(workspace, connection, client=client, credentials=credentials)
 
 
-def show(obj: Any) -> None:
+def show(obj: W.Widget | str) -> None:
     """Display a widget or an HTML string (steps return nothing, so nothing shows twice)."""
     display(HTML(obj) if isinstance(obj, str) else obj)
 
@@ -90,9 +104,11 @@ def status_step(editor: ConnectionEditor, interactive: bool) -> None:
     show(status_html(editor.status(), editor.model))
 
 
-def auth_step(editor: ConnectionEditor, interactive: bool, **kwargs: Any) -> None:
+def auth_step(
+    editor: ConnectionEditor, interactive: bool, *, oauth_app: OAuthApp | None = None
+) -> None:
     if interactive:
-        show(AuthPanel(editor, **kwargs))
+        show(AuthPanel(editor, oauth_app=oauth_app))
         return
     m = editor.model
     names = {c.client_id: c.name for c in editor.clients()}
@@ -159,7 +175,7 @@ def export_step(
 ) -> None:
     """Export and/or targeting settings; interactive, filling in a missing goal creates it."""
     if interactive:
-        children: list[Any] = []
+        children: list[W.Widget] = []
         if "export" in goals:
             children += [W.HTML("<h4>Export</h4>"), ExportEditor(editor)]
         if "targeting" in goals:
@@ -182,6 +198,15 @@ def preview_step(editor: ConnectionEditor, goals: Sequence[str], interactive: bo
     show("".join(parts))
 
 
+def ready(status: Status, goal: str) -> bool:
+    """Whether ``status`` lets ``goal`` run (configured, and no error concerns it)."""
+    return {
+        GoalName.IMPORT: status.import_ready,
+        GoalName.EXPORT: status.export_ready,
+        GoalName.TARGETING: status.targeting_ready,
+    }.get(GoalName(goal), False)
+
+
 def run_step(
     editor: ConnectionEditor,
     goals: Sequence[str],
@@ -189,29 +214,38 @@ def run_step(
     interactive: bool,
     dry_run: bool = False,
     full: bool = False,
-) -> list[Any]:
-    """Interactive: a Run panel. Batch: run the goals in order; raise when one fails."""
+    run_id: str | None = None,
+) -> list[Run]:
+    """Interactive: a Run panel. Batch: run the goals in order; raise when one fails.
+
+    ``run_id`` is the run ``cmtoolkit run`` recorded for the one goal of this notebook run.
+    """
     if interactive:
         show(RunPanel(editor, tuple(goals)))
         return []
+    if run_id is not None and (dry_run or len(goals) != 1):
+        raise ConfigurationError(
+            f"run id {run_id} belongs to one real run of one goal, not to "
+            + ("a dry run" if dry_run else ", ".join(goals))
+        )
     status = editor.status()
-    blocking = [p for p in status.errors if p.key.split(".")[0].split("[")[0] in (*goals, "")]
-    blocking += [
-        p
-        for p in status.errors
-        if p.key.split(".")[0] in ("campaign_monitor", "objectives") and p not in blocking
-    ]
-    if blocking:
+    if not all(ready(status, g) for g in goals):
         show(status_html(status, editor.model))
+        others = [g for g in GOALS if g not in goals]
+        blocking = [p for p in status.errors if p.key.split(".")[0].split("[")[0] not in others]
         raise ConfigurationError(
             f"connection {editor.model.name!r} is not ready to run "
             + ", ".join(goals)
             + ": "
-            + "; ".join(str(p) for p in blocking)
+            + ("; ".join(str(p) for p in blocking) or "it has no such goal")
         )
+    progress = progress_callback(interactive=False)
     results = []
     for g in goals:
-        result = editor.preview(g, full=full) if dry_run else editor.sync(g, full=full)
+        if dry_run:
+            result = editor.preview(g, full=full, progress=progress)
+        else:
+            result = editor.sync(g, full=full, run_id=run_id, progress=progress)
         publish(result)
         results.append(result)
         if not result.ok:
@@ -219,16 +253,6 @@ def run_step(
                 f"{g} run {result.run_id} of {editor.model.name!r} failed: {result.error}"
             )
     return results
-
-
-def publish(result: Any) -> None:
-    """The result as HTML, plus the machine-readable copy ``cmtoolkit run`` reads back."""
-    import json
-
-    from cmtoolkit.batch.runner import RESULT_MIME
-
-    data = json.loads(json.dumps(result.to_dict(), default=str))
-    display({"text/html": result_html(result), RESULT_MIME: data}, raw=True)
 
 
 def history_step(editor: ConnectionEditor, interactive: bool, goal: str = "all") -> None:
@@ -239,7 +263,7 @@ def history_step(editor: ConnectionEditor, interactive: bool, goal: str = "all")
     show(history_html(runs))
 
 
-def summary(results: Sequence[Any]) -> str:
+def summary(results: Sequence[Run]) -> str:
     """One line per run, for the report's last cell."""
     if not results:
         return "<p>Nothing was run.</p>"

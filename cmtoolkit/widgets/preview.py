@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import ipywidgets as W
 
 from cmtoolkit.connection.model import Connection
+from cmtoolkit.sync import Run
 from cmtoolkit.widgets.debounce import Debouncer, Scheduler
 from cmtoolkit.widgets.editor import ConnectionEditor
 from cmtoolkit.widgets.html import (
@@ -41,7 +40,7 @@ class PreviewPane(View):
     ) -> None:
         super().__init__(editor)
         self.goal = goal
-        self.result: Any = None
+        self.result: Run | None = None
         self.refreshes = 0
         self.debouncer = Debouncer(delay, self.refresh, scheduler)
         self.state = W.HTML()
@@ -89,7 +88,7 @@ class PreviewPane(View):
         self.counts.value = counts_html(result.counts, title=f"{self.goal}: what a run would do")
         self.samples.value = samples_html(self.goal, result.samples)
         self.state.value = (
-            f'<span style="color:{GREY}">dry run in {result.duration_s:.1f} s; nothing was '
+            f'<span style="color:{GREY}">dry run in {result.duration_s or 0:.1f} s; nothing was '
             "written</span>"
         )
 
@@ -99,7 +98,7 @@ class RunPanel(View):
 
     def __init__(self, editor: ConnectionEditor, goals: tuple[str, ...] | None = None) -> None:
         super().__init__(editor)
-        self.results: list[Any] = []
+        self.results: list[Run] = []
         choices = list(goals or ("import", "export", "targeting"))
         self.goal = W.Dropdown(description="Goal", options=choices)
         self.dry_run = W.Checkbox(description="Dry run", value=False, indent=False)
@@ -122,7 +121,7 @@ class RunPanel(View):
         else:
             self.message.value = ""
 
-    def run(self) -> Any:
+    def run(self) -> Run | None:
         goal = self.goal.value
         self.output.value = f"<i>running {esc(goal)}…</i>"
         try:

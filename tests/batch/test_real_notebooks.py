@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cmtoolkit.batch.runner import default_notebooks_dir, run_connection
+from cmtoolkit.sync import RunState
 
 
 @pytest.fixture(autouse=True)
@@ -19,26 +20,28 @@ def test_run_all_through_the_analyst_notebooks(make_workspace, batch_env):
     ws = make_workspace(targeting=targeting)
     ws.segments_path.write_text("everyone:\n  property: email\n  exists: true\n")
     result = run_connection(ws.path, "news", "all")
-    assert [(g.goal, g.state, g.notebook) for g in result.goals] == [
-        ("import", "FINISHED", "02_import.ipynb"),
-        ("targeting", "FINISHED", "03_export.ipynb"),
-    ], [g.error for g in result.goals]
-    imported, targeted = result.goals
+    assert [(r.run.goal, r.run.state, r.notebook) for r in result.reports] == [
+        ("import", RunState.FINISHED, "02_import.ipynb"),
+        ("targeting", RunState.FINISHED, "03_export.ipynb"),
+    ], [g.error for g in result.runs]
+    imported, targeted = result.runs
     assert imported.counts["CREATED"] > 100 and imported.run_id
     assert sum(targeted.counts.values()) > 0
-    for g in result.goals:
-        page = (ws.reports_dir / g.html).read_text()
+    for report in result.reports:
+        assert report.html is not None
+        page = (ws.reports_dir / report.html).read_text()
         assert "Run FINISHED" in page and "injected-parameters" not in page
         assert "open_editor" not in page  # no code input
     runs = ws.connection("news").history()
-    assert {r.run_id for r in runs} == {g.run_id for g in result.goals}
+    assert {r.run_id for r in runs} == {g.run_id for g in result.runs}
 
 
 def test_a_failing_goal_in_the_analyst_notebook_exits_non_zero(make_workspace, monkeypatch):
     ws = make_workspace()
     monkeypatch.setenv("CMTOOLKIT_BATCH_TEST_KEY", "not-the-api-key")
     result = run_connection(ws.path, "news", "import")
-    (g,) = result.goals
-    assert not result.ok and g.state == "FAILED" and g.error
-    page = (ws.reports_dir / g.html).read_text()
+    ((report, g),) = [(r, r.run) for r in result.reports]
+    assert not result.ok and g.state is RunState.FAILED and g.error
+    assert report.html is not None
+    page = (ws.reports_dir / report.html).read_text()
     assert page.index("Run FAILED") < page.index(g.error[:20].replace("'", "&#x27;"))

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ import pytest
 from cmtoolkit.batch.runner import run_connection
 from cmtoolkit.cli import main
 from cmtoolkit.errors import RunInProgress
+from cmtoolkit.profiles.store import Store
+from cmtoolkit.sync import RunState
 from cmtoolkit.sync.locking import RunLock
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -77,15 +81,15 @@ def test_a_failing_notebook_exits_1_and_its_report_leads_with_the_error(
     ws = make_workspace()
     result = run_connection(ws.path, "news", "import", notebooks=notebooks("fails"))
     assert not result.ok
-    (g,) = result.goals
-    assert g.state == "FAILED" and "this notebook always fails" in g.error
+    (g,) = result.runs
+    assert g.state is RunState.FAILED and "this notebook always fails" in g.error
     nb = nbformat.read(only_report(ws, ".ipynb"), as_version=4)
     assert "Run FAILED" in nb.cells[0].source and "always fails" in nb.cells[0].source
     assert not any("papermill-error" in c.source for c in nb.cells[1:] if c.cell_type == "markdown")
     page = only_report(ws, ".html").read_text()
     assert page.index("Run FAILED") < page.index("Traceback")
     history = ws.connection("news").history()
-    assert history[0].state == "FAILED" and history[0].run_id == g.run_id
+    assert history[0].state is RunState.FAILED and history[0].run_id == g.run_id
 
 
 def test_a_broken_mapping_fails_the_run_with_the_engines_message(
@@ -100,11 +104,11 @@ def test_a_broken_mapping_fails_the_run_with_the_engines_message(
     ws = make_workspace(export=export)
     ws.segments_path.write_text("everyone:\n  property: email\n  exists: true\n")
     result = run_connection(ws.path, "news", "export", notebooks=notebooks())
-    (g,) = result.goals
-    assert not result.ok and g.state == "FAILED"
+    (g,) = result.runs
+    assert not result.ok and g.state is RunState.FAILED
     assert "no custom field 'no such field'" in g.error
     assert "fix the export mapping" in only_report(ws, ".html").read_text()
-    assert ws.connection("news").history()[0].state == "FAILED"
+    assert ws.connection("news").history()[0].state is RunState.FAILED
 
 
 def test_all_stops_at_the_first_failed_goal(make_workspace, batch_env, notebooks):
@@ -119,9 +123,9 @@ def test_all_stops_at_the_first_failed_goal(make_workspace, batch_env, notebooks
     )
     ws.segments_path.write_text("everyone:\n  property: email\n  exists: true\n")
     result = run_connection(ws.path, "news", "all", notebooks=notebooks())
-    assert [(g.goal, g.state) for g in result.goals] == [
-        ("import", "FINISHED"),
-        ("export", "FAILED"),
+    assert [(g.goal, g.state) for g in result.runs] == [
+        ("import", RunState.FINISHED),
+        ("export", RunState.FAILED),
     ]
 
 
@@ -151,8 +155,8 @@ def test_a_revoked_token_fails_the_run_and_says_to_reconnect(make_workspace, bat
     batch_env.revoke(tokens["access_token"])
     ws = make_workspace(campaign_monitor={"credential": "team", "client_id": batch_env.client_id})
     result = run_connection(ws.path, "news", "import", notebooks=notebooks())
-    (g,) = result.goals
-    assert g.state == "FAILED" and "revoked" in g.error.lower()
+    (g,) = result.runs
+    assert g.state is RunState.FAILED and "revoked" in g.error.lower()
     assert "auth login" in g.error
     for path in (ws.path / "reports").rglob("*"):
         if path.is_file():
@@ -199,21 +203,58 @@ def test_a_kernel_with_the_workspace_open_does_not_block_a_batch_run(make_worksp
 
 HOLDER = textwrap.dedent(
     """
-    import sys, time, duckdb
+    import sys, duckdb
     con = duckdb.connect(sys.argv[1])
     print("holding", flush=True)
-    time.sleep(float(sys.argv[2]))
+    sys.stdin.read()  # until the test closes our stdin
     con.close()
     """
 )
 
 
-def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+class Holder:
+    """Another process with the store open, until :meth:`release`."""
+
+    def __init__(self, path: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "holding"
+        self.pid = self.proc.pid
+
+    def release(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+class LockClock:
+    """The store's clock while it waits out a lock: time moves only when the store waits, and
+    ``on_wait`` runs at each wait (so a test can release the lock then)."""
+
+    def __init__(self, on_wait: Callable[[], None] | None = None) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+        self.on_wait = on_wait
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+        if self.on_wait is not None:
+            self.on_wait()
+
+
+def use_lock_clock(monkeypatch: pytest.MonkeyPatch, clock: LockClock) -> None:
+    """Workspaces opened from now on (``cmtoolkit run`` opens its own) wait on ``clock``."""
+    monkeypatch.setattr(
+        "cmtoolkit.workspace.Store", partial(Store, clock=clock.clock, sleep=clock.sleep)
     )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
-    return proc
 
 
 def test_a_store_held_past_the_lock_timeout_gives_a_clear_error(
@@ -221,39 +262,42 @@ def test_a_store_held_past_the_lock_timeout_gives_a_clear_error(
 ):
     ws = make_workspace()
     monkeypatch.setenv("CMTOOLKIT_LOCK_TIMEOUT", "2")
-    holder = _hold(ws.database_path, 60)
+    clock = LockClock()
+    use_lock_clock(monkeypatch, clock)
+    holder = Holder(ws.database_path)
     try:
-        t0 = time.monotonic()
         code = cli(
             "run", "news", "--goal", "import", "--workspace", str(ws.path),
             "--notebooks", str(goal_folder(tmp_path)),
         )  # fmt: skip
-        waited = time.monotonic() - t0
     finally:
-        holder.kill()
-        holder.wait()
+        holder.release()
     err = capsys.readouterr().err
-    assert code == 2 and 1.9 <= waited < 30
+    assert code == 2 and sum(clock.waits) == pytest.approx(2) and len(clock.waits) > 1
     assert f"locked by process {holder.pid}" in err and "stayed locked for 2 s" in err
     assert "CMTOOLKIT_LOCK_TIMEOUT" in err
+    assert not (ws.reports_dir / "news").exists()
 
 
 def test_a_store_held_briefly_is_waited_for(make_workspace, notebooks, monkeypatch):
     ws = make_workspace()
     monkeypatch.setenv("CMTOOLKIT_LOCK_TIMEOUT", "60")
-    holder = _hold(ws.database_path, 1.5)
-    t0 = time.monotonic()
-    result = run_connection(ws.path, "news", "import", notebooks=notebooks())
-    holder.wait()
-    assert result.ok and time.monotonic() - t0 >= 1.0
+    holder = Holder(ws.database_path)
+    clock = LockClock(on_wait=holder.release)  # the holder lets go while the run waits
+    use_lock_clock(monkeypatch, clock)
+    try:
+        result = run_connection(ws.path, "news", "import", notebooks=notebooks())
+    finally:
+        holder.release()
+    assert result.ok and len(clock.waits) == 1
 
 
 def test_dry_run_reports_a_preview_and_writes_nothing(make_workspace, notebooks):
     ws = make_workspace()
     before = ws.store.stats()
     result = run_connection(ws.path, "news", "import", dry_run=True, notebooks=notebooks("leaky"))
-    (g,) = result.goals
-    assert result.ok and g.state == "PREVIEW" and g.counts["CREATED"] > 100
+    (g,) = result.runs
+    assert result.ok and g.state is RunState.PREVIEW and g.counts["CREATED"] > 100
     assert ws.store.stats() == before and ws.connection("news").history() == []
     assert "dry run" in (ws.reports_dir / "index.html").read_text()
 
@@ -264,6 +308,6 @@ def test_the_builtin_goal_notebook_runs_when_no_notebooks_folder_has_it(
     ws = make_workspace()
     monkeypatch.setenv("CMTOOLKIT_NOTEBOOKS", str(tmp_path / "none"))
     result = run_connection(ws.path, "news", "import")
-    (g,) = result.goals
-    assert result.ok and g.notebook == "goal.ipynb" and g.counts["CREATED"] > 100
-    assert "import run: FINISHED" in only_report(ws, ".html").read_text()
+    (report,) = result.reports
+    assert result.ok and report.notebook == "goal.ipynb" and report.run.counts["CREATED"] > 100
+    assert 'class="cm-result" data-state="FINISHED"' in only_report(ws, ".html").read_text()

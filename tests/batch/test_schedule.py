@@ -142,7 +142,7 @@ def test_schedule_run_once_uses_the_batch_runner(tmp_path, monkeypatch, capsys):
     def fake(workspace: Any, name: str, goal: str, **kw: Any) -> Any:
         calls.append(name)
 
-        return SimpleNamespace(goals=[])
+        return SimpleNamespace(runs=[], reports=[])
 
     monkeypatch.setattr("cmtoolkit.batch.runner.run_connection", fake)
     assert main(["schedule", "run", "--once", "--workspace", str(tmp_path)]) == 0

@@ -10,9 +10,23 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Protocol, TextIO
 
-ProgressCallback = Callable[[str, int, "int | None"], None]
+from cmtoolkit.sync import Progress
+
+
+class Bar(Protocol):
+    """What :class:`TqdmProgress` uses of a ``tqdm`` bar."""
+
+    total: int | None
+    n: int
+
+    def update(self, n: int) -> object: ...
+
+    def close(self) -> None: ...
+
+
+BarFactory = Callable[..., Bar]
 
 
 class PlainProgress:
@@ -40,9 +54,9 @@ class PlainProgress:
 class TqdmProgress:
     """One ``tqdm`` bar per stage; ``tqdm`` is ``tqdm.auto`` (widgets in a live notebook)."""
 
-    def __init__(self, tqdm: Any) -> None:
+    def __init__(self, tqdm: BarFactory) -> None:
         self._tqdm = tqdm
-        self._bars: dict[str, Any] = {}
+        self._bars: dict[str, Bar] = {}
 
     def __call__(self, stage: str, done: int, total: int | None = None) -> None:
         bar = self._bars.get(stage)
@@ -59,7 +73,7 @@ class TqdmProgress:
             bar.close()
 
 
-def progress_callback(*, interactive: bool | None = None) -> ProgressCallback:
+def progress_callback(*, interactive: bool | None = None) -> Progress:
     """The callback to hand to ``GoalContext(progress=...)`` / ``runner.context(progress=...)``.
 
     ``interactive`` None guesses: a terminal on stderr, or a live kernel. A notebook executed by
@@ -68,7 +82,7 @@ def progress_callback(*, interactive: bool | None = None) -> ProgressCallback:
     if interactive is None:
         interactive = sys.stderr.isatty() or _in_kernel()
     if interactive:
-        try:
+        try:  # optional: tqdm is not a dependency
             from tqdm.auto import tqdm
         except ImportError:
             pass
@@ -81,4 +95,4 @@ def _in_kernel() -> bool:
     return "ipykernel" in sys.modules
 
 
-__all__ = ["PlainProgress", "ProgressCallback", "TqdmProgress", "progress_callback"]
+__all__ = ["Bar", "BarFactory", "PlainProgress", "TqdmProgress", "progress_callback"]
