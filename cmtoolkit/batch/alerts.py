@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from cmtoolkit.errors import ConnectionFileError
+from cmtoolkit.sync import Run, RunState
 
 log = logging.getLogger("cmtoolkit.batch.alerts")
 
@@ -101,22 +102,22 @@ class Condition:
 
 
 def evaluate(
-    settings: AlertSettings, result: dict[str, Any], previous_totals: Sequence[int]
+    settings: AlertSettings, run: Run, previous_totals: Sequence[int]
 ) -> dict[str, Condition | None]:
-    """Which conditions hold for a run (``result``: state, counts, error); None = tracked, clear.
+    """Which conditions hold for ``run``; None = tracked, clear.
 
     ``previous_totals`` are the record totals of earlier finished runs of the same goal, newest
     first. Conditions the settings do not ask for are left out.
     """
     out: dict[str, Condition | None] = {}
-    state, counts = result.get("state"), result.get("counts") or {}
+    counts = run.counts
     if settings.on_failure:
         out["failure"] = (
-            Condition("failure", f"run {state}: {result.get('error') or 'no error message'}")
-            if state == "FAILED"
+            Condition("failure", f"run {run.state}: {run.error or 'no error message'}")
+            if run.state is RunState.FAILED
             else None
         )
-    if state != "FINISHED":
+    if run.state is not RunState.FINISHED:
         return out  # counts of a failed run say nothing about the data
     if settings.rejected_above is not None:
         rejected = int(counts.get("REJECTED", 0))
@@ -168,21 +169,25 @@ Sender = Callable[[AlertSettings, dict[str, Any]], None]
 def process(
     workspace: Path,
     settings: AlertSettings | None,
-    result: dict[str, Any],
+    run: Run,
     previous_totals: Sequence[int] = (),
     *,
+    report: str | None = None,
     send: Sender | None = None,
 ) -> dict[str, Any] | None:
-    """Update the alert state for a run and deliver a message on a change; returns the payload."""
+    """Update the alert state for ``run`` and deliver a message on a change; returns the payload.
+
+    ``report`` is the run's HTML report, named in the message.
+    """
     if settings is None:
         return None
-    key = f"{result['connection']}/{result['goal']}"
+    key = f"{run.connection}/{run.goal}"
     state = AlertState(workspace)
     all_active = state.read()
     active = dict(all_active.get(key, {}))
     fired: list[dict[str, str]] = []
     recovered: list[dict[str, str]] = []
-    for kind, condition in evaluate(settings, result, previous_totals).items():
+    for kind, condition in evaluate(settings, run, previous_totals).items():
         if condition is not None and kind not in active:
             active[kind] = condition.message
             fired.append({"kind": kind, "message": condition.message})
@@ -194,16 +199,16 @@ def process(
     state.write(all_active)
     payload = {
         "event": "alert" if fired else "recovered",
-        "connection": result["connection"],
-        "goal": result["goal"],
-        "run_id": result.get("run_id"),
-        "state": result.get("state"),
-        "counts": result.get("counts") or {},
-        "error": result.get("error"),
+        "connection": run.connection,
+        "goal": run.goal,
+        "run_id": run.run_id,
+        "state": str(run.state),
+        "counts": run.counts,
+        "error": run.error,
         "alerts": fired,
         "recovered": recovered,
         "still_active": sorted(k for k in active if k not in {f["kind"] for f in fired}),
-        "report": result.get("report_html"),
+        "report": report,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if settings.delivers:

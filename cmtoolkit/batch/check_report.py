@@ -19,6 +19,9 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
+
+from cmtoolkit.sync import RunState
 
 GOALS = ("import", "export", "targeting")
 
@@ -64,7 +67,7 @@ def check(
 
 
 def check_page(
-    page: str, summary: dict, allow_failed: bool = False, secrets: tuple[str, ...] = ()
+    page: str, summary: dict[str, Any], allow_failed: bool = False, secrets: tuple[str, ...] = ()
 ) -> list[str]:
     problems = []
     body = page[page.find("<main") :]
@@ -74,11 +77,11 @@ def check_page(
     elif body.find("jp-CodeCell") != -1 and body.find("jp-CodeCell") < banner:
         problems.append("the outcome banner is not the first section")
     state = summary["state"]
-    if state != "FINISHED" and not (allow_failed and state == "FAILED"):
+    if state != RunState.FINISHED and not (allow_failed and state == RunState.FAILED):
         problems.append(f"run state {state}: {summary.get('error')}")
     if f"Run {state}" not in body:
         problems.append(f"the banner does not say 'Run {state}'")
-    if state == "FAILED" and (summary.get("error") or "")[:30] not in body:
+    if state == RunState.FAILED and (summary.get("error") or "")[:30] not in body:
         problems.append("a failed run's banner does not show its error")
     for outcome, count in (summary.get("counts") or {}).items():
         if count and outcome not in body:

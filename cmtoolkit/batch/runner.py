@@ -276,8 +276,8 @@ def _alert(
         for r in runs
         if r.goal == run.goal and r.state is RunState.FINISHED and r.run_id != run.run_id
     ]
-    payload = {**report.to_dict(), "report_html": str(ws.reports_dir / (report.html or ""))}
-    alerting.process(ws.path, settings, payload, previous, send=sender)
+    html = str(ws.reports_dir / report.html) if report.html else None
+    alerting.process(ws.path, settings, run, previous, report=html, send=sender)
 
 
 # --- helpers -------------------------------------------------------------------------------------

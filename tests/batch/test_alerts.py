@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from cmtoolkit.batch.alerts import AlertSettings, evaluate, process
 from cmtoolkit.batch.runner import run_connection
 from cmtoolkit.errors import ConnectionFileError
+from cmtoolkit.sync import Run, RunState
 
 
 class Receiver:
@@ -69,35 +71,45 @@ def test_the_alerts_schema_is_validated_with_key_paths():
         assert info.value.key == key and "connections/x.yaml" in str(info.value)
 
 
+def run_of(
+    state: RunState,
+    counts: dict[str, int] | None = None,
+    *,
+    goal: str = "import",
+    error: str | None = None,
+) -> Run:
+    return Run("news", goal, state, counts or {}, datetime(2026, 12, 1, 3), error=error)
+
+
 def test_conditions():
     s = AlertSettings(True, 10, 3, 50)
-    ok = {"state": "FINISHED", "counts": {"EXPORTED": 100, "REJECTED": 11}}
+    ok = run_of(RunState.FINISHED, {"EXPORTED": 100, "REJECTED": 11})
     got = evaluate(s, ok, [100, 100, 100, 5000])
     assert got["failure"] is None and got["rejected"] is not None
     assert got["count_deviation"] is None  # 111 vs 100: 11%; the 4th (oldest) run is outside
     got = evaluate(s, ok, [40, 40, 40])
     assert "178% off" in got["count_deviation"].message
-    assert "rejected" not in evaluate(s, {"state": "FAILED", "error": "x"}, [100])
-    assert evaluate(s, {"state": "FINISHED", "counts": {"A": 300}}, [100])["count_deviation"]
-    assert "count_deviation" not in evaluate(s, {"state": "FINISHED", "counts": {"A": 1}}, [])
+    assert "rejected" not in evaluate(s, run_of(RunState.FAILED, error="x"), [100])
+    assert evaluate(s, run_of(RunState.FINISHED, {"A": 300}), [100])["count_deviation"]
+    assert "count_deviation" not in evaluate(s, run_of(RunState.FINISHED, {"A": 1}), [])
 
 
 def test_one_alert_per_change_of_state_and_a_recovery(tmp_path):
     sent: list[dict[str, Any]] = []
     s = AlertSettings(on_failure=True, webhook="http://unused")
 
-    def run(state: str) -> dict[str, Any] | None:
-        result = {"connection": "news", "goal": "import", "state": state, "error": "boom"}
+    def run(state: RunState) -> dict[str, Any] | None:
+        result = run_of(state, error="boom")
         return process(tmp_path, s, result, send=lambda _s, p: sent.append(p))
 
-    assert run("FINISHED") is None
-    assert run("FAILED")["event"] == "alert"
-    assert run("FAILED") is None and run("FAILED") is None
-    assert run("FINISHED")["event"] == "recovered"
-    assert run("FINISHED") is None
+    assert run(RunState.FINISHED) is None
+    assert run(RunState.FAILED)["event"] == "alert"
+    assert run(RunState.FAILED) is None and run(RunState.FAILED) is None
+    assert run(RunState.FINISHED)["event"] == "recovered"
+    assert run(RunState.FINISHED) is None
     assert [p["event"] for p in sent] == ["alert", "recovered"]
     # goals are tracked apart: an export failing does not "recover" the import
-    other = {"connection": "news", "goal": "export", "state": "FAILED", "error": "x"}
+    other = run_of(RunState.FAILED, goal="export", error="x")
     assert process(tmp_path, s, other, send=lambda _s, p: sent.append(p))["goal"] == "export"
 
 
