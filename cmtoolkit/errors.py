@@ -33,8 +33,6 @@ same thing again can succeed.
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class CmToolkitError(Exception):
     """Root of every cmtoolkit error."""
@@ -79,7 +77,7 @@ class CampaignMonitorError(CmToolkitError):
         *,
         status: int | None = None,
         code: int | None = None,
-        result_data: Any = None,
+        result_data: object = None,
         method: str | None = None,
         path: str | None = None,
     ) -> None:
@@ -92,9 +90,14 @@ class CampaignMonitorError(CmToolkitError):
 
 
 class TransportError(CampaignMonitorError):
-    """No complete HTTP answer: refused, reset or dropped connection, truncated body."""
+    """No complete HTTP answer: refused, reset or dropped connection, truncated body.
+
+    ``request_sent`` is False only when the request provably never left (a connect failure), so
+    even a non-idempotent call may be retried.
+    """
 
     retriable = True
+    request_sent: bool = True
 
 
 class RequestTimeout(TransportError):
@@ -106,15 +109,28 @@ class RateLimited(CampaignMonitorError):
 
     retriable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        code: int | None = None,
+        result_data: object = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
         self.retry_after = retry_after
-        super().__init__(message, **kw)
+        super().__init__(
+            message, status=status, code=code, result_data=result_data, method=method, path=path
+        )
 
 
 class ServerError(CampaignMonitorError):
-    """HTTP 5xx."""
+    """HTTP 5xx. ``retry_after`` is seconds to wait when the server said so."""
 
     retriable = True
+    retry_after: float | None = None
 
 
 class BadRequest(CampaignMonitorError):

@@ -24,6 +24,7 @@ from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.profiles.segments import Segments
 from cmtoolkit.profiles.store import Store
 from cmtoolkit.sync import ConnectionRunner, GoalContext, Progress
+from cmtoolkit.sync.ledger_schema import LEDGER_MIGRATIONS
 
 if TYPE_CHECKING:
     from cmtoolkit.campaign_monitor import CampaignMonitor
@@ -98,7 +99,9 @@ class Workspace:
     def store(self) -> Store:
         """The profile store (``profiles.duckdb``); connections are opened per use."""
         if self._store is None:
-            self._store = Store(self.database_path, lock_timeout=self.lock_timeout)
+            self._store = Store(
+                self.database_path, migrations=LEDGER_MIGRATIONS, lock_timeout=self.lock_timeout
+            )
         return self._store
 
     @property

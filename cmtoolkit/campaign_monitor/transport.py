@@ -109,7 +109,7 @@ def _transport_error(exc: requests.RequestException, method: str, path: str) -> 
             method=method,
             path=path,
         )
-        err.request_sent = not connect  # type: ignore[attr-defined]
+        err.request_sent = not connect
         return err
     not_sent = any(isinstance(e, NewConnectionError | ConnectionRefusedError) for e in chain)
     err = TransportError(
@@ -119,7 +119,7 @@ def _transport_error(exc: requests.RequestException, method: str, path: str) -> 
         method=method,
         path=path,
     )
-    err.request_sent = not not_sent  # type: ignore[attr-defined]
+    err.request_sent = not not_sent
     return err
 
 
@@ -129,7 +129,7 @@ def error_for_response(
     """The typed error for a non-2xx answer; a non-JSON body (a proxy's page) maps by status."""
     code: int | None = None
     message = ""
-    result_data: Any = None
+    result_data: object = None
     try:
         body = orjson.loads(content) if content else None
     except orjson.JSONDecodeError:
@@ -198,7 +198,7 @@ def error_for_response(
         err = ServerError(
             f"Campaign Monitor failed on {where} with HTTP {status}{said}. Try again later.", **kw
         )
-        err.retry_after = server_wait(headers)  # type: ignore[attr-defined]
+        err.retry_after = server_wait(headers)
         return err
     return CampaignMonitorError(
         f"Campaign Monitor answered {where} with HTTP {status}{said}.", **kw

@@ -8,23 +8,29 @@ be loaded after their interactions.
 
 from __future__ import annotations
 
-from typing import Any
-
 import duckdb
 
 from cmtoolkit.errors import CmToolkitError, LoadError
-from cmtoolkit.profiles.loaders import MAX_REPORTED, ROW, SRC, drop_staged, load_error, stage
+from cmtoolkit.profiles.sources import (
+    MAX_REPORTED,
+    ROW,
+    SRC,
+    Source,
+    drop_staged,
+    load_error,
+    stage,
+)
 
 COLUMNS = ("profile_id", "interaction", "viewed_at")
 
-# For the export engine: every profile's distinct interaction names, sorted.
+#: Every profile's distinct interaction names, sorted (what an export sends as ``interactions``).
 INTERACTION_NAMES_SQL = (
     "SELECT profile_id, list(DISTINCT interaction ORDER BY interaction) AS interactions"
     " FROM interactions GROUP BY profile_id"
 )
 
 
-def load_interactions(con: duckdb.DuckDBPyConnection, source: Any) -> int:
+def load_interactions(con: duckdb.DuckDBPyConnection, source: Source) -> int:
     """Append the source's interactions; returns rows added. Run inside a transaction."""
     try:
         staged = stage(con, source)

@@ -1,34 +1,17 @@
-"""Loading profiles from CSV, Parquet and pandas/polars/Arrow frames: validate all, then upsert.
+"""Loading profiles from a staged source: validate everything, then upsert in one set-based pass.
 
-Every source becomes a temporary view ``_cm_src`` with a ``_cm_row`` column (the CSV line number,
-or the 1-based row of a Parquet file or frame), so one set-based pipeline serves them all:
-
-1. normalise each property column to ``VARCHAR[]`` (a list column as is; a CSV cell split on
-   ``|``; any other scalar as a one-value list), dropping NULLs and empty strings, keeping the
-   first of repeated values, and turning "no values" into NULL;
-2. check ids (present, non-empty, unique within the load), decide each property's type (existing
-   properties keep theirs; ``types`` declares new ones; otherwise inferred: the first of boolean,
-   number, date, datetime, email that every value satisfies, else text) and validate every value;
-3. define new properties and MERGE on ``profile_id``: ``set`` replaces the loaded properties of
-   existing profiles (an empty cell clears that property), ``add`` appends values not already
-   present; other properties are untouched; new ids are inserted.
-
-Problems are collected (with line numbers) and raised together as :class:`LoadError` before
-anything is written; the caller runs the whole load in one transaction, so a bad file loads
-nothing. Validation and conversion are SQL in DuckDB, never Python loops over rows.
+Problems are collected with line numbers and raised together as :class:`LoadError` before
+anything is written; the caller runs the load in one transaction, so a bad file loads nothing.
+The steps (normalise, check and infer, write) are described in docs/profiles.md.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
-import numpy as np
-import pyarrow as pa
 
 from cmtoolkit.errors import CmToolkitError, ConfigurationError, LoadError
 from cmtoolkit.profiles.properties import (
@@ -41,21 +24,22 @@ from cmtoolkit.profiles.properties import (
     resolve,
 )
 from cmtoolkit.profiles.quoting import check_property_name, quote_ident
+from cmtoolkit.profiles.sources import (
+    MAX_REPORTED,
+    NORM,
+    RAW,
+    ROW,
+    SRC,
+    Frame,
+    Source,
+    Staged,
+    drop_staged,
+    load_error,
+    stage,
+)
 
 Mode = Literal["set", "add"]
-MAX_REPORTED = 20
 INFERENCE_SAMPLE = 10_000
-SRC, FILE_VIEW, RAW, NORM, FRAME, CSV_TABLE, REJECTS, REJECT_SCANS = (
-    "_cm_src",
-    "_cm_src_file",
-    "_cm_raw",
-    "_cm_norm",
-    "_cm_frame",
-    "_cm_csv",
-    "_cm_rejects",
-    "_cm_reject_scans",
-)
-ROW = "_cm_row"
 
 _NUMERIC = {
     "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
@@ -73,7 +57,7 @@ class LoadResult:
     properties: dict[str, str] = field(default_factory=dict)  # loaded property → type
     new_properties: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "rows": self.rows,
             "inserted": self.inserted,
@@ -83,7 +67,9 @@ class LoadResult:
         }
 
 
-def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+def _one(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None
+) -> tuple[Any, ...]:  # one row of DuckDB values
     return con.execute(sql, params or []).fetchall()[0]
 
 
@@ -133,62 +119,9 @@ def _distinct(list_sql: str) -> str:
     )
 
 
-def load_error(where: str, unit: str, problems: list[tuple[int | None, str]]) -> LoadError:
-    shown = "; ".join(
-        f"{unit} {line}: {msg}" if line is not None else msg for line, msg in problems[:5]
-    )
-    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-    return LoadError(
-        f"{where}: {len(problems)} problem(s), nothing was loaded: {shown}{more}",
-        problems=problems,
-    )
-
-
-def drop_staged(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop the temp objects of a load (a no-op in an aborted transaction: rollback drops them)."""
-    statements = [f"DROP VIEW IF EXISTS {v}" for v in (NORM, RAW, SRC, FILE_VIEW)]
-    statements += [f"DROP TABLE IF EXISTS {t}" for t in (CSV_TABLE, REJECTS, REJECT_SCANS)]
-    for statement in statements:
-        try:
-            con.execute(statement)
-        except duckdb.TransactionException:
-            return
-    with contextlib.suppress(duckdb.Error):
-        con.unregister(FRAME)
-
-
-# --- sources -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Staged:
-    """A source staged as the temp view ``_cm_src``: its name for messages and its line unit."""
-
-    where: str
-    unit: str  # "line" (CSV) or "row" (Parquet, frames)
-    split_pipes: bool
-
-
-def stage(con: duckdb.DuckDBPyConnection, source: Any) -> Staged:
-    """Expose a CSV/Parquet path (by suffix) or a frame as ``_cm_src`` with ``_cm_row``."""
-    drop_staged(con)
-    if isinstance(source, str | os.PathLike):
-        path = Path(source)
-        suffix = path.suffix.lower()
-        if suffix in (".parquet", ".pq"):
-            return _stage_parquet(con, path)
-        if suffix in (".csv", ".txt"):
-            return _stage_csv(con, path)
-        raise LoadError(
-            f"{path}: unknown file type {suffix!r}; load a .csv or .parquet file",
-            problems=[(None, f"unknown file type {suffix!r}")],
-        )
-    return _stage_frame(con, source)
-
-
 def load(
     con: duckdb.DuckDBPyConnection,
-    source: Any,
+    source: Source,
     *,
     id_column: str = "profile_id",
     types: dict[str, str] | None = None,
@@ -208,7 +141,7 @@ def load(
 
 def load_frame(
     con: duckdb.DuckDBPyConnection,
-    frame: Any,
+    frame: Frame,
     *,
     id_column: str = "profile_id",
     types: dict[str, str] | None = None,
@@ -216,89 +149,6 @@ def load_frame(
 ) -> LoadResult:
     """A pandas/polars DataFrame (or LazyFrame) or Arrow table; lists are multi-values."""
     return load(con, frame, id_column=id_column, types=types, mode=mode)
-
-
-def _check_file(path: Path) -> None:
-    if not path.is_file():
-        raise LoadError(f"{path}: no such file", problems=[(None, "no such file")])
-
-
-def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> Staged:
-    _check_file(path)
-    try:
-        rel = con.read_parquet(str(path), file_row_number=True)
-        rel.create_view(FILE_VIEW, replace=True)
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {SRC} AS SELECT * EXCLUDE (file_row_number),"
-            f" file_row_number + 1 AS {ROW} FROM {FILE_VIEW}"
-        )
-    except duckdb.Error as exc:
-        raise LoadError(
-            f"{path}: not a readable Parquet file: {exc}", problems=[(None, str(exc))]
-        ) from exc
-    return Staged(str(path), "row", split_pipes=False)
-
-
-def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> Staged:
-    _check_file(path)
-    try:
-        con.execute(
-            f"CREATE TEMP TABLE {CSV_TABLE} AS SELECT * FROM read_csv(?, header = true,"
-            " all_varchar = true, delim = ',', quote = '\"', escape = '\"',"
-            f" store_rejects = true, rejects_table = '{REJECTS}',"
-            f" rejects_scan = '{REJECT_SCANS}')",
-            [str(path)],
-        )
-        rejects = con.execute(
-            f"SELECT line, error_message FROM {REJECTS} ORDER BY line LIMIT {MAX_REPORTED}"
-        ).fetchall()
-    except duckdb.Error as exc:
-        raise LoadError(
-            f"{path}: not a readable CSV file: {exc}", problems=[(None, str(exc))]
-        ) from exc
-    if rejects:
-        raise load_error(
-            str(path), "line", [(int(line), f"malformed row: {msg}") for line, msg in rejects]
-        )
-    # rowid follows file order (temp tables number from a large base); +2 skips the header
-    # line. Multi-line quoted cells would shift the numbers after them.
-    con.execute(
-        f"CREATE TEMP VIEW {SRC} AS SELECT *, rowid - (SELECT min(rowid) FROM {CSV_TABLE}) + 2"
-        f" AS {ROW} FROM {CSV_TABLE}"
-    )
-    return Staged(str(path), "line", split_pipes=True)
-
-
-def _to_arrow(frame: Any) -> pa.Table:
-    if isinstance(frame, pa.Table):
-        return frame
-    module = type(frame).__module__.split(".")[0]
-    try:
-        if module == "polars":
-            if hasattr(frame, "collect"):
-                frame = frame.collect()
-            return frame.to_arrow()
-        if module == "pandas":
-            return pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowException, ValueError, TypeError) as exc:
-        raise LoadError(
-            f"frame: a column mixes types (e.g. lists and scalars): {exc}",
-            problems=[(None, str(exc))],
-        ) from exc
-    raise LoadError(
-        f"cannot load a {type(frame).__name__}; give a pandas/polars DataFrame or Arrow table",
-        problems=[(None, f"unsupported source {type(frame).__name__}")],
-    )
-
-
-def _stage_frame(con: duckdb.DuckDBPyConnection, frame: Any) -> Staged:
-    table = _to_arrow(frame)
-    if ROW in table.column_names:
-        raise LoadError(f"frame: column {ROW!r} is reserved", problems=[(None, "reserved column")])
-    table = table.append_column(ROW, pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64)))
-    con.register(FRAME, table)
-    con.execute(f"CREATE TEMP VIEW {SRC} AS SELECT * FROM {FRAME}")
-    return Staged("frame", "row", split_pipes=False)
 
 
 # --- the pipeline ------------------------------------------------------------------------------
@@ -336,11 +186,11 @@ def _pipeline(
     source_types = {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
     source_types.pop(ROW)
     if id_column not in source_types:
-        columns = ", ".join(source_types) or "none"
+        names = ", ".join(source_types) or "none"
         raise load_error(
             where,
             unit,
-            [(None, f"no id column {id_column!r} (columns: {columns}); name it with --id-column")],
+            [(None, f"no id column {id_column!r} (columns: {names}); name it with --id-column")],
         )
     problems: list[tuple[int | None, str]] = []
     existing = defined_properties(con)

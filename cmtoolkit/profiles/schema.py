@@ -1,20 +1,11 @@
 """The store's schema as an ordered list of migrations, and the code that applies them.
 
-``schema_version`` has one row per applied migration; the store's version is the highest. On every
-write-open, :func:`migrate` applies the migrations above it, each in its own transaction, so a
-store created by an older toolkit catches up and one made by a newer toolkit is refused
-(:class:`SchemaError`) instead of being damaged.
-
-To change the schema, **append** a :class:`Migration` to :data:`MIGRATIONS` with the next version
-number (never edit or reorder a released one)::
-
-    MIGRATIONS.append(  # in this module, after the existing entries
-        Migration(2, "run ledger", (
-            "CREATE TABLE runs (run_id VARCHAR NOT NULL, connection VARCHAR, ...)",
-        ))
-    )
-
-A step is either a SQL string or a callable ``step(con)`` for work SQL alone cannot express.
+``schema_version`` has one row per applied migration. On every write-open :func:`migrate` applies
+the known migrations not yet recorded, each in its own transaction; a store holding a version this
+code does not know (made by a newer toolkit) is refused with :class:`SchemaError` instead of being
+damaged. Tables of higher packages kept in the same file (the sync ledger) come as migrations the
+:class:`~cmtoolkit.profiles.store.Store` is given, in the one version sequence. How to add a
+migration: docs/profiles.md.
 """
 
 from __future__ import annotations
@@ -74,92 +65,64 @@ MIGRATIONS: list[Migration] = [
             "CREATE TABLE segment_members (segment VARCHAR NOT NULL, profile_id VARCHAR NOT NULL)",
         ),
     ),
-    Migration(
-        2,
-        "run ledger and sync state (cmtoolkit.sync)",
-        (
-            """CREATE TABLE runs (
-                run_id VARCHAR PRIMARY KEY,
-                connection VARCHAR NOT NULL,
-                goal VARCHAR NOT NULL,
-                full_run BOOLEAN NOT NULL DEFAULT false,
-                started_at TIMESTAMP NOT NULL,
-                ended_at TIMESTAMP,
-                state VARCHAR NOT NULL,
-                counts VARCHAR,
-                error VARCHAR,
-                pid INTEGER
-            )""",
-            """CREATE TABLE run_rows (
-                run_id VARCHAR NOT NULL,
-                seq BIGINT NOT NULL,
-                list_id VARCHAR,
-                email VARCHAR,
-                identifier VARCHAR,
-                profile_id VARCHAR,
-                outcome VARCHAR NOT NULL,
-                reason VARCHAR
-            )""",
-            """CREATE TABLE import_state (
-                connection VARCHAR NOT NULL,
-                list_id VARCHAR NOT NULL,
-                identifier VARCHAR NOT NULL,
-                hash VARCHAR NOT NULL,
-                applied_at TIMESTAMP NOT NULL
-            )""",
-            """CREATE TABLE export_state (
-                connection VARCHAR NOT NULL,
-                goal VARCHAR NOT NULL,
-                list_id VARCHAR NOT NULL,
-                profile_id VARCHAR NOT NULL,
-                email VARCHAR NOT NULL,
-                hash VARCHAR NOT NULL,
-                exported_at TIMESTAMP NOT NULL,
-                PRIMARY KEY (connection, goal, list_id, profile_id)
-            )""",
-        ),
-    ),
 ]
 
 
-def latest_version() -> int:
-    return MIGRATIONS[-1].version if MIGRATIONS else 0
+def latest_version(migrations: Sequence[Migration] | None = None) -> int:
+    """The highest version of ``migrations`` (the profile store's own by default)."""
+    known = MIGRATIONS if migrations is None else migrations
+    return max((m.version for m in known), default=0)
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
     """The store's schema version; 0 for an empty database."""
+    return max(applied_versions(con), default=0)
+
+
+def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
+    """The versions recorded in ``schema_version`` (none for an empty database)."""
     exists = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'"
         " AND database_name = current_database() AND schema_name = 'main'"
     ).fetchall()[0][0]
     if not exists:
-        return 0
-    return int(con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0])
+        return set()
+    return {int(v) for (v,) in con.execute("SELECT version FROM schema_version").fetchall()}
 
 
-def check_version(version: int, where: str) -> None:
-    if version > latest_version():
+def check_version(version: int, where: str, migrations: Sequence[Migration] | None = None) -> None:
+    latest = latest_version(migrations)
+    if version > latest:
         raise SchemaError(
             f"{where} has schema version {version} but this cmtoolkit knows up to "
-            f"{latest_version()}; upgrade cmtoolkit to use this workspace"
+            f"{latest}; upgrade cmtoolkit to use this workspace"
         )
 
 
-def migrate(con: duckdb.DuckDBPyConnection, where: str = "the store") -> int:
+def pending(applied: set[int], migrations: Sequence[Migration] | None = None) -> list[Migration]:
+    """The known migrations not in ``applied`` (see :func:`applied_versions`), in version order."""
+    known = MIGRATIONS if migrations is None else migrations
+    return sorted((m for m in known if m.version not in applied), key=lambda m: m.version)
+
+
+def migrate(
+    con: duckdb.DuckDBPyConnection,
+    where: str = "the store",
+    migrations: Sequence[Migration] | None = None,
+) -> int:
     """Apply the pending migrations; return the resulting version."""
-    version = current_version(con)
-    check_version(version, where)
-    if version == 0:
+    known = MIGRATIONS if migrations is None else migrations
+    applied = applied_versions(con)
+    check_version(max(applied, default=0), where, known)
+    versions = [m.version for m in known]
+    if versions != sorted(set(versions)):
+        raise SchemaError(f"migrations are not in increasing version order: {versions}")
+    if not applied:
         con.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
             " description VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT now())"
         )
-    versions = [m.version for m in MIGRATIONS]
-    if versions != sorted(set(versions)):
-        raise SchemaError(f"migrations are not in increasing version order: {versions}")
-    for migration in MIGRATIONS:
-        if migration.version <= version:
-            continue
+    for migration in pending(applied, known):
         con.begin()
         try:
             for step in migration.steps:
@@ -175,5 +138,5 @@ def migrate(con: duckdb.DuckDBPyConnection, where: str = "the store") -> int:
         except BaseException:
             con.rollback()
             raise
-        version = migration.version
-    return version
+        applied.add(migration.version)
+    return max(applied, default=0)

@@ -1,36 +1,8 @@
 """Segments: rules from ``segments.yaml`` compiled to parameterised SQL, materialised membership.
 
-A segment is either a rule or a static list::
-
-    vip:
-      any:
-        - {property: points, gte: 1000}
-        - {property: tier, in: [gold, platinum]}
-    imported_list:
-      file: vip_ids.csv        # one profile_id per line, relative to the workspace
-
-Conditions, over a property ``P`` (every property is multi-valued; **a condition holds when ANY
-value of P satisfies it**, so a profile without values never satisfies one, and ``not`` of it
-holds):
-
-- ``exists: true|false``      P has at least one value (or none)
-- ``equals: V``               a value equals V (email: trimmed, any case; number: numerically;
-                              boolean: any case)
-- ``contains: S``             a value contains S, case-insensitively
-- ``in: [V, ...]``            a value equals one of them (same comparison as ``equals``)
-- ``gt|gte|lt|lte: N``        a value compares so with N (number properties)
-- ``before|after: D``         a value is before/after D, an ISO date or date-time (date and
-                              datetime properties; a date is midnight)
-- ``{consented: O}`` / ``{consented: [O, ...]}`` the profile consents to (one of) O, see
-  :mod:`cmtoolkit.profiles.consent`
-
-Combinators: ``all: [...]``, ``any: [...]``, ``not: {...}``. Property names are checked against
-the defined properties and quoted with :func:`quote_ident`; every value is a parameter. The YAML is
-read with only ``true``/``false`` as booleans, so ``equals: yes`` means the string ``"yes"``.
-
-Membership lives in ``segment_members(segment, profile_id)``; ``segments(name, definition_hash,
-size, refreshed_at)`` records each refresh. A segment whose definition changed since its refresh
-is reported ``stale``.
+A rule's condition holds when ANY value of the (multi-valued) property satisfies it; property
+names go through :func:`quote_ident` and every value is a parameter. The rule language is in
+docs/profiles.md. A segment whose definition changed since its last refresh is ``stale``.
 """
 
 from __future__ import annotations
@@ -41,7 +13,6 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import duckdb
 import yaml
@@ -50,9 +21,10 @@ from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.profiles.consent import consent_condition
 from cmtoolkit.profiles.properties import defined_properties
 from cmtoolkit.profiles.quoting import quote_ident
+from cmtoolkit.profiles.store import Store
 
-if TYPE_CHECKING:
-    from cmtoolkit.profiles.store import Store
+#: One segment's definition as written in ``segments.yaml`` (a rule or ``{file: PATH}``).
+Definition = dict[str, object]
 
 OPERATORS = (
     "exists", "equals", "contains", "in", "gt", "gte", "lt", "lte", "before", "after",
@@ -73,7 +45,7 @@ _YamlLoader.add_implicit_resolver(
 )
 
 
-def read_definitions(path: Path) -> dict[str, Any]:
+def read_definitions(path: Path) -> dict[str, Definition]:
     """Segment name → definition, from ``segments.yaml`` (empty when the file is absent)."""
     if not path.exists():
         return {}
@@ -93,7 +65,7 @@ def read_definitions(path: Path) -> dict[str, Any]:
     return data
 
 
-def definition_hash(definition: Any, file_bytes: bytes | None = None) -> str:
+def definition_hash(definition: object, file_bytes: bytes | None = None) -> str:
     digest = hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode())
     if file_bytes is not None:
         digest.update(file_bytes)
@@ -107,12 +79,12 @@ class _Compiler:
     def __init__(self, segment: str, properties: dict[str, str]) -> None:
         self.segment = segment
         self.properties = properties
-        self.params: list[Any] = []
+        self.params: list[object] = []
 
     def fail(self, message: str) -> ConfigurationError:
         return ConfigurationError(f"segment {self.segment!r}: {message}")
 
-    def rule(self, rule: Any) -> str:
+    def rule(self, rule: object) -> str:
         if not isinstance(rule, dict) or not rule:
             raise self.fail(f"a rule must be a non-empty mapping, not {rule!r}")
         if "property" in rule:
@@ -142,7 +114,7 @@ class _Compiler:
             "{property: NAME, <condition>: VALUE} with a condition among " + ", ".join(OPERATORS)
         )
 
-    def condition(self, rule: dict[str, Any]) -> str:
+    def condition(self, rule: dict[str, object]) -> str:
         name = rule["property"]
         ops = [k for k in rule if k != "property"]
         if len(ops) != 1:
@@ -200,7 +172,7 @@ class _Compiler:
             return "lower(trim(x)) = ?"
         return "x = ?"
 
-    def scalar(self, value: Any, type_: str, op: str) -> Any:
+    def scalar(self, value: object, type_: str, op: str) -> str | float:
         if isinstance(value, bool):
             value = "true" if value else "false"
         if isinstance(value, dt.date):
@@ -213,15 +185,15 @@ class _Compiler:
             return str(value).strip().lower()
         return str(value)
 
-    def number(self, value: Any, op: str) -> float:
-        if isinstance(value, bool):
+    def number(self, value: object, op: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise self.fail(f"{op!r} needs a number, not {value!r}")
         try:
             return float(value)
         except (TypeError, ValueError):
             raise self.fail(f"{op!r} needs a number, not {value!r}") from None
 
-    def moment(self, value: Any, op: str) -> dt.datetime:
+    def moment(self, value: object, op: str) -> dt.datetime:
         if isinstance(value, dt.datetime):
             return value.replace(tzinfo=None)
         if isinstance(value, dt.date):
@@ -231,12 +203,14 @@ class _Compiler:
         except ValueError:
             raise self.fail(f"{op!r} needs an ISO date like 2026-01-01, not {value!r}") from None
 
-    def any_value(self, col: str, predicate: str, param: Any) -> str:
+    def any_value(self, col: str, predicate: str, param: object) -> str:
         self.params.append(param)
         return f"coalesce(len(list_filter({col}, lambda x: {predicate})) > 0, false)"
 
 
-def compile_rule(segment: str, rule: Any, properties: dict[str, str]) -> tuple[str, list[Any]]:
+def compile_rule(
+    segment: str, rule: object, properties: dict[str, str]
+) -> tuple[str, list[object]]:
     """A SQL boolean over ``profiles AS p`` and its parameters, for one segment's rule."""
     compiler = _Compiler(segment, properties)
     sql = compiler.rule(rule)
@@ -262,7 +236,7 @@ class Segments:
         self.store = store
         self.path = Path(path)
 
-    def definitions(self) -> dict[str, Any]:
+    def definitions(self) -> dict[str, Definition]:
         return read_definitions(self.path)
 
     def names(self) -> list[str]:
@@ -270,8 +244,8 @@ class Segments:
         return sorted(self.definitions()) if self.path.exists() else []
 
     def _plan(
-        self, name: str, definition: dict[str, Any], properties: dict[str, str]
-    ) -> tuple[str, list[Any], str]:
+        self, name: str, definition: Definition, properties: dict[str, str]
+    ) -> tuple[str, list[object], str]:
         """SQL selecting the member ids, its parameters, and the definition hash."""
         if "file" in definition:
             if len(definition) != 1 or not isinstance(definition["file"], str):
@@ -293,7 +267,7 @@ class Segments:
         sql = f"SELECT p.profile_id FROM profiles AS p WHERE {where}"
         return sql, params, definition_hash(definition)
 
-    def sql(self, name: str) -> tuple[str, list[Any]]:
+    def sql(self, name: str) -> tuple[str, list[object]]:
         """The live membership query of one segment (for previews without a refresh)."""
         definitions = self.definitions()
         if name not in definitions:
@@ -340,7 +314,7 @@ class Segments:
         infos = self.list()
         return [i for i in infos if i.name in names]
 
-    def _digest(self, definition: dict[str, Any]) -> str:
+    def _digest(self, definition: Definition) -> str:
         if "file" in definition:
             file = self.path.parent / str(definition["file"])
             if not file.is_file():
@@ -358,7 +332,7 @@ class Segments:
         return [r[0] for r in rows]
 
     @staticmethod
-    def as_dicts(infos: list[SegmentInfo]) -> list[dict[str, Any]]:
+    def as_dicts(infos: list[SegmentInfo]) -> list[dict[str, object]]:
         return [asdict(i) for i in infos]
 
     def list(self) -> list[SegmentInfo]:

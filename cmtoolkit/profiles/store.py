@@ -1,12 +1,9 @@
 """The DuckDB file behind a workspace: short-lived connections, lock waits, and the profile API.
 
-DuckDB lets one process hold a file read-write (and read-only holders block writers too), so
-nothing here keeps a connection open: every call opens the file, works and closes it. A process
-that meets another's lock waits with exponential backoff up to ``lock_timeout`` seconds (default
-60, or ``$CMTOOLKIT_LOCK_TIMEOUT``), then raises :class:`StoreLocked` naming the holder's PID.
-
-Reading a store that does not exist yet yields an empty in-memory store with the current schema,
-so read commands work on a fresh workspace without creating files.
+Nothing here keeps a connection open (DuckDB lets one process hold a file for writing): every call
+opens the file, works and closes it, waiting out another process's lock with backoff up to
+``lock_timeout`` before raising :class:`StoreLocked`. Reading a store that does not exist yet
+yields an empty in-memory store, so read commands create no files. See docs/profiles.md.
 """
 
 from __future__ import annotations
@@ -17,14 +14,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, TypedDict, TypeVar
 
 import duckdb
 
 from cmtoolkit.errors import ConfigurationError, StoreError, StoreLocked
 from cmtoolkit.profiles import schema
+from cmtoolkit.profiles.interactions import interaction_names, load_interactions
+from cmtoolkit.profiles.loaders import LoadResult, load, load_frame
 from cmtoolkit.profiles.properties import check_type, define_property, defined_properties
 from cmtoolkit.profiles.quoting import quote_ident
+from cmtoolkit.profiles.sources import Frame, Source
+
+T = TypeVar("T")
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 LOCK_TIMEOUT_ENV = "CMTOOLKIT_LOCK_TIMEOUT"
@@ -84,6 +86,21 @@ def _checkpoint(con: duckdb.DuckDBPyConnection, database: str) -> None:
         con.execute(_NO_VACUUM)
 
 
+class PropertyStats(TypedDict):
+    type: str
+    profiles_with_values: int
+
+
+class StoreStats(TypedDict):
+    path: str
+    schema_version: int
+    profiles: int
+    properties: dict[str, PropertyStats]
+    interactions: int
+    interaction_names: int
+    segments: dict[str, int]
+
+
 class Store:
     """The profile store of one workspace (``profiles.duckdb``)."""
 
@@ -91,6 +108,7 @@ class Store:
         self,
         path: str | os.PathLike[str],
         *,
+        migrations: Iterable[schema.Migration] = (),
         lock_timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -98,6 +116,7 @@ class Store:
         max_backoff: float = 2.0,
     ) -> None:
         self.path = Path(path)
+        self._extra_migrations = tuple(migrations)
         self.lock_timeout = lock_timeout_from_env() if lock_timeout is None else lock_timeout
         self._clock = clock
         self._sleep = sleep
@@ -106,6 +125,11 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
+
+    @property
+    def migrations(self) -> list[schema.Migration]:
+        """The profile store's migrations and those of the tables other packages keep here."""
+        return sorted([*schema.MIGRATIONS, *self._extra_migrations], key=lambda m: m.version)
 
     # --- connections ---------------------------------------------------------------------------
 
@@ -127,7 +151,7 @@ class Store:
 
         return self._waiting_out_locks(open_)
 
-    def _waiting_out_locks(self, open_: Callable[[], Any]) -> Any:
+    def _waiting_out_locks(self, open_: Callable[[], T]) -> T:
         """``open_()``, retried with exponential backoff while another process holds the file."""
         deadline = self._clock() + self.lock_timeout
         delay = self._initial_backoff
@@ -170,23 +194,24 @@ class Store:
             con = self._open_file(read_only=False)
             try:
                 con.execute(_NO_VACUUM)
-                schema.migrate(con, str(self.path))
+                schema.migrate(con, str(self.path), self.migrations)
             except BaseException:
                 con.close()
                 raise
         elif not self.path.exists():
             con = duckdb.connect(":memory:")
             con.execute("SET enable_progress_bar = false")
-            schema.migrate(con)
+            schema.migrate(con, migrations=self.migrations)
         else:
             con = self._open_file(read_only=True)
             try:
-                version = schema.current_version(con)
-                schema.check_version(version, str(self.path))
+                applied = schema.applied_versions(con)
+                schema.check_version(max(applied, default=0), str(self.path), self.migrations)
+                outdated = bool(schema.pending(applied, self.migrations))
             except BaseException:
                 con.close()
                 raise
-            if version < schema.latest_version():
+            if outdated:
                 con.close()
                 with self.connect(write=True):
                     pass
@@ -229,7 +254,7 @@ class Store:
         try:
             con.execute(f"USE {quote_ident(alias)}")
             if write or not self.path.exists():
-                schema.migrate(con, str(self.path))
+                schema.migrate(con, str(self.path), self.migrations)
             yield con
             if write:
                 # Fold the writes into the file now, as closing a connect(write=True) does:
@@ -310,7 +335,7 @@ class Store:
 
     def set_values(
         self,
-        frame: Any,
+        frame: Frame,
         mode: Literal["set", "add"] = "set",
         *,
         id_column: str = "profile_id",
@@ -321,8 +346,6 @@ class Store:
         ``set`` replaces each given property, ``add`` appends values not yet present. Columns
         may hold lists or scalars; None/empty means no value. One transaction.
         """
-        from cmtoolkit.profiles.loaders import load_frame
-
         with self.transaction() as con:
             return load_frame(con, frame, id_column=id_column, types=types, mode=mode).rows
 
@@ -340,7 +363,7 @@ class Store:
                 )
         return int(n)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> StoreStats:
         """Counts: profiles, per-property type and filled count, interactions, segments."""
         with self.connect() as con:
             props = defined_properties(con)
@@ -371,26 +394,21 @@ class Store:
 
     def load(
         self,
-        source: Any,
+        source: Source,
         *,
         id_column: str = "profile_id",
         types: dict[str, str] | None = None,
         mode: Literal["set", "add"] = "set",
-    ) -> Any:
+    ) -> LoadResult:
         """Load profiles from a CSV/Parquet path or a frame, all-or-nothing (see loaders)."""
-        from cmtoolkit.profiles.loaders import load
-
         with self.transaction() as con:
             return load(con, source, id_column=id_column, types=types, mode=mode)
 
-    def load_interactions(self, source: Any) -> int:
-        from cmtoolkit.profiles.interactions import load_interactions
-
+    def load_interactions(self, source: Source) -> int:
+        """Append viewed interactions (idempotent); returns rows added."""
         with self.transaction() as con:
             return load_interactions(con, source)
 
     def interaction_names(self, profile_id: str) -> list[str]:
-        from cmtoolkit.profiles.interactions import interaction_names
-
         with self.connect() as con:
             return interaction_names(con, profile_id)

@@ -18,8 +18,8 @@ import duckdb
 from cmtoolkit.errors import RunError
 from cmtoolkit.sync.run import Run, RunState, utc_now
 
-# The tables (runs, run_rows, import_state, export_state) are migration 2 of
-# cmtoolkit.profiles.schema.
+# The tables (runs, run_rows, import_state, export_state) are defined in
+# cmtoolkit.sync.ledger_schema (the store's migration 2).
 
 
 def start_run(con: duckdb.DuckDBPyConnection, connection: str, goal: str, *, full: bool) -> str:

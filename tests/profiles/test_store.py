@@ -10,6 +10,8 @@ from cmtoolkit.errors import ConfigurationError, SchemaError
 from cmtoolkit.profiles import schema
 from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.profiles.schema import Migration
+from cmtoolkit.profiles.store import Store
+from cmtoolkit.sync.ledger_schema import LEDGER_MIGRATIONS
 
 
 def test_workspace_layout_and_lazy_creation(tmp_path):
@@ -22,7 +24,8 @@ def test_workspace_layout_and_lazy_creation(tmp_path):
     assert created.database_path.is_file()
     assert created.segments_path.is_file()
     assert created.connections_dir.is_dir() and created.reports_dir.is_dir()
-    assert Workspace.open(tmp_path / "w").store.schema_version() == schema.latest_version()
+    store = Workspace.open(tmp_path / "w").store
+    assert store.schema_version() == schema.latest_version(store.migrations)
 
 
 def test_first_write_creates_the_store(ws):
@@ -47,7 +50,7 @@ def test_appended_migration_runs_once_on_write_open(ws, monkeypatch):
     with ws.store.connect(write=True):
         pass
     extra = Migration(
-        schema.latest_version() + 1,
+        schema.latest_version(ws.store.migrations) + 1,
         "test ledger",
         ("CREATE TABLE test_ledger (run_id VARCHAR)", "INSERT INTO test_ledger VALUES ('r1')"),
     )
@@ -57,6 +60,50 @@ def test_appended_migration_runs_once_on_write_open(ws, monkeypatch):
     with ws.store.connect(write=True) as con:  # not applied twice
         assert con.execute("SELECT count(*) FROM test_ledger").fetchall() == [(1,)]
     assert ws.store.schema_version() == extra.version
+
+
+def test_the_ledger_tables_come_from_the_sync_package_as_migration_2(ws):
+    """The ledger's DDL lives in cmtoolkit.sync; a workspace's store applies it as version 2."""
+    assert [m.version for m in LEDGER_MIGRATIONS] == [2]
+    assert [m.version for m in schema.MIGRATIONS] == [1]
+    with ws.store.connect(write=True) as con:
+        versions = con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert versions == [(1,), (2,)]
+    assert {"runs", "run_rows", "import_state", "export_state", "profiles"} <= tables
+
+
+def test_a_store_made_before_the_ledger_moved_opens_unchanged(tmp_path):
+    """Workspaces recorded versions 1 and 2 when both lived in profiles.schema: same rows,
+    same tables, nothing applied again."""
+    ws = Workspace(tmp_path / "old")
+    ws.path.mkdir()
+    con = duckdb.connect(str(ws.database_path))
+    schema.migrate(con, migrations=[*schema.MIGRATIONS, *LEDGER_MIGRATIONS])
+    con.execute("INSERT INTO runs (run_id, connection, goal, started_at, state)"
+                " VALUES ('r1', 'news', 'import', now(), 'FINISHED')")  # fmt: skip
+    before = con.execute("SELECT * FROM schema_version ORDER BY version").fetchall()
+    con.close()
+    with ws.store.connect(write=True) as con:
+        assert con.execute("SELECT * FROM schema_version ORDER BY version").fetchall() == before
+        assert con.execute("SELECT run_id FROM runs").fetchall() == [("r1",)]
+    assert ws.store.count() == 0
+
+
+def test_a_store_that_lacks_the_ledger_gets_it_on_the_next_open(tmp_path, monkeypatch):
+    """A file made by the profile store alone catches up when a workspace opens it, even when a
+    later profile migration was applied first: every known version not recorded is applied."""
+    later = Migration(3, "a later profile table", ("CREATE TABLE later (x INTEGER)",))
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, later])
+    path = tmp_path / "ws" / "profiles.duckdb"
+    Store(path).define_property("points", "number")
+    with Store(path).connect() as con:
+        assert schema.applied_versions(con) == {1, 3}
+    ws = Workspace(tmp_path / "ws")
+    assert ws.store.properties()["points"] == "number"  # a read brings it up to date
+    with ws.store.connect() as con:
+        assert schema.applied_versions(con) == {1, 2, 3}
+        assert con.execute("SELECT count(*) FROM runs").fetchall() == [(0,)]
 
 
 def test_newer_store_is_refused(ws):

@@ -1,0 +1,60 @@
+"""The run ledger's tables (runs, run_rows, import_state, export_state), kept in the profile
+store's file and handed to :class:`~cmtoolkit.profiles.store.Store` as its migration 2.
+
+The statements are the ones every existing workspace recorded as version 2: never edit them;
+append a migration with the next free version number instead (see docs/profiles.md).
+"""
+
+from __future__ import annotations
+
+from cmtoolkit.profiles.schema import Migration
+
+__all__ = ["LEDGER_MIGRATIONS"]
+
+LEDGER_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        2,
+        "run ledger and sync state (cmtoolkit.sync)",
+        (
+            """CREATE TABLE runs (
+                run_id VARCHAR PRIMARY KEY,
+                connection VARCHAR NOT NULL,
+                goal VARCHAR NOT NULL,
+                full_run BOOLEAN NOT NULL DEFAULT false,
+                started_at TIMESTAMP NOT NULL,
+                ended_at TIMESTAMP,
+                state VARCHAR NOT NULL,
+                counts VARCHAR,
+                error VARCHAR,
+                pid INTEGER
+            )""",
+            """CREATE TABLE run_rows (
+                run_id VARCHAR NOT NULL,
+                seq BIGINT NOT NULL,
+                list_id VARCHAR,
+                email VARCHAR,
+                identifier VARCHAR,
+                profile_id VARCHAR,
+                outcome VARCHAR NOT NULL,
+                reason VARCHAR
+            )""",
+            """CREATE TABLE import_state (
+                connection VARCHAR NOT NULL,
+                list_id VARCHAR NOT NULL,
+                identifier VARCHAR NOT NULL,
+                hash VARCHAR NOT NULL,
+                applied_at TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE export_state (
+                connection VARCHAR NOT NULL,
+                goal VARCHAR NOT NULL,
+                list_id VARCHAR NOT NULL,
+                profile_id VARCHAR NOT NULL,
+                email VARCHAR NOT NULL,
+                hash VARCHAR NOT NULL,
+                exported_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (connection, goal, list_id, profile_id)
+            )""",
+        ),
+    ),
+)
