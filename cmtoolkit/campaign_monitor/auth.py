@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import urlencode
 
 import requests
@@ -49,7 +48,7 @@ class OAuthTokens:
     expires_at: datetime
 
     @classmethod
-    def from_wire(cls, body: Any, now: datetime | None = None) -> OAuthTokens:
+    def from_wire(cls, body: object, now: datetime | None = None) -> OAuthTokens:
         if not isinstance(body, dict) or not body.get("access_token"):
             raise OAuthError(
                 f"The OAuth token endpoint gave no access token; {RECONNECT}.", status=None
@@ -135,7 +134,7 @@ def authorize_url(
     return origin_of(resolve_base_url(base_url)) + "/oauth?" + urlencode(query)
 
 
-def _oauth_check(status: int, body: Any) -> None:
+def _oauth_check(status: int, body: object) -> None:
     """Token endpoint errors come as ``{"error": ...}`` with any status (even 200)."""
     if isinstance(body, dict) and body.get("error"):
         error = str(body.get("error"))

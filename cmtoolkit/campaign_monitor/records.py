@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
 
 from cmtoolkit.secret import Secret
 
@@ -33,18 +32,55 @@ __all__ = [
 ]
 
 
-def parse_timestamp(value: str | None) -> datetime | None:
+#: A decoded JSON object of the API (PascalCase keys).
+Wire = Mapping[str, object]
+
+
+def parse_timestamp(value: object) -> datetime | None:
     """``"YYYY-MM-DD HH:MM:SS"`` (account-local, no offset) as a naive datetime; ``""`` → None."""
     if not value:
         return None
-    return datetime.fromisoformat(value)
+    return datetime.fromisoformat(_text(value))
 
 
-def _frozen_mapping(pairs: Iterable[Mapping[str, Any]] | None) -> Mapping[str, tuple[str, ...]]:
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _opt(value: object) -> str | None:
+    """A text value that may be absent (``None`` stays ``None``)."""
+    return None if value is None else _text(value)
+
+
+def _int(value: object) -> int:
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise TypeError(f"expected a number, got {type(value).__name__}")
+
+
+def _list(value: object) -> list[object]:
+    """A JSON array (``None`` or absent: empty)."""
+    if not value:
+        return []
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return list(value)
+
+
+def _items(value: object) -> list[Wire]:
+    """A JSON array of objects (``None`` or absent: empty)."""
+    items = _list(value)
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise TypeError(f"expected an object, got {type(item).__name__}")
+    return [item for item in items if isinstance(item, Mapping)]
+
+
+def _frozen_mapping(pairs: Iterable[Wire] | None) -> Mapping[str, tuple[str, ...]]:
     """Group ``[{"Key", "Value"}, ...]`` by key, keeping repeated keys (multi-select) in order."""
     grouped: dict[str, list[str]] = {}
     for item in pairs or ():
-        grouped.setdefault(item["Key"], []).append(item.get("Value") or "")
+        grouped.setdefault(_text(item["Key"]), []).append(_opt(item.get("Value")) or "")
     return MappingProxyType({k: tuple(v) for k, v in grouped.items()})
 
 
@@ -54,8 +90,8 @@ class ClientSummary:
     name: str
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any]) -> ClientSummary:
-        return cls(client_id=d["ClientID"], name=d["Name"])
+    def from_wire(cls, d: Wire) -> ClientSummary:
+        return cls(client_id=_text(d["ClientID"]), name=_text(d["Name"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,17 +107,19 @@ class ClientDetails:
     api_key: Secret | None
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any]) -> ClientDetails:
+    def from_wire(cls, d: Wire) -> ClientDetails:
         basic = d.get("BasicDetails") or {}
+        if not isinstance(basic, Mapping):
+            raise TypeError(f"BasicDetails: expected an object, got {type(basic).__name__}")
         key = d.get("ApiKey")
         return cls(
-            client_id=basic.get("ClientID", ""),
-            company_name=basic.get("CompanyName", ""),
-            contact_name=basic.get("ContactName"),
-            email_address=basic.get("EmailAddress"),
-            country=basic.get("Country"),
-            timezone=basic.get("TimeZone"),
-            api_key=Secret(key) if key else None,
+            client_id=_text(basic.get("ClientID", "")),
+            company_name=_text(basic.get("CompanyName", "")),
+            contact_name=_opt(basic.get("ContactName")),
+            email_address=_opt(basic.get("EmailAddress")),
+            country=_opt(basic.get("Country")),
+            timezone=_opt(basic.get("TimeZone")),
+            api_key=Secret(_text(key)) if key else None,
         )
 
 
@@ -91,8 +129,8 @@ class ListSummary:
     name: str
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any]) -> ListSummary:
-        return cls(list_id=d["ListID"], name=d["Name"])
+    def from_wire(cls, d: Wire) -> ListSummary:
+        return cls(list_id=_text(d["ListID"]), name=_text(d["Name"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +143,14 @@ class ListDetails:
     unsubscribe_setting: str
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any]) -> ListDetails:
+    def from_wire(cls, d: Wire) -> ListDetails:
         return cls(
-            list_id=d["ListID"],
-            title=d["Title"],
+            list_id=_text(d["ListID"]),
+            title=_text(d["Title"]),
             confirmed_opt_in=bool(d.get("ConfirmedOptIn")),
-            unsubscribe_page=d.get("UnsubscribePage") or "",
-            confirmation_success_page=d.get("ConfirmationSuccessPage") or "",
-            unsubscribe_setting=d.get("UnsubscribeSetting") or "",
+            unsubscribe_page=_opt(d.get("UnsubscribePage")) or "",
+            confirmation_success_page=_opt(d.get("ConfirmationSuccessPage")) or "",
+            unsubscribe_setting=_opt(d.get("UnsubscribeSetting")) or "",
         )
 
 
@@ -127,13 +165,13 @@ class ListStats:
     counters: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any]) -> ListStats:
+    def from_wire(cls, d: Wire) -> ListStats:
         return cls(
-            total_active=int(d.get("TotalActiveSubscribers", 0)),
-            total_unsubscribes=int(d.get("TotalUnsubscribes", 0)),
-            total_deleted=int(d.get("TotalDeleted", 0)),
-            total_bounces=int(d.get("TotalBounces", 0)),
-            counters=MappingProxyType({k: int(v) for k, v in d.items()}),
+            total_active=_int(d.get("TotalActiveSubscribers", 0)),
+            total_unsubscribes=_int(d.get("TotalUnsubscribes", 0)),
+            total_deleted=_int(d.get("TotalDeleted", 0)),
+            total_bounces=_int(d.get("TotalBounces", 0)),
+            counters=MappingProxyType({k: _int(v) for k, v in d.items()}),
         )
 
 
@@ -149,12 +187,12 @@ class CustomField:
     visible_in_preference_center: bool = True
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any]) -> CustomField:
+    def from_wire(cls, d: Wire) -> CustomField:
         return cls(
-            field_name=d["FieldName"],
-            key=d["Key"],
-            data_type=d["DataType"],
-            options=tuple(d.get("FieldOptions") or ()),
+            field_name=_text(d["FieldName"]),
+            key=_text(d["Key"]),
+            data_type=_text(d["DataType"]),
+            options=tuple(_text(o) for o in _list(d.get("FieldOptions"))),
             visible_in_preference_center=bool(d.get("VisibleInPreferenceCenter", True)),
         )
 
@@ -166,8 +204,10 @@ class Segment:
     title: str
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any]) -> Segment:
-        return cls(list_id=d["ListID"], segment_id=d["SegmentID"], title=d["Title"])
+    def from_wire(cls, d: Wire) -> Segment:
+        return cls(
+            list_id=_text(d["ListID"]), segment_id=_text(d["SegmentID"]), title=_text(d["Title"])
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,18 +229,18 @@ class Subscriber:
     reads_email_with: str | None = None
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any]) -> Subscriber:
+    def from_wire(cls, d: Wire) -> Subscriber:
         return cls(
-            email=d["EmailAddress"],
-            name=d.get("Name") or "",
-            state=d.get("State") or "",
+            email=_text(d["EmailAddress"]),
+            name=_opt(d.get("Name")) or "",
+            state=_opt(d.get("State")) or "",
             date=parse_timestamp(d.get("Date")),
             list_joined_date=parse_timestamp(d.get("ListJoinedDate")),
-            custom_fields=_frozen_mapping(d.get("CustomFields")),
-            consent_to_track=d.get("ConsentToTrack"),
-            mobile_number=d.get("MobileNumber"),
-            consent_to_send_sms=d.get("ConsentToSendSms"),
-            reads_email_with=d.get("ReadsEmailWith"),
+            custom_fields=_frozen_mapping(_items(d.get("CustomFields"))),
+            consent_to_track=_opt(d.get("ConsentToTrack")),
+            mobile_number=_opt(d.get("MobileNumber")),
+            consent_to_send_sms=_opt(d.get("ConsentToSendSms")),
+            reads_email_with=_opt(d.get("ReadsEmailWith")),
         )
 
 
@@ -214,12 +254,12 @@ class SuppressedEmail:
     state: str
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any]) -> SuppressedEmail:
+    def from_wire(cls, d: Wire) -> SuppressedEmail:
         return cls(
-            email=d["EmailAddress"],
-            reason=d.get("SuppressionReason") or "",
+            email=_text(d["EmailAddress"]),
+            reason=_opt(d.get("SuppressionReason")) or "",
             date=parse_timestamp(d.get("Date")),
-            state=d.get("State") or "",
+            state=_opt(d.get("State")) or "",
         )
 
 
@@ -233,11 +273,11 @@ class ListMembership:
     date_added: datetime | None
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any]) -> ListMembership:
+    def from_wire(cls, d: Wire) -> ListMembership:
         return cls(
-            list_id=d["ListID"],
-            list_name=d.get("ListName") or "",
-            state=d.get("SubscriberState") or "",
+            list_id=_text(d["ListID"]),
+            list_name=_opt(d.get("ListName")) or "",
+            state=_opt(d.get("SubscriberState")) or "",
             date_added=parse_timestamp(d.get("DateSubscriberAdded")),
         )
 
@@ -267,19 +307,19 @@ class ImportResult:
     batches: int = 0
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any]) -> ImportResult:
+    def from_wire(cls, d: Wire) -> ImportResult:
         return cls(
-            total_unique_emails_submitted=int(d.get("TotalUniqueEmailsSubmitted") or 0),
-            total_existing_subscribers=int(d.get("TotalExistingSubscribers") or 0),
-            total_new_subscribers=int(d.get("TotalNewSubscribers") or 0),
-            duplicate_emails=tuple(d.get("DuplicateEmailsInSubmission") or ()),
+            total_unique_emails_submitted=_int(d.get("TotalUniqueEmailsSubmitted") or 0),
+            total_existing_subscribers=_int(d.get("TotalExistingSubscribers") or 0),
+            total_new_subscribers=_int(d.get("TotalNewSubscribers") or 0),
+            duplicate_emails=tuple(_text(e) for e in _list(d.get("DuplicateEmailsInSubmission"))),
             failures=tuple(
                 ImportFailure(
-                    email=f.get("EmailAddress", ""),
-                    code=int(f.get("Code") or 0),
-                    message=f.get("Message") or "",
+                    email=_text(f.get("EmailAddress", "")),
+                    code=_int(f.get("Code") or 0),
+                    message=_opt(f.get("Message")) or "",
                 )
-                for f in d.get("FailureDetails") or ()
+                for f in _items(d.get("FailureDetails"))
             ),
             batches=1,
         )
