@@ -73,8 +73,8 @@ def claim_run(
     ).fetchall()
     if not claimed:
         raise RunError(
-            f"run {run_id} is not a {goal} run of {connection!r} waiting to start; a run id "
-            "given to a notebook must come from the `cmtoolkit run` that started it"
+            f"run {run_id} is not waiting to start as the {goal} run of {connection!r}; a run "
+            "id given to a notebook must come from the `cmtoolkit run` that recorded it"
         )
 
 

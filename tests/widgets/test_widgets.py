@@ -12,6 +12,7 @@ import pytest
 from cmtoolkit.campaign_monitor import OAuthApp
 from cmtoolkit.connection.file import load_connection
 from cmtoolkit.connection.model import ImportMapping
+from cmtoolkit.sync import RunState
 from cmtoolkit.widgets import (
     AuthPanel,
     ExportEditor,
@@ -386,6 +387,47 @@ def test_notebook_steps_build(editor, interactive: bool) -> None:
     nb.export_step(editor, interactive)
     nb.preview_step(editor, ["import", "export", "targeting"], interactive)
     results = nb.run_step(editor, ["import"], interactive=interactive, dry_run=True)
-    assert interactive or results[0].state == "PREVIEW"
+    assert interactive or results[0].state is RunState.PREVIEW
     nb.history_step(editor, interactive)
     assert SENTINEL_KEY not in all_widget_state()
+
+
+# --- the notebook run path ---------------------------------------------------------------------
+
+
+def test_run_step_continues_the_run_cmtoolkit_run_recorded(editor) -> None:
+    from cmtoolkit.sync import RunState, ledger
+    from cmtoolkit.widgets import notebook as nb
+
+    with editor.workspace.store.transaction() as con:  # what `cmtoolkit run` does first
+        run_id = ledger.start_run(con, "demo", "import", full=False)
+    (result,) = nb.run_step(editor, ["import"], interactive=False, run_id=run_id)
+    assert result.run_id == run_id and result.state is RunState.FINISHED
+    (run,) = editor.history()
+    assert run.run_id == run_id and run.state is RunState.FINISHED and run.counts
+
+
+def test_run_step_refuses_a_run_id_that_is_not_waiting_for_it(editor) -> None:
+    from cmtoolkit.errors import ConfigurationError, RunError
+    from cmtoolkit.sync import RunState, ledger
+    from cmtoolkit.widgets import notebook as nb
+
+    with editor.workspace.store.transaction() as con:
+        run_id = ledger.start_run(con, "demo", "export", full=False)
+    with pytest.raises(RunError, match="is not waiting to start as the import run of 'demo'"):
+        nb.run_step(editor, ["import"], interactive=False, run_id=run_id)
+    with pytest.raises(ConfigurationError, match="one real run of one goal"):
+        nb.run_step(editor, ["import"], interactive=False, dry_run=True, run_id=run_id)
+    (run,) = editor.history()
+    assert run.run_id == run_id and run.state is RunState.STARTING  # left for its runner
+
+
+def test_run_step_refuses_a_goal_its_status_says_is_not_ready(editor) -> None:
+    from cmtoolkit.errors import ConfigurationError
+    from cmtoolkit.widgets import notebook as nb
+
+    editor.edit_import(lists=())
+    assert not editor.status().import_ready
+    with pytest.raises(ConfigurationError, match=r"not ready to run import: import\.lists"):
+        nb.run_step(editor, ["import"], interactive=False)
+    assert editor.history() == []
