@@ -42,7 +42,7 @@ from cmtoolkit.batch.reports import write_report as _write_report
 from cmtoolkit.connection.file import find_connection, load_connection
 from cmtoolkit.connection.model import Connection
 from cmtoolkit.credentials import load_credential
-from cmtoolkit.errors import ConfigurationError, CredentialError
+from cmtoolkit.errors import ConfigurationError, CredentialError, RunError
 from cmtoolkit.sync import Run, RunState, ledger, resolve_goals, utc_now
 from cmtoolkit.sync.locking import RunLock
 from cmtoolkit.widgets import published_run
@@ -241,7 +241,7 @@ def _outcome(
     with ws.store.connect() as con:
         run = ledger.get_run(con, run_id)
     if run is None:  # cannot happen: the run was recorded before the notebook started
-        raise ConfigurationError(f"run {run_id} is missing from the ledger")
+        raise RunError(f"run {run_id} is missing from the ledger")
     if run.state is RunState.FINISHED:
         if error:
             return replace(run, error=f"the run finished but its report notebook failed: {error}")

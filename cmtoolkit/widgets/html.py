@@ -44,7 +44,7 @@ TABLE = 'style="border-collapse:collapse;font-size:13px;margin:4px 0"'
 CELL = "padding:3px 8px;border:1px solid #d0d7de;text-align:left;vertical-align:top"
 
 
-def esc(value: Any) -> str:
+def esc(value: object) -> str:
     return html.escape(str(value))
 
 
@@ -185,7 +185,7 @@ def counts_html(counts: dict[str, int], *, title: str = "") -> str:
     return f"{caption}<table {TABLE}><tr>{''.join(cells)}</tr></table>"
 
 
-def _values(value: Any) -> str:
+def _values(value: object) -> str:
     if value is None:
         return "∅"
     if isinstance(value, list | tuple):

@@ -8,15 +8,14 @@ from typing import Any
 import ipywidgets as W
 
 from cmtoolkit.campaign_monitor.fields import STATES
-from cmtoolkit.connection.model import Connection
+from cmtoolkit.connection.model import Connection, ExportGoal, ImportGoal, TargetingGoal
 from cmtoolkit.widgets.editor import ConnectionEditor
 from cmtoolkit.widgets.view import View, property_box
 
-GOAL_ATTRS = {"import": "import_", "export": "export", "targeting": "targeting"}
 
-
-def goal_of(model: Connection, goal: str) -> Any:
-    return getattr(model, GOAL_ATTRS[goal])
+def goal_of(model: Connection, goal: str) -> ImportGoal | ExportGoal | TargetingGoal | None:
+    goals = {"import": model.import_, "export": model.export, "targeting": model.targeting}
+    return goals[goal]
 
 
 def edit_goal(editor: ConnectionEditor, goal: str, **changes: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import ipywidgets as W
@@ -66,7 +66,11 @@ class View(W.VBox):
         super().close()
 
 
-def set_options(widget: Any, options: list[Any], value: Any) -> None:
+def set_options(
+    widget: W.Dropdown | W.Combobox | W.Select,
+    options: Sequence[object],
+    value: object,
+) -> None:
     """Options then value, adding a value the options lack (a broken choice stays visible).
 
     With no value, a "choose" placeholder is selected, so the screen never shows a choice the
@@ -84,7 +88,9 @@ def set_options(widget: Any, options: list[Any], value: Any) -> None:
     widget.value = value
 
 
-def property_box(description: str = "", placeholder: str = "search or create a property") -> Any:
+def property_box(
+    description: str = "", placeholder: str = "search or create a property"
+) -> W.Combobox:
     """A combobox over the store's properties that also takes a new name (on Enter or blur)."""
     return W.Combobox(
         description=description,
