@@ -45,7 +45,7 @@ class FieldRecord(Protocol):
     def data_type(self) -> str: ...
 
 
-#: A record as the client returns it, or the raw API item (``ClientID``, ``ListID``, ...).
+#: A raw API item (``ClientID``, ``ListID``, ...), for clients that return plain JSON.
 Item = Mapping[str, object]
 
 
