@@ -57,6 +57,11 @@ def mismatches(pyproject_text: str, environment_text: str) -> list[str]:
     for entry in environment.get("dependencies") or []:
         if isinstance(entry, dict):
             pip.extend(entry.get("pip") or [])
+            # A package conda-forge does not carry comes from PyPI through the pip section.
+            for requirement in entry.get("pip") or []:
+                if not str(requirement).startswith("-"):
+                    name, constraint = _split(str(requirement))
+                    have[name] = constraint
         else:
             name, constraint = _split(str(entry))
             have[name] = constraint
