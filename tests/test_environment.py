@@ -59,7 +59,7 @@ def mismatches(pyproject_text: str, environment_text: str) -> list[str]:
             pip.extend(entry.get("pip") or [])
             # A package conda-forge does not carry comes from PyPI through the pip section.
             for requirement in entry.get("pip") or []:
-                if not str(requirement).startswith("-"):
+                if str(requirement)[:1].isalpha():  # a package, not "-e ." or a path
                     name, constraint = _split(str(requirement))
                     have[name] = constraint
         else:
