@@ -34,6 +34,11 @@ _PID_RE = re.compile(r"PID (\d+)")
 _HOLDER_RE = re.compile(r"lock is held in (.+?) \(PID")
 
 
+# Every connection to a store: timestamps (``now()``) in UTC, as the ledger's readers expect them
+# whatever the machine's zone, and no progress bar on a terminal or in a notebook.
+SESSION_SETTINGS = "SET enable_progress_bar = false; SET TimeZone = 'UTC'"
+
+
 def lock_timeout_from_env() -> float:
     raw = os.environ.get(LOCK_TIMEOUT_ENV)
     if raw is None or raw.strip() == "":
@@ -146,7 +151,7 @@ class Store:
                     mode[0] = False
                     return open_()
                 raise StoreError(f"cannot open the profile store {self.path}: {exc}") from exc
-            con.execute("SET enable_progress_bar = false")
+            con.execute(SESSION_SETTINGS)
             return con
 
         return self._waiting_out_locks(open_)
@@ -200,7 +205,7 @@ class Store:
                 raise
         elif not self.path.exists():
             con = duckdb.connect(":memory:")
-            con.execute("SET enable_progress_bar = false")
+            con.execute(SESSION_SETTINGS)
             schema.migrate(con, migrations=self.migrations)
         else:
             con = self._open_file(read_only=True)

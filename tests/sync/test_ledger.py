@@ -148,12 +148,6 @@ def new_york() -> Iterator[None]:
     time.tzset()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger.start_run/finish_run/fail_run write DuckDB now(), which is local time, while "
-    "Run and utc_now() are naive UTC: on a machine outside UTC the ledger's times are off by the "
-    "zone's offset (write utc_now() as a parameter instead)",
-)
 def test_run_times_are_utc_whatever_the_local_time_zone(book: Ledger, new_york: None) -> None:
     before = utc_now()
     run_id = book.start("news")

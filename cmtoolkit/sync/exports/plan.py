@@ -22,7 +22,7 @@ from cmtoolkit.sync.exports.acknowledgements import AckJournal, write_state
 from cmtoolkit.sync.exports.spec import EXPORT_OUTCOMES, FieldType, GoalSpec
 from cmtoolkit.sync.exports.values import value_sql
 from cmtoolkit.sync.goal import GoalContext
-from cmtoolkit.sync.imports.statement import Statement, execute
+from cmtoolkit.sync.statement import Statement, execute
 
 MEMORY_LIMIT = "1GB"  # the plan's DuckDB; see compute_plan
 # Campaign Monitor's (and the emulator's) address rule, applied before sending.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cmtoolkit.sync.exports.spec import FieldType
-from cmtoolkit.sync.imports.statement import Params
+from cmtoolkit.sync.statement import Params
 
 MAX_TEXT = 250
 MOBILE_RE = r"\+[1-9][0-9]{6,14}"

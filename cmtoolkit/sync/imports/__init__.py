@@ -8,7 +8,6 @@ from cmtoolkit.sync.imports.goal import ImportGoal
 from cmtoolkit.sync.imports.plan import IMPORT_OUTCOMES, ImportPlan, plan_import
 from cmtoolkit.sync.imports.spec import ImportSpec, Target
 from cmtoolkit.sync.imports.stage import ContactStage, SubscriberSource, stage_contacts
-from cmtoolkit.sync.imports.statement import Statement
 
 __all__ = [
     "IMPORT_OUTCOMES",
@@ -16,7 +15,6 @@ __all__ = [
     "ImportGoal",
     "ImportPlan",
     "ImportSpec",
-    "Statement",
     "SubscriberSource",
     "Target",
     "apply_import",

@@ -10,7 +10,7 @@ import duckdb
 from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.sync.imports.plan import ImportPlan
 from cmtoolkit.sync.imports.spec import Target
-from cmtoolkit.sync.imports.statement import Statement, execute
+from cmtoolkit.sync.statement import Statement, execute
 
 #: ``define_property(con, name, type)``: the store's way to add a property column.
 DefineProperty = Callable[[duckdb.DuckDBPyConnection, str, str], object]

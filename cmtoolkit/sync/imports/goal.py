@@ -14,7 +14,7 @@ from cmtoolkit.sync.imports.apply import apply_import
 from cmtoolkit.sync.imports.plan import match_statement, plan_import
 from cmtoolkit.sync.imports.spec import ImportSpec
 from cmtoolkit.sync.imports.stage import stage_contacts
-from cmtoolkit.sync.imports.statement import execute
+from cmtoolkit.sync.statement import execute
 
 
 class ImportGoal:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.sync.imports.spec import Target
-from cmtoolkit.sync.imports.statement import Statement
+from cmtoolkit.sync.statement import Statement
 
 _SUM = "try_cast(trim(x) AS DECIMAL(38, 9))"
 

@@ -18,7 +18,7 @@ from cmtoolkit.profiles.properties import VALUE_CHECKS, defined_properties
 from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.sync.imports.merge import ORDERED_DISTINCT, merge_select, merge_statements, stored
 from cmtoolkit.sync.imports.spec import ImportSpec, Target
-from cmtoolkit.sync.imports.statement import Statement, count, execute
+from cmtoolkit.sync.statement import Statement, count, execute
 
 IMPORT_OUTCOMES = (
     "CREATED",

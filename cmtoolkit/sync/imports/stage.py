@@ -12,8 +12,9 @@ import duckdb
 import polars as pl
 
 from cmtoolkit.campaign_monitor.fields import STANDARD_FIELD_COLUMNS, TIMESTAMP_FIELDS
+from cmtoolkit.profiles.store import SESSION_SETTINGS
 from cmtoolkit.sync.imports.spec import ImportSpec
-from cmtoolkit.sync.imports.statement import Statement
+from cmtoolkit.sync.statement import Statement
 
 # The import's own DuckDB: staging, plan, and the pages of the store ATTACHed to it. At a
 # million contacts, 1 GB made the plan and apply evict and re-read pages (preview plan 2.8 s,
@@ -83,7 +84,7 @@ class ContactStage:
         # nothing here (every ordering is explicit, by cid or list), and keeping it made the
         # apply of a million contacts 1.3× slower.
         self.con.execute(
-            "SET enable_progress_bar = false; SET threads = 1; SET preserve_insertion_order = false"
+            f"{SESSION_SETTINGS}; SET threads = 1; SET preserve_insertion_order = false"
         )
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmtoolkit-stage")
         self.pending: list[pl.DataFrame] = []
