@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import cmtoolkit
-from cmtoolkit.cli import batch, connections, demo, emulator, profiles, sync
+from cmtoolkit.cli import batch, connections, demo, emulator, profiles, rows, sync
 from cmtoolkit.errors import CmToolkitError
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ REGISTER: tuple[Callable[[Subcommands], None], ...] = (
     profiles.register,
     connections.register,
     sync.register,
+    rows.register,
     batch.register,
     demo.register,
 )

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Sequence
 
 import duckdb
+import polars as pl
 
 from cmtoolkit.errors import RunError
 from cmtoolkit.sync.run import Run, RunState, utc_now
@@ -141,3 +143,42 @@ def _run(row: tuple[object, ...]) -> Run:
         full=bool(full),
         error=str(error) if error is not None else None,
     )
+
+
+#: A row's Campaign Monitor code, as the export writes it at the head of the reason.
+_CODE_SQL = "nullif(regexp_extract(reason, '^code ([0-9]+)', 1), '')"
+
+
+def rows(
+    con: duckdb.DuckDBPyConnection,
+    connection: str,
+    *,
+    run_id: str | None = None,
+    outcomes: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> pl.DataFrame:
+    """The row-level records of a connection's runs (newest run first, then in run order):
+    run, goal, list, email, identifier, profile, outcome, Campaign Monitor code, reason.
+
+    Rows are kept for the connection's last ``history.keep_runs`` runs (DESIGN §7); older runs
+    keep only their counts.
+    """
+    frame = con.sql(
+        f"""
+        SELECT r.run_id, u.goal, r.list_id, r.email, r.identifier, r.profile_id, r.outcome,
+               TRY_CAST({_CODE_SQL} AS INTEGER) AS code, r.reason
+        FROM run_rows r JOIN runs u USING (run_id)
+        WHERE u.connection = $connection
+          AND ($run_id IS NULL OR r.run_id = $run_id)
+          AND (len($outcomes::VARCHAR[]) = 0 OR list_contains($outcomes::VARCHAR[], r.outcome))
+        ORDER BY u.started_at DESC, r.run_id DESC, r.seq
+        LIMIT $limit
+        """,
+        params={
+            "connection": connection,
+            "run_id": run_id,
+            "outcomes": [o.upper() for o in outcomes or ()],
+            "limit": limit if limit is not None else 2**62,
+        },
+    ).pl()
+    return frame
