@@ -64,7 +64,17 @@ def register(subparsers: Subcommands) -> None:
     serve.add_argument(
         "--rate-limit", type=int, help="max API requests per --rate-window seconds (default off)"
     )
-    serve.add_argument("--rate-window", type=float, default=60.0)
+    serve.add_argument("--rate-window", type=float, default=60.0, help="seconds (default 60)")
+    serve.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="milliseconds every API answer waits, as over a wide-area network (default 0)",
+    )
+    serve.add_argument(
+        "--jitter", type=float, default=0.0, metavar="MS", help="± milliseconds around --latency"
+    )
     serve.add_argument(
         "--no-rate-headers", action="store_true", help="429s without X-RateLimit-* headers"
     )
@@ -78,6 +88,10 @@ def serve_command(args: argparse.Namespace) -> int:
         parse_faults(args.faults)
     except FaultSpecError as exc:
         raise ConfigurationError(f"--faults: {exc}") from None
+    if not (0 <= args.latency <= 600_000 and 0 <= args.jitter <= 600_000):
+        raise ConfigurationError("--latency and --jitter must be between 0 and 600000 ms")
+    if args.rate_limit is not None and (args.rate_limit < 1 or args.rate_window <= 0):
+        raise ConfigurationError("--rate-limit must be at least 1 and --rate-window positive")
     oauth = (args.oauth_client_id, args.oauth_client_secret, args.oauth_redirect_uri)
     if any(oauth) and not all(oauth):
         raise ConfigurationError(
@@ -95,6 +109,8 @@ def serve_command(args: argparse.Namespace) -> int:
         state_file=args.state,
         prefetch_pages=True,
         page_cache_bytes=args.page_cache_mb * 2**20,
+        latency=args.latency / 1000,
+        jitter=args.jitter / 1000,
         rate_limit=RateLimit(args.rate_limit, args.rate_window, not args.no_rate_headers)
         if args.rate_limit
         else None,

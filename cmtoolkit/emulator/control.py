@@ -9,6 +9,7 @@ POST /_emulator/revoke  ``{"token": "..."}`` revokes one access or refresh token
 POST /_emulator/expire  ``{"token": "..."}`` expires one access token; ``{}`` all
 POST /_emulator/clock   ``{"advance": SECONDS}`` moves the emulator clock forward
 POST|DELETE /_emulator/ratelimit  ``{"limit": N, "window": SECONDS, "headers": true}`` / off
+POST /_emulator/latency ``{"latency": SECONDS, "jitter": SECONDS}`` per API answer (0: none)
 POST /_emulator/token   ``{"client_id": "..."}`` issues tokens without the browser step
 POST /_emulator/save    writes the state file now
 =====================  ==========================================================================
@@ -64,6 +65,8 @@ def control(emu: Controlled, method: str, name: str, body: bytes) -> Answer:
     """Answer ``METHOD /_emulator/NAME`` (see the table above); bad bodies get a 400."""
     try:
         data = orjson.loads(body) if body.strip() else {}
+    def set_latency(self, latency: float, jitter: float = 0.0) -> None: ...
+
     except orjson.JSONDecodeError:
         return Answer(400, orjson.dumps({"error": "body must be JSON"}))
     if not isinstance(data, dict):
@@ -114,3 +117,6 @@ def control(emu: Controlled, method: str, name: str, body: bytes) -> Answer:
     except (FaultSpecError, KeyError, TypeError, ValueError) as exc:
         return Answer(400, orjson.dumps({"error": str(exc)}))
     return Answer(404)
+        if name == "latency" and method == "POST":
+            emu.set_latency(float(data.get("latency", 0)), float(data.get("jitter", 0)))
+            return ok

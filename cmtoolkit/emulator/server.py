@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import random
 import threading
 import time
 from collections import deque
@@ -39,6 +40,16 @@ DEFAULT_API_KEY = "emulator-dev-api-key-0000000000000000"
 FREEZE_THRESHOLD = 50_000
 
 
+class Server(ThreadingHTTPServer):
+    """One thread per connection, and a listen backlog deep enough for a burst of clients.
+
+    The stdlib's backlog of 5 reset connections when 50-100 clients connected at once.
+    """
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class Emulator:
     """A local Campaign Monitor API v3.3 server with a seeded account and fault injection.
 
@@ -52,6 +63,10 @@ class Emulator:
     (``cmtoolkit emulator serve`` turns it on); in-process it would just compete for the GIL.
     ``page_cache_bytes`` keeps rendered pages until the next write (oldest dropped first), so
     re-reading a list that fits costs no rendering.
+
+    ``latency`` (seconds, ± up to ``jitter``) delays every API and OAuth answer the way a
+    wide-area network does: the connection's thread waits, holding no lock, so concurrent
+    requests overlap their waits. The control API answers at once.
     """
 
     def __init__(
@@ -71,6 +86,8 @@ class Emulator:
         clock: Callable[[], float] = time.time,
         prefetch_pages: bool = False,
         page_cache_bytes: int = 0,
+        latency: float = 0.0,
+        jitter: float = 0.0,
     ) -> None:
         if not isinstance(api_key, str):
             api_key = api_key.reveal()
@@ -84,6 +101,10 @@ class Emulator:
         self.prefetch_pages = prefetch_pages
         self.page_cache_bytes = page_cache_bytes
         self.lock = threading.RLock()
+        self.latency = 0.0
+        self.jitter = 0.0
+        self._random = random.Random(seed)
+        self.set_latency(latency, jitter)
         self._clock = clock
         self._offset = 0.0
         self.requests: deque[tuple[str, str, int]] = deque(maxlen=10_000)
@@ -201,6 +222,18 @@ class Emulator:
                 else RateLimit(limit, window, headers, started=self.now(), count=0)
             )
 
+    def set_latency(self, latency: float, jitter: float = 0.0) -> None:
+        """Seconds added to every API and OAuth answer (``jitter``: a uniform ± spread)."""
+        if not (0 <= latency <= 600 and 0 <= jitter <= 600):
+            raise ValueError("latency and jitter must be between 0 and 600 seconds")
+        with self.lock:
+            self.latency, self.jitter = float(latency), float(jitter)
+
+    def _network_delay(self) -> float:
+        if not self.jitter:
+            return self.latency
+        return max(0.0, self.latency + self._random.uniform(-self.jitter, self.jitter))
+
     # --- persistence ----------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, object]:
@@ -238,8 +271,7 @@ class Emulator:
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         handler = type("Handler", (RequestHandler,), {"emulator": self})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = Server((host, port), handler)
         real_port = self._server.server_address[1]
         shown = f"[{host}]" if ":" in host else host
         self.origin = f"http://{shown}:{real_port}"
@@ -290,6 +322,8 @@ class Emulator:
                 out = control(self, method, path[len("/_emulator/") :], body)
             else:
                 out = Answer(404)
+            if not path.startswith("/_emulator/"):
+                out.delay += self._network_delay()
             self.requests.append((method, path, out.status))
         log.debug("%s %s -> %s", method, path, out.status)
         return out
@@ -386,6 +420,7 @@ class Emulator:
             ],
             "faults": [r.describe() for r in self.faults],
             "tokens": len(self.auth.tokens),
+            "latency": {"seconds": self.latency, "jitter": self.jitter},
             "rate_limit": None
             if self.rate_limit is None
             else {
