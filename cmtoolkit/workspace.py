@@ -44,6 +44,11 @@ class Workspace:
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float | None = None) -> None:
         self.path = Path(path).expanduser()
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigurationError(
+                f"workspace {self.path} is a file, not a folder; give --workspace the folder "
+                "that holds profiles.duckdb (or a new folder name to start one)"
+            )
         self.lock_timeout = lock_timeout
         self._store: Store | None = None
 

@@ -5,8 +5,10 @@ One run takes the connection's run lock in this process and hands it to the kern
 ``cmtoolkit run`` or ``sync`` of the same connection is refused. For each goal it executes the
 goal's notebook with papermill (kernel ``cmtoolkit``; parameters carry names and paths only,
 passed as Python strings and booleans, never coerced; ``store_widget_state=False``) into a private
-temporary file, writes the scrubbed report (:mod:`cmtoolkit.batch.reports`), refreshes
-``reports/index.html`` and processes alerts.
+scratch folder of the workspace (:mod:`cmtoolkit.sync.scratch`), writes the scrubbed report
+(:mod:`cmtoolkit.batch.reports`), refreshes ``reports/index.html`` and processes alerts. The kernel
+holds the connection's kernel lock until it ends (:mod:`cmtoolkit.sync.locking`), so killing this
+process does not let a second run start while the kernel still writes.
 
 A real run is recorded ``STARTING`` here and its ``run_id`` passed to the notebook, whose run
 continues it (:func:`cmtoolkit.widgets.notebook.run_step`); afterwards the ledger says what became
@@ -45,6 +47,7 @@ from cmtoolkit.credentials import load_credential
 from cmtoolkit.errors import ConfigurationError, CredentialError, RunError
 from cmtoolkit.sync import Run, RunState, ledger, resolve_goals, utc_now
 from cmtoolkit.sync.locking import RunLock
+from cmtoolkit.sync.scratch import scratch_dir
 from cmtoolkit.widgets import published_run
 from cmtoolkit.workspace import Workspace
 
@@ -181,8 +184,8 @@ def _run_goal(
     }
     started = utc_now()
     error: str | None = None
-    with tempfile.TemporaryDirectory(prefix="cmtoolkit-run-") as tmp:
-        out = Path(tmp) / "executed.ipynb"  # papermill saves as it goes: keep it private
+    with scratch_dir(ws.path, "run") as tmp:
+        out = tmp / "executed.ipynb"  # papermill saves as it goes: keep it in the workspace
         try:
             with _environ(child_env), _redacted_logging(secrets):
                 pm.execute_notebook(

@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
+
+import duckdb
 
 import cmtoolkit
 from cmtoolkit.cli import batch, connections, demo, emulator, profiles, rows, sync
@@ -67,8 +70,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CmToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except BrokenPipeError:
+        return _reader_gone()
+    except duckdb.Error as exc:  # a store damaged past what opening it shows
+        first = str(exc).splitlines()[0][:300]
+        return _fail(
+            f"the profile store could not be read ({first}); the file is damaged or was cut "
+            "short: restore profiles.duckdb from a backup, or move it aside and load the "
+            "profiles again"
+        )
+    except OSError as exc:  # a read-only or full disk, a folder where a file should be, ...
+        where = f" {exc.filename}" if exc.filename else ""
+        return _fail(
+            f"cannot use{where}: {exc.strerror or exc}; check that the workspace is writable "
+            "by this user and that the disk has room"
+        )
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _reader_gone() -> int:
+    """``cmtoolkit ... | head``: the reader left; end quietly with 141, as a Unix tool killed by
+    SIGPIPE does (the store work is done or rolled back by then)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot fail
+    except (OSError, ValueError):  # stdout is not a file (captured): nothing to flush
+        pass
+    return 141

@@ -50,9 +50,11 @@ def read_definitions(path: Path) -> dict[str, Definition]:
     if not path.exists():
         return {}
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)
+        data = yaml.load(read_utf8(path), Loader=_YamlLoader)
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{path}: invalid YAML: {exc}") from exc
+    except RecursionError:  # nested past the YAML parser's stack
+        raise ConfigurationError(_too_deep(path, "the file")) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -62,7 +64,48 @@ def read_definitions(path: Path) -> dict[str, Definition]:
             raise ConfigurationError(f"{path}: segment name {name!r} must be a non-empty string")
         if not isinstance(definition, dict):
             raise ConfigurationError(f"{path}: segment {name!r}: expected a mapping (a rule)")
+        if _depth(definition) > MAX_DEPTH:
+            raise ConfigurationError(_too_deep(path, f"segment {name!r}"))
     return data
+
+
+#: How deep rules may nest (``all``/``any``/``not`` inside one another); real rules use a few.
+MAX_DEPTH = 50
+
+
+def _too_deep(path: Path, what: str) -> str:
+    return (
+        f"{path}: {what} nests rules more than {MAX_DEPTH} levels deep; flatten it "
+        "(all/any take a list of any length)"
+    )
+
+
+def _depth(value: object) -> int:
+    """How deeply mappings and lists nest in ``value`` (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            break
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def read_utf8(path: Path, data: bytes | None = None) -> str:
+    """A text file's content; :class:`ConfigurationError` naming the line when it is not UTF-8."""
+    raw = path.read_bytes() if data is None else data
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigurationError(
+            f"{path}: line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as "
+            "UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+        ) from None
 
 
 def definition_hash(definition: object, file_bytes: bytes | None = None) -> str:
@@ -248,15 +291,9 @@ class Segments:
     ) -> tuple[str, list[object], str]:
         """SQL selecting the member ids, its parameters, and the definition hash."""
         if "file" in definition:
-            if len(definition) != 1 or not isinstance(definition["file"], str):
-                raise ConfigurationError(
-                    f"segment {name!r}: a static segment is just {{file: PATH}}"
-                )
-            file = self.path.parent / definition["file"]
-            if not file.is_file():
-                raise ConfigurationError(f"segment {name!r}: membership file {file} does not exist")
+            file = self._membership_file(name, definition)
             data = file.read_bytes()
-            ids = [line.strip() for line in data.decode("utf-8-sig").splitlines()]
+            ids = [line.strip() for line in read_utf8(file, data).splitlines()]
             ids = [i for i in ids if i and i != "profile_id"]
             sql = (
                 "SELECT p.profile_id FROM profiles AS p"
@@ -314,13 +351,34 @@ class Segments:
         infos = self.list()
         return [i for i in infos if i.name in names]
 
-    def _digest(self, definition: Definition) -> str:
+    def _digest(self, name: str, definition: Definition) -> str:
         if "file" in definition:
-            file = self.path.parent / str(definition["file"])
-            if not file.is_file():
-                raise ConfigurationError(f"membership file {file} does not exist")
-            return definition_hash(definition, file.read_bytes())
+            return definition_hash(definition, self._membership_file(name, definition).read_bytes())
         return definition_hash(definition)
+
+    def _membership_file(self, name: str, definition: Definition) -> Path:
+        """A static segment's file: inside the workspace unless ``allow_outside_workspace: true``
+        says otherwise (a segments.yaml from elsewhere must not read any file it names)."""
+        keys = set(definition) - {"file", "allow_outside_workspace"}
+        outside = definition.get("allow_outside_workspace", False)
+        if keys or not isinstance(definition["file"], str) or not isinstance(outside, bool):
+            raise ConfigurationError(
+                f"{self.path}: segment {name!r}: a static segment is {{file: PATH}}, plus "
+                "`allow_outside_workspace: true` for a file outside the workspace"
+            )
+        root = self.path.parent.resolve()
+        file = (root / definition["file"]).resolve()
+        if not outside and not file.is_relative_to(root):
+            raise ConfigurationError(
+                f"{self.path}: segment {name!r}: membership file {definition['file']} is outside "
+                f"the workspace {root}; copy it into the workspace, or add "
+                "`allow_outside_workspace: true` to the segment if you mean it"
+            )
+        if not file.is_file():
+            raise ConfigurationError(
+                f"{self.path}: segment {name!r}: membership file {file} does not exist"
+            )
+        return file
 
     def members(self, name: str) -> list[str]:
         """Profile ids in the segment as of its last refresh, sorted."""
@@ -349,7 +407,7 @@ class Segments:
                 continue
             digest, size, refreshed_at = row
             try:
-                current = self._digest(definition)
+                current = self._digest(name, definition)
             except ConfigurationError:
                 current = None
             infos.append(

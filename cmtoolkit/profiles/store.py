@@ -165,12 +165,23 @@ class Store:
                 return open_()
             except duckdb.IOException as exc:
                 if not _is_lock_error(exc):
-                    raise StoreError(f"cannot open the profile store {self.path}: {exc}") from exc
+                    raise self._unreadable(exc) from exc
                 remaining = deadline - self._clock()
                 if remaining <= 0:
                     raise self._locked_error(exc) from exc
                 self._sleep(min(delay, remaining))
                 delay = min(delay * 2, self._max_backoff)
+
+    def _unreadable(self, exc: BaseException) -> StoreError:
+        text = str(exc).splitlines()[0][:300]
+        if "Read-only" in text or "Permission denied" in text:
+            hint = "the workspace must be writable by this user (or copy it somewhere writable)"
+        else:
+            hint = (
+                "the file is damaged, cut short or not a cmtoolkit store: restore it from a "
+                "backup, or move it aside and load the profiles again"
+            )
+        return StoreError(f"cannot open the profile store {self.path}: {text}; {hint}")
 
     def _locked_error(self, exc: BaseException) -> StoreLocked:
         text = str(exc)

@@ -311,3 +311,72 @@ def test_the_builtin_goal_notebook_runs_when_no_notebooks_folder_has_it(
     (report,) = result.reports
     assert result.ok and report.notebook == "goal.ipynb" and report.run.counts["CREATED"] > 100
     assert 'class="cm-result" data-state="FINISHED"' in only_report(ws, ".html").read_text()
+
+
+KERNEL_HOLDS = """\
+import os, pathlib, time
+import ipykernel.parentpoller as poller
+from cmtoolkit.sync.locking import RunLock
+
+poller.os = type("NoExit", (), {"getppid": staticmethod(lambda: 0), "_exit": os._exit})
+lock = RunLock(pathlib.Path(workspace), connection).acquire()  # the engine's call, as sync does
+here = pathlib.Path(workspace) / "kernel"
+here.with_suffix(".tmp").write_text(str(os.getpid()))
+here.with_suffix(".tmp").rename(here.with_suffix(".pid"))
+while not here.with_suffix(".go").exists():  # writing, as a sync would, until told to end
+    time.sleep(0.05)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_a_killed_run_holds_the_lock_until_its_kernel_ends_and_its_scratch_is_swept(
+    make_workspace, tmp_path, notebooks
+):
+    """SIGKILL of `cmtoolkit run`: its kernel, still writing, keeps the connection; once the
+    kernel ends the next run starts and removes the killed run's scratch (executed notebook)."""
+    import signal
+
+    ws = make_workspace()
+    folder = tmp_path / "nb-holds"
+    folder.mkdir()
+    nb = nbformat.read(NOTEBOOKS / "sync_goal.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    nb.cells = [params, nbformat.v4.new_code_cell(KERNEL_HOLDS)]
+    nbformat.write(nb, folder / "02_import.ipynb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cmtoolkit", "run", "news", "--goal", "import",
+         "--workspace", str(ws.path), "--notebooks", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    pid_file = ws.path / "kernel.pid"
+    deadline = time.monotonic() + 120
+    while not pid_file.exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "the kernel never took the lock"
+        time.sleep(0.05)
+    kernel = int(pid_file.read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert _alive(kernel)
+    (leftover,) = (ws.path / ".runs").iterdir()
+    assert (leftover / "executed.ipynb").exists()
+    with pytest.raises(RunInProgress, match="notebook kernel"):
+        RunLock(ws.path, "news").acquire()
+    assert cli("sync", "news", "--goal", "import", "--workspace", str(ws.path)) == 2
+    assert _alive(kernel), "refused because the kernel still runs, not because it ended"
+
+    (ws.path / "kernel.go").touch()
+    deadline = time.monotonic() + 60
+    while _alive(kernel):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    result = run_connection(ws.path, "news", "import", notebooks=notebooks())
+    assert result.ok
+    assert not leftover.exists() and list((ws.path / ".runs").iterdir()) == []

@@ -7,7 +7,6 @@ The statements are generated apart from where they run (:func:`plan_statements` 
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -22,6 +21,7 @@ from cmtoolkit.sync.exports.acknowledgements import AckJournal, write_state
 from cmtoolkit.sync.exports.spec import EXPORT_OUTCOMES, FieldType, GoalSpec
 from cmtoolkit.sync.exports.values import value_sql
 from cmtoolkit.sync.goal import GoalContext
+from cmtoolkit.sync.scratch import scratch_dir
 from cmtoolkit.sync.statement import Statement, execute
 
 MEMORY_LIMIT = "1GB"  # the plan's DuckDB; see compute_plan
@@ -400,8 +400,8 @@ def compute_plan(
             write_state(con, spec.connection, spec.goal, leftover)
         journal.close(remove=True)
         leftover = None
-    with store.connect() as con, tempfile.TemporaryDirectory(prefix="cmtoolkit-export-") as spill:
-        execute(con, session_sql(spill))
+    with store.connect() as con, scratch_dir(ctx.root, "export") as spill:
+        execute(con, session_sql(str(spill)))
         if leftover is not None:  # a preview sees the state as the next run will
             execute(con, STATE_OVERLAY)
             write_state(con, spec.connection, spec.goal, leftover)

@@ -37,7 +37,7 @@ class ImportGoal:
                 execute(con, [match_statement(spec, defined_properties(con))])
 
         with (
-            stage_contacts(ctx.client, spec, alongside=match_profiles) as stage,
+            stage_contacts(ctx.client, spec, alongside=match_profiles, root=ctx.root) as stage,
             store.attached(stage.con),
         ):
             plan = plan_import(stage.con, spec, full=ctx.full, values=False, matched=True)
@@ -51,7 +51,7 @@ class ImportGoal:
     def run(self, ctx: GoalContext, run_id: str) -> Outcome:
         """Read, then plan and apply in one store transaction with the ledger rows and FINISHED."""
         spec = import_spec(ctx)
-        with stage_contacts(ctx.client, spec) as stage:
+        with stage_contacts(ctx.client, spec, root=ctx.root) as stage:
             con = stage.con
             with ctx.store.attached(con, write=True):
                 con.begin()

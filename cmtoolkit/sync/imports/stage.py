@@ -3,9 +3,10 @@ DuckDB (identifier, delta hash, each field target's incoming values), the store 
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Protocol
 
 import duckdb
@@ -14,6 +15,7 @@ import polars as pl
 from cmtoolkit.campaign_monitor.fields import STANDARD_FIELD_COLUMNS, TIMESTAMP_FIELDS
 from cmtoolkit.profiles.store import SESSION_SETTINGS
 from cmtoolkit.sync.imports.spec import ImportSpec
+from cmtoolkit.sync.scratch import scratch_dir
 from cmtoolkit.sync.statement import Statement
 
 # The import's own DuckDB: staging, plan, and the pages of the store ATTACHed to it. At a
@@ -70,15 +72,18 @@ class ContactStage:
     ATTACHed to this same connection for planning, so the staged rows are never copied.
     """
 
-    def __init__(self, spec: ImportSpec, *, batch_rows: int = 50_000) -> None:
+    def __init__(
+        self, spec: ImportSpec, *, batch_rows: int = 50_000, root: Path | None = None
+    ) -> None:
         self.spec = spec
         self.batch_rows = batch_rows
         self.select = stage_select(spec)
-        # Bounded memory: past the limit DuckDB spills to a private temp folder instead of
-        # growing.
-        self.spill = tempfile.TemporaryDirectory(prefix="cmtoolkit-import-")
+        # Bounded memory: past the limit DuckDB spills to a private folder in the workspace
+        # (``root``) instead of growing.
+        self.scratch = ExitStack()
+        spill = self.scratch.enter_context(scratch_dir(root, "import"))
         self.con = duckdb.connect(
-            config={"memory_limit": MEMORY_LIMIT, "temp_directory": self.spill.name}
+            config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(spill)}
         )
         # One thread while staging: the other core is busy reading pages. Row order means
         # nothing here (every ordering is explicit, by cid or list), and keeping it made the
@@ -157,7 +162,7 @@ class ContactStage:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
         self.con.close()
-        self.spill.cleanup()
+        self.scratch.close()
 
     def __enter__(self) -> ContactStage:
         return self
@@ -167,16 +172,20 @@ class ContactStage:
 
 
 def stage_contacts(
-    source: SubscriberSource, spec: ImportSpec, *, alongside: Job | None = None
+    source: SubscriberSource,
+    spec: ImportSpec,
+    *,
+    alongside: Job | None = None,
+    root: Path | None = None,
 ) -> ContactStage:
     """Read every subscriber of the selected lists and states, in list order, into ``imp_in``.
 
     ``alongside(con)`` runs on the stage's connection in its worker before the first batch, so
     it overlaps the reading. Returns the finished stage: ``stage.con`` holds the TEMP table
-    ``imp_in``; close the stage.
+    ``imp_in``; close the stage. ``root`` is the workspace, where its spill folder goes.
     """
     names = {lst.list_id: lst.name for lst in source.lists(spec.client_id)}
-    stage = ContactStage(spec)
+    stage = ContactStage(spec, root=root)
     try:
         if alongside:
             stage.alongside(alongside)
