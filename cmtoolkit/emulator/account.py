@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from cmtoolkit.emulator.activity import Campaign
 from cmtoolkit.emulator.mailing_list import MailingList
 from cmtoolkit.emulator.segment import Segment
 from cmtoolkit.emulator.subscriber import STATES
@@ -28,6 +29,7 @@ class Client:
     lists: list[MailingList] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
     suppression: dict[str, Suppressed] = field(default_factory=dict)
+    campaigns: list[Campaign] = field(default_factory=list)  # sent campaigns (activity.py)
     _supp_order: dict[tuple[Any, ...], list[str]] = field(default_factory=dict, repr=False)
 
     def details(self) -> dict[str, object]:

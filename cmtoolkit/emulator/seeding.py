@@ -20,6 +20,7 @@ import numpy as np
 
 from cmtoolkit import people
 from cmtoolkit.emulator.account import Account, Client
+from cmtoolkit.emulator.activity import Campaign
 from cmtoolkit.emulator.custom_field import CustomField
 from cmtoolkit.emulator.mailing_list import MailingList
 from cmtoolkit.emulator.segment import Segment
@@ -33,6 +34,18 @@ COUNTRIES = ["Australia", "Germany", "France", "Japan", "United Kingdom", "New Z
 US_STATES = ["California", "New York", "Texas", "Washington", "Florida", "Illinois"]
 SEED_EPOCH = 1577836800  # 2020-01-01 00:00:00
 SEED_SPAN = 5 * 365 * 86400
+# Seeded campaigns go out weekly (Tuesdays 09:00) up to the last state changes of the seeded
+# subscribers, so unsubscribes and bounces can be blamed on them (activity.py).
+CAMPAIGNS = 20
+CAMPAIGN_END = 1750755600  # 2025-06-24 09:00:00 UTC, a Tuesday
+CAMPAIGN_THEMES = (
+    "Spring sale",
+    "Monthly newsletter",
+    "New arrivals",
+    "Member offers",
+    "Events near you",
+    "Summer preview",
+)
 
 
 def make_id(seed: int, *parts: object) -> str:
@@ -61,6 +74,7 @@ def seed_account(
     api_key: str,
     lists: Sequence[str] = DEFAULT_LISTS,
     client_name: str = "Client One",
+    campaigns: int = CAMPAIGNS,
 ) -> Account:
     client = Client(
         client_id=make_id(seed, "client", 0),
@@ -99,10 +113,32 @@ def seed_account(
                 [{"Rules": [{"RuleType": "[tier]", "Clause": "EQUALS Gold"}]}],
             )
         )
+    client.campaigns = seeded_campaigns(seed, client.lists, campaigns)
     for i in np.nonzero(suppressed)[0].tolist():
         reason = "Bounced" if (i % 3 == 0) else "Unsubscribed"
         client.suppress(emails[i], reason, SEED_EPOCH + SEED_SPAN + int(index[i] % 86400) * 60)
     return account
+
+
+def seeded_campaigns(seed: int, lists: Sequence[MailingList], count: int) -> list[Campaign]:
+    """``count`` weekly campaigns ending at :data:`CAMPAIGN_END`; every fourth goes to the
+    second list (when there is one), the others to the first."""
+    out: list[Campaign] = []
+    for n in range(count if lists else 0):
+        week = count - 1 - n
+        theme = CAMPAIGN_THEMES[n % len(CAMPAIGN_THEMES)]
+        target = lists[1] if n % 4 == 3 and len(lists) > 1 else lists[0]
+        out.append(
+            Campaign(
+                campaign_id=make_id(seed, "campaign", n),
+                name=f"{theme} #{n + 1}",
+                list_id=target.list_id,
+                sent_at=CAMPAIGN_END - week * 7 * 86400,
+                number=n,
+                tags=[theme.split()[0].lower()],
+            )
+        )
+    return out
 
 
 def _fill_list(

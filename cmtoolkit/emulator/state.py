@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from cmtoolkit.emulator.account import Account, Client, Suppressed
+from cmtoolkit.emulator.activity import Campaign
 from cmtoolkit.emulator.custom_field import CustomField
 from cmtoolkit.emulator.mailing_list import MailingList
 from cmtoolkit.emulator.segment import Segment
@@ -32,6 +33,7 @@ def dump_account(account: Account) -> dict[str, Any]:
                 "lists": [_dump_list(lst) for lst in c.lists],
                 "segments": [s.__dict__ for s in c.segments],
                 "suppression": [[s.email, s.reason, s.date] for s in c.suppression.values()],
+                "campaigns": [x.to_json() for x in c.campaigns],
             }
             for c in account.clients
         ]
@@ -70,6 +72,7 @@ def load_account(data: dict[str, Any], api_key: str) -> Account:
         client.segments = [Segment(**s) for s in c["segments"]]
         for email, reason, date in c["suppression"]:
             client.suppression[email.lower()] = Suppressed(email, reason, date)
+        client.campaigns = [Campaign.from_json(x) for x in c.get("campaigns", [])]
         account.clients.append(client)
     return account
 

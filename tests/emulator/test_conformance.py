@@ -16,16 +16,8 @@ import requests
 
 from cmtoolkit.emulator import Emulator
 
-# Samples kept for the email-activity feature; the emulator serves no campaigns yet.
-NOT_SERVED_YET = {
-    "campaigns.json",
-    "campaign_summary.json",
-    "campaign_recipients.json",
-    "campaign_opens.json",
-    "campaign_clicks.json",
-    "campaign_bounces.json",
-    "campaign_unsubscribes.json",
-}
+# Samples the emulator does not serve (none at the moment).
+NOT_SERVED_YET: set[str] = set()
 
 
 def same_shape(expected: Any, actual: Any, path: str = "$") -> list[str]:
@@ -186,6 +178,33 @@ def _server_error(r: Replay) -> requests.Response:
         r.emu.set_faults(None)
 
 
+def _campaign_with(r: Replay, total: str) -> str:
+    """The id of a sent campaign whose summary has ``total`` > 0 (so its page is not empty)."""
+    for campaign in reversed(r.emu.account.clients[0].campaigns):
+        summary = r.get(f"/campaigns/{campaign.campaign_id}/summary.json").json()
+        if summary[total] > 0:
+            return campaign.campaign_id
+    raise AssertionError(f"no seeded campaign has {total}")
+
+
+def _activity(r: Replay, kind: str, total: str) -> requests.Response:
+    return r.get(
+        f"/campaigns/{_campaign_with(r, total)}/{kind}.json",
+        date="2010-01-01 00:00",
+        orderfield="date",
+        page=1,
+        pagesize=1000,
+        orderdirection="asc",
+    )
+
+
+def _history(r: Replay) -> requests.Response:
+    """The history of a subscriber who opened a campaign (so it has actions)."""
+    campaign = next(c for c in reversed(r.emu.account.clients[0].campaigns) if c.list_id == r.lid)
+    opened = r.get(f"/campaigns/{campaign.campaign_id}/opens.json").json()["Results"]
+    return r.get(f"/subscribers/{r.lid}/history.json", email=opened[0]["EmailAddress"])
+
+
 def _refresh(r: Replay) -> requests.Response:
     refresh = r.exchange().json()["refresh_token"]
     return r.token(grant_type="refresh_token", refresh_token=refresh)
@@ -281,10 +300,39 @@ CASES: dict[str, tuple[int, Callable[[Replay], requests.Response]]] = {
             f"/subscribers/{r.lid}.json", email=r.mobile_email, includetrackingpreference="true"
         ),
     ),
-    "subscriber_history.json": (
+    "subscriber_history.json": (200, _history),
+    "campaigns.json": (
         200,
-        lambda r: r.get(f"/subscribers/{r.lid}/history.json", email=r.plain_email),
+        lambda r: r.get(
+            f"/clients/{r.cid}/campaigns.json",
+            sentfromdate="",
+            senttodate="",
+            page=1,
+            tags="",
+            pagesize=2,
+            orderdirection="desc",
+        ),
     ),
+    "campaign_summary.json": (
+        200,
+        lambda r: r.get(
+            f"/campaigns/{r.emu.account.clients[0].campaigns[0].campaign_id}/summary.json"
+        ),
+    ),
+    "campaign_recipients.json": (
+        200,
+        lambda r: r.get(
+            f"/campaigns/{r.emu.account.clients[0].campaigns[0].campaign_id}/recipients.json",
+            orderfield="email",
+            page=1,
+            pagesize=20,
+            orderdirection="asc",
+        ),
+    ),
+    "campaign_opens.json": (200, lambda r: _activity(r, "opens", "TotalOpened")),
+    "campaign_clicks.json": (200, lambda r: _activity(r, "clicks", "Clicks")),
+    "campaign_bounces.json": (200, lambda r: _activity(r, "bounces", "Bounced")),
+    "campaign_unsubscribes.json": (200, lambda r: _activity(r, "unsubscribes", "Unsubscribed")),
     "add_subscriber.json": (
         201,
         lambda r: r.s.post(

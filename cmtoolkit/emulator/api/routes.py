@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 
 from cmtoolkit.emulator.account import Account
+from cmtoolkit.emulator.api.campaigns import CampaignResources
 from cmtoolkit.emulator.api.clients import ClientResources
 from cmtoolkit.emulator.api.fields import FieldResources
 from cmtoolkit.emulator.api.lists import ListResources
@@ -16,7 +17,9 @@ from cmtoolkit.emulator.api.request import Ctx, Result
 from cmtoolkit.emulator.api.subscribers import SubscriberResources
 
 
-class Api(ClientResources, ListResources, FieldResources, SubscriberResources):
+class Api(
+    ClientResources, ListResources, FieldResources, SubscriberResources, CampaignResources
+):
     """Routes ``/api/v3.3`` requests to the account; the caller holds the emulator lock."""
 
     def __init__(self, account: Account, seed: int = 0, page_cache_bytes: int = 0) -> None:
@@ -59,7 +62,14 @@ class Api(ClientResources, ListResources, FieldResources, SubscriberResources):
             ("DELETE", R(r"/subscribers/(\w+)"), self.delete_subscriber),
             ("POST", R(r"/subscribers/(\w+)/unsubscribe"), self.unsubscribe),
             ("POST", R(r"/subscribers/(\w+)/import"), self.import_subscribers),
-            ("GET", R(r"/subscribers/(\w+)/history"), self.history),
+            ("GET", R(r"/subscribers/(\w+)/history"), self.subscriber_history),
+            ("GET", R(r"/clients/(\w+)/campaigns"), self.client_campaigns),
+            ("GET", R(r"/campaigns/(\w+)/summary"), self.campaign_summary),
+            ("GET", R(r"/campaigns/(\w+)/recipients"), self.campaign_recipients),
+            ("GET", R(r"/campaigns/(\w+)/opens"), self.campaign_opens),
+            ("GET", R(r"/campaigns/(\w+)/clicks"), self.campaign_clicks),
+            ("GET", R(r"/campaigns/(\w+)/bounces"), self.campaign_bounces),
+            ("GET", R(r"/campaigns/(\w+)/unsubscribes"), self.campaign_unsubscribes),
         ]
 
     def handle(self, ctx: Ctx) -> Result:
