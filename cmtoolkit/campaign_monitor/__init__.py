@@ -16,6 +16,7 @@ from .auth import (
     exchange_code,
     refresh_tokens,
 )
+from .campaigns import Campaign, CampaignSummary, EmailEvent, HistoryEntry
 from .client import CampaignMonitor
 from .fields import STANDARD_FIELDS, WRITABLE_STANDARD_FIELDS
 from .fields import STATES as SUBSCRIBER_STATES
@@ -46,10 +47,14 @@ __all__ = [
     "SUBSCRIBER_STATES",
     "WRITABLE_STANDARD_FIELDS",
     "ApiKeyAuth",
+    "Campaign",
     "CampaignMonitor",
+    "CampaignSummary",
     "ClientDetails",
     "ClientSummary",
     "CustomField",
+    "EmailEvent",
+    "HistoryEntry",
     "ImportFailure",
     "ImportResult",
     "ListDetails",

@@ -19,6 +19,7 @@ import polars as pl
 import requests
 
 from .auth import ApiKeyAuth, OAuthAuth, OAuthTokens, refresh_form, request_tokens
+from .campaigns import CampaignActivity
 from .paging import (
     PageInfo,
     SubscriberPage,
@@ -49,7 +50,7 @@ __all__ = ["MAX_IMPORT_BATCH", "CampaignMonitor"]
 log = logging.getLogger("cmtoolkit.campaign_monitor")
 
 
-class CampaignMonitor(Writes):
+class CampaignMonitor(CampaignActivity, Writes):
     """A Campaign Monitor API v3.3 client.
 
     ``base_url`` defaults to ``CMTOOLKIT_API_URL``, then the real API. ``sleep``/``clock`` are
