@@ -47,7 +47,8 @@ class Workspace:
         if self.path.exists() and not self.path.is_dir():
             raise ConfigurationError(
                 f"workspace {self.path} is a file, not a folder; give --workspace the folder "
-                "that holds profiles.duckdb (or a new folder name to start one)"
+                "that holds profiles.duckdb, or a new folder name for Workspace.create() or "
+                "`cmtoolkit profiles load` to start one"
             )
         self.lock_timeout = lock_timeout
         self._store: Store | None = None

@@ -31,9 +31,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from cmtoolkit.batch import alerts as alerting
 from cmtoolkit.connection.cron import CRON_FIELDS, cron_problem
-from cmtoolkit.connection.file import iter_connections
-from cmtoolkit.errors import ConfigurationError
+from cmtoolkit.connection.file import list_connections, load_connection
+from cmtoolkit.errors import CmToolkitError, ConfigurationError
 from cmtoolkit.sync.ledger import utc_now
 
 log = logging.getLogger("cmtoolkit.batch.scheduler")
@@ -172,15 +175,77 @@ class Scheduled:
     next_run: datetime
 
 
-def scheduled_connections(workspace: Path, now: datetime | None = None) -> list[Scheduled]:
-    """Enabled connections with a schedule, soonest first."""
+@dataclass(frozen=True)
+class Broken:
+    """A connection file the scheduler cannot read: skipped, reported, alerted on."""
+
+    file: Path
+    problem: str
+
+
+def scan(workspace: Path, now: datetime | None = None) -> tuple[list[Scheduled], list[Broken]]:
+    """Enabled connections with a schedule, soonest first, and the files that could not be read
+    (one broken file must not stop the schedule of every other connection)."""
     now = now or utc_now()
-    out = []
-    for conn in iter_connections(Path(workspace)):
-        if conn.enabled and conn.schedule:
-            cron = Cron.parse(conn.schedule)
-            out.append(Scheduled(conn.name, cron, cron.next_after(now)))
-    return sorted(out, key=lambda s: (s.next_run, s.connection))
+    out, broken = [], []
+    for path in list_connections(Path(workspace)):
+        try:
+            conn = load_connection(path)
+            if conn.enabled and conn.schedule:
+                cron = Cron.parse(conn.schedule)
+                out.append(Scheduled(conn.name, cron, cron.next_after(now)))
+        except CmToolkitError as exc:
+            problem = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            broken.append(Broken(path, problem))
+    return sorted(out, key=lambda s: (s.next_run, s.connection)), broken
+
+
+def scheduled_connections(workspace: Path, now: datetime | None = None) -> list[Scheduled]:
+    """Enabled connections with a schedule, soonest first (broken files left out: see scan)."""
+    return scan(workspace, now)[0]
+
+
+def alert_broken(
+    workspace: Path, broken: list[Broken], send: alerting.Sender | None = None
+) -> list[dict[str, Any]]:
+    """Alert once per file that became unreadable (through the ``alerts:`` section it still has,
+    if any); a file readable again clears its alert. Returns the payloads delivered."""
+    state = alerting.AlertState(workspace)
+    active = state.read()
+    now_broken = {f"file:{b.file.name}": b for b in broken}
+    payloads = []
+    for key, item in now_broken.items():
+        if key in active:
+            continue
+        active[key] = {"broken": item.problem}
+        settings = _alert_settings(item.file)
+        payload = {
+            "event": "alert",
+            "connection": item.file.stem,
+            "goal": None,
+            "state": "BROKEN",
+            "error": f"{item.problem}; the scheduler skips it until it is fixed",
+            "alerts": [{"kind": "broken", "message": item.problem}],
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        if settings is not None and settings.delivers:
+            (send or alerting.deliver)(settings, payload)
+            payloads.append(payload)
+    for key in [k for k in active if k.startswith("file:") and k not in now_broken]:
+        del active[key]
+    state.write(active)
+    return payloads
+
+
+def _alert_settings(file: Path) -> alerting.AlertSettings | None:
+    """The ``alerts:`` section of a file that fails validation elsewhere, when it still parses."""
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        return alerting.AlertSettings.parse(
+            data.get("alerts") if isinstance(data, dict) else None, file=str(file)
+        )
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, CmToolkitError):
+        return None
 
 
 # --- crontab -------------------------------------------------------------------------------------
@@ -276,8 +341,11 @@ class Scheduler:
         *,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
+        send: alerting.Sender | None = None,
     ) -> None:
         self.workspace = Path(workspace)
+        self.send = send
+        self.broken: list[Broken] = []
         self.run = run
         self.clock = clock
         self.sleep = sleep
@@ -286,10 +354,15 @@ class Scheduler:
         self.state_dir = self.workspace / ".schedule"
 
     def tick(self) -> list[str]:
-        """Queue what fell due since it was last handled, then run the queue; returns who ran."""
+        """Queue what fell due since it was last handled, then run the queue; returns who ran.
+
+        Broken connection files are skipped, logged and alerted on (:attr:`broken`)."""
         ran: list[str] = []
         with self._tick_lock():
             self._enqueue_due()
+            for item in self.broken:
+                log.error("skipped a broken connection file: %s", item.problem)
+            alert_broken(self.workspace, self.broken, self.send)
             while self.queue:
                 name = self.queue.pop(0)
                 log.info("scheduled run of %s", name)
@@ -315,7 +388,8 @@ class Scheduler:
         state = self._read_state()
         floor = now.replace(second=0, microsecond=0) - timedelta(seconds=1)
         due: list[tuple[datetime, str]] = []
-        for item in scheduled_connections(self.workspace, now):
+        scheduled, self.broken = scan(self.workspace, now)
+        for item in scheduled:
             last_raw = state.get(item.connection)
             last = datetime.fromisoformat(last_raw) if last_raw else floor
             fires = item.cron.fires_between(last, now)
@@ -354,12 +428,15 @@ class Scheduler:
 
 
 __all__ = [
+    "Broken",
     "Cron",
     "Scheduled",
     "Scheduler",
+    "alert_broken",
     "crontab_block",
     "merge_crontab",
     "read_crontab",
+    "scan",
     "scheduled_connections",
     "write_crontab",
 ]

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cmtoolkit.batch.scheduler import (
+    Broken,
     Scheduler,
     crontab_block,
     merge_crontab,
     read_crontab,
-    scheduled_connections,
+    scan,
     write_crontab,
 )
 from cmtoolkit.cli.arguments import (
@@ -98,8 +99,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _skipped(broken: list[Broken]) -> None:
+    for item in broken:
+        print(f"warning: skipped (fix the file to schedule it): {item.problem}", file=sys.stderr)
+
+
 def cmd_schedule_list(args: argparse.Namespace) -> int:
-    items = scheduled_connections(Path(args.workspace))
+    items, broken = scan(Path(args.workspace))
+    _skipped(broken)
     if args.json:
         print_json(
             [
@@ -121,7 +128,7 @@ def cmd_schedule_list(args: argparse.Namespace) -> int:
 
 def cmd_schedule_install(args: argparse.Namespace) -> int:
     ws = Path(args.workspace)
-    scheduled_connections(ws)  # a bad cron expression is reported before anything changes
+    _skipped(scan(ws)[1])  # a broken file is reported, and skipped by every tick
     block = None if args.remove else crontab_block(ws)
     if args.print:
         print(block or "")
@@ -151,6 +158,7 @@ def cmd_schedule_run(args: argparse.Namespace) -> int:
     scheduler = Scheduler(Path(args.workspace), run)
     if args.once:
         scheduler.tick()
+        _skipped(scheduler.broken)
         return 0
     print(f"scheduler for {args.workspace}: checking every {args.interval:g} s (Ctrl-C stops)")
     scheduler.loop(interval=args.interval)

@@ -25,6 +25,7 @@ from cmtoolkit.profiles.properties import (
 )
 from cmtoolkit.profiles.quoting import check_property_name, quote_ident
 from cmtoolkit.profiles.sources import (
+    MAX_COLUMNS,
     MAX_REPORTED,
     NORM,
     RAW,
@@ -39,6 +40,7 @@ from cmtoolkit.profiles.sources import (
 )
 
 Mode = Literal["set", "add"]
+CONTROL = "[[:cntrl:]]"  # RE2: the ASCII control characters (NUL, tab, newline, DEL, ...)
 INFERENCE_SAMPLE = 10_000
 
 _NUMERIC = {
@@ -192,6 +194,12 @@ def _pipeline(
             unit,
             [(None, f"no id column {id_column!r} (columns: {names}); name it with --id-column")],
         )
+    if len(source_types) > MAX_COLUMNS:
+        raise load_error(
+            where,
+            unit,
+            [(None, f"{len(source_types):,} columns, more than the limit of {MAX_COLUMNS:,}")],
+        )
     problems: list[tuple[int | None, str]] = []
     existing = defined_properties(con)
     columns = [c for c in source_types if c != id_column]
@@ -289,10 +297,11 @@ def _pipeline(
         "count(*) FILTER (WHERE profile_id IS NULL OR trim(profile_id) = '')",
         "count(DISTINCT profile_id) FILTER (WHERE trim(profile_id) <> '')",
         "count(*) FILTER (WHERE trim(profile_id) <> '')",
+        f"count(*) FILTER (WHERE regexp_matches(profile_id, '{CONTROL}'))",
     ] + [f"count(*) FILTER (WHERE NOT {all_values(alias[c], checked[c])})" for c in needs_check]
     totals = _one(con, f"SELECT {', '.join(aggregates)} FROM {NORM}")
-    rows, empty_ids, distinct_ids, nonempty_ids = (int(x) for x in totals[:4])
-    bad = dict(zip(needs_check, (int(x) for x in totals[4:]), strict=True))
+    rows, empty_ids, distinct_ids, nonempty_ids, control_ids = (int(x) for x in totals[:5])
+    bad = dict(zip(needs_check, (int(x) for x in totals[5:]), strict=True))
 
     # a candidate that failed on the full data: infer again over all rows (rare)
     retry = [c for c in needs_check if bad[c] and c not in target]
@@ -316,6 +325,15 @@ def _pipeline(
             f" ORDER BY {ROW} LIMIT {MAX_REPORTED}"
         ).fetchall()
         problems += [(int(r[0]), f"empty {id_column!r}") for r in lines]
+    if control_ids:  # a NUL or a tab in an id is a broken export, never a real id
+        lines = con.execute(
+            f"SELECT {ROW}, profile_id FROM {NORM} WHERE regexp_matches(profile_id, '{CONTROL}')"
+            f" ORDER BY {ROW} LIMIT {MAX_REPORTED}"
+        ).fetchall()
+        problems += [
+            (int(r[0]), f"{id_column} {r[1]!r} holds a control character; fix the file")
+            for r in lines
+        ]
     if distinct_ids < nonempty_ids:
         dups = con.execute(
             f"SELECT profile_id, list({ROW} ORDER BY {ROW}) FROM {NORM}"

@@ -8,6 +8,7 @@ Every source becomes the view ``_cm_src`` with a ``_cm_row`` column (the CSV lin
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,11 @@ Frame: TypeAlias = "pd.DataFrame | pl.DataFrame | pl.LazyFrame | pa.Table"
 Source: TypeAlias = "str | os.PathLike[str] | Frame"
 
 MAX_REPORTED = 20
+#: A load's column limit (every column becomes a property: a column of the profiles table).
+MAX_COLUMNS = 2_000
+MAX_HEADER_BYTES = 8 << 20
+#: The longest CSV line (DuckDB's default, 2 MB, is short of a long free-text cell).
+MAX_LINE_BYTES = 64 << 20
 SRC, FILE_VIEW, RAW, NORM, FRAME, CSV_TABLE, REJECTS, REJECT_SCANS = (
     "_cm_src",
     "_cm_src_file",
@@ -113,12 +119,56 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> Staged:
     return Staged(str(path), "row", split_pipes=False)
 
 
+def check_header(path: Path, max_columns: int = MAX_COLUMNS) -> list[str]:
+    """The CSV's column names, read cheaply before DuckDB sees the file (which would rename an
+    empty name ``column1`` and a repeat ``city_1`` without a word, and spend minutes on a
+    header of 200,000 columns): :class:`LoadError` naming the column positions."""
+    with path.open("rb") as f:
+        raw = f.readline(MAX_HEADER_BYTES + 1)
+    if len(raw) > MAX_HEADER_BYTES:
+        raise load_error(
+            str(path), "line", [(1, f"the header line is longer than {MAX_HEADER_BYTES:,} bytes")]
+        )
+    text = raw.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    names = next(csv.reader([text]), []) if text else []
+    problems: list[tuple[int | None, str]] = []
+    if len(names) > max_columns:
+        problems.append(
+            (1, f"{len(names):,} columns, more than the limit of {max_columns:,}; split the file")
+        )
+        raise load_error(str(path), "line", problems)
+    if not names:
+        problems.append((1, "the header line is empty; the first line must name the columns"))
+    first: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if not name.strip():
+            problems.append((1, f"column {position} has no name; name every column"))
+        elif name in first:
+            problems.append(
+                (1, f"columns {first[name]} and {position} are both named {name!r}; rename one")
+            )
+        else:
+            first[name] = position
+    if problems:
+        raise load_error(str(path), "line", problems)
+    return names
+
+
+def _short(text: str) -> str:
+    """A DuckDB CSV error without the echoed line (which may be megabytes)."""
+    lines = [ln for ln in str(text).splitlines() if not ln.startswith("Original Line")]
+    first = " ".join(lines[:2])
+    return first if len(first) <= 300 else first[:300] + "..."
+
+
 def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> Staged:
     _check_file(path)
+    check_header(path)
     try:
         con.execute(
             f"CREATE TEMP TABLE {CSV_TABLE} AS SELECT * FROM read_csv(?, header = true,"
             " all_varchar = true, delim = ',', quote = '\"', escape = '\"',"
+            f" max_line_size = {MAX_LINE_BYTES},"
             f" store_rejects = true, rejects_table = '{REJECTS}',"
             f" rejects_scan = '{REJECT_SCANS}')",
             [str(path)],
@@ -128,11 +178,14 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> Staged:
         ).fetchall()
     except duckdb.Error as exc:
         raise LoadError(
-            f"{path}: not a readable CSV file: {exc}", problems=[(None, str(exc))]
+            f"{path}: not a readable CSV file: {_short(str(exc))}",
+            problems=[(None, _short(str(exc)))],
         ) from exc
     if rejects:
         raise load_error(
-            str(path), "line", [(int(line), f"malformed row: {msg}") for line, msg in rejects]
+            str(path),
+            "line",
+            [(int(line), f"malformed row: {_short(msg)}") for line, msg in rejects],
         )
     # rowid follows file order (temp tables number from a large base); +2 skips the header
     # line. Multi-line quoted cells would shift the numbers after them.

@@ -147,3 +147,46 @@ def test_schedule_run_once_uses_the_batch_runner(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("cmtoolkit.batch.runner.run_connection", fake)
     assert main(["schedule", "run", "--once", "--workspace", str(tmp_path)]) == 0
     assert calls == ["a"]
+
+
+def test_a_broken_connection_file_is_skipped_reported_and_alerted_once(
+    tmp_path, capsys, monkeypatch
+):
+    write(tmp_path, "a", "0 3 * * *")
+    write(tmp_path, "z", "0 3 * * *")
+    broken = tmp_path / "connections" / "m.yaml"
+    broken.write_text(
+        "name: m\nschedule: '0 3 * * *'\ncampaign_monitor: {credential: env:X}\n"
+        "bogus_key: 1\nalerts: {webhook: 'http://127.0.0.1:9/hook'}\n"
+    )
+    assert main(["schedule", "list", "--workspace", str(tmp_path), "--json"]) == 0
+    out = capsys.readouterr()
+    import json
+
+    assert [g["connection"] for g in json.loads(out.out)] == ["a", "z"]
+    assert "skipped" in out.err and "m.yaml" in out.err and "bogus_key" in out.err
+    assert "Traceback" not in out.err
+
+    sent: list[dict[str, Any]] = []
+    ran: list[str] = []
+    at = FakeClock(datetime(2026, 11, 26, 3, 0, 30))
+    s = Scheduler(tmp_path, ran.append, clock=at, send=lambda _settings, p: sent.append(p))
+    assert s.tick() == ["a", "z"]  # the others run
+    assert [b.file.name for b in s.broken] == ["m.yaml"]
+    (payload,) = sent
+    assert payload["state"] == "BROKEN" and "bogus_key" in payload["error"]
+    at.now += timedelta(days=1)
+    assert s.tick() == ["a", "z"] and len(sent) == 1  # alerted once, not every tick
+
+    broken.write_text(broken.read_text().replace("bogus_key: 1\n", ""))
+    at.now += timedelta(days=1)
+    s.tick()
+    assert s.broken == [] and "m" in ran  # fixed: scheduled again, its alert cleared
+    broken.write_text("name: [unclosed\n")
+    at.now += timedelta(days=1)
+    s.tick()
+    assert len(sent) == 1  # broken again but the alerts section is unreadable: logged only
+    fake = lambda _ws, name, _goal, **_kw: SimpleNamespace(runs=[], reports=[])  # noqa: E731
+    monkeypatch.setattr("cmtoolkit.batch.runner.run_connection", fake)
+    assert main(["schedule", "run", "--once", "--workspace", str(tmp_path)]) == 0
+    assert "m.yaml" in capsys.readouterr().err

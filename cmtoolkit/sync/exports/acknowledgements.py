@@ -6,6 +6,7 @@ thread keeps store transactions short and off the sending path. See docs/export.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from cmtoolkit.profiles.store import Store
 
 
+log = logging.getLogger("cmtoolkit.sync.exports")
+
+
 class AckJournal:
     """Acknowledged rows, appended and fsynced the moment Campaign Monitor accepts a batch.
 
@@ -36,6 +40,7 @@ class AckJournal:
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in connection)
         self.path = Path(workspace) / ".journal" / f"{slug}.{goal}.jsonl"
         self._file: BinaryIO | None = None
+        self.rejected: list[tuple[int, bytes]] = []  # (line number, line) of the last read
 
     def append(self, rows: pa.Table) -> None:
         if self._file is None:
@@ -47,27 +52,63 @@ class AckJournal:
         os.fsync(self._file.fileno())
 
     def read(self) -> pa.Table | None:
-        """Every complete line as one table, or None when there is no journal."""
+        """Every complete line as one table, or None when there is no journal.
+
+        A line of the wrong shape (edited by hand, written by another version) is skipped with
+        a warning and set aside when the journal is folded (:meth:`close`), so it cannot block
+        every later export; its rows are simply planned, and sent, again."""
         if not self.path.exists():
             return None
         parts = []
-        for line in self.path.read_bytes().split(b"\n"):
+        lines = self.path.read_bytes().split(b"\n")
+        self.rejected = []
+        for number, line in enumerate(lines, start=1):
             try:
-                parts.append(
-                    pl.DataFrame(orjson.loads(line), schema=dict.fromkeys(self.COLUMNS, pl.Utf8))
-                )
-            except (orjson.JSONDecodeError, TypeError, ValueError):
-                continue  # an empty or cut line
+                data = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                if line.strip() and number < len(lines):  # the last line may be cut by a crash
+                    self.rejected.append((number, line))
+                continue
+            if not _journal_shape(data, self.COLUMNS):
+                self.rejected.append((number, line))
+                continue
+            parts.append(pl.DataFrame(data, schema=dict.fromkeys(self.COLUMNS, pl.Utf8)))
+        if self.rejected:
+            log.warning(
+                "%s: line(s) %s are not acknowledgements (hand-edited or from another version);"
+                " skipped, and set aside in %s when this journal is folded",
+                self.path,
+                ", ".join(str(n) for n, _ in self.rejected[:10]),
+                self.quarantine_path,
+            )
         if not parts:
             return None
         return pl.concat(parts).to_arrow()
+
+    @property
+    def quarantine_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".rejected")
 
     def close(self, *, remove: bool) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
         if remove:
+            if self.rejected:
+                with open(self.quarantine_path, "ab") as aside:
+                    aside.writelines(line + b"\n" for _, line in self.rejected)
+                self.rejected = []
             self.path.unlink(missing_ok=True)
+
+
+def _journal_shape(data: object, columns: tuple[str, ...]) -> bool:
+    """One journal line: every column a list of strings (or nulls), all of one length."""
+    if not isinstance(data, dict) or set(data) != set(columns):
+        return False
+    values = [data[c] for c in columns]
+    if not all(isinstance(v, list) for v in values) or len({len(v) for v in values}) != 1:
+        return False
+    return all(x is None or isinstance(x, str) for v in values for x in v)
 
 
 def write_state(

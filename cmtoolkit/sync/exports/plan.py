@@ -400,6 +400,8 @@ def compute_plan(
             write_state(con, spec.connection, spec.goal, leftover)
         journal.close(remove=True)
         leftover = None
+    elif journal.rejected and not preview:
+        journal.close(remove=True)  # only lines of the wrong shape: set them aside
     with store.connect() as con, scratch_dir(ctx.root, "export") as spill:
         execute(con, session_sql(str(spill)))
         if leftover is not None:  # a preview sees the state as the next run will
