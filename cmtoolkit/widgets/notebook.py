@@ -35,6 +35,7 @@ from cmtoolkit.widgets.html import (
     table,
 )
 from cmtoolkit.widgets.lists import ListPicker
+from cmtoolkit.widgets.locate import resolve_workspace
 from cmtoolkit.widgets.mappings import IdentifierLinker, MappingEditor
 from cmtoolkit.widgets.preview import HistoryView, PreviewPane, RunPanel
 from cmtoolkit.widgets.progress import progress_callback
@@ -52,7 +53,13 @@ def open_editor(
     client: CampaignMonitor | None = None,
     credentials: CredentialStore | None = None,
 ) -> ConnectionEditor:
-    """The connection ``connection`` of the workspace folder ``workspace``."""
+    """The connection ``connection`` of the workspace folder ``workspace``.
+
+    A relative folder name is found from the notebook's folder up to the repository root (and
+    the default ``workspace`` is ``$CMTOOLKIT_WORKSPACE`` when set): see :mod:`.locate`.
+    """
+    if not isinstance(workspace, Workspace):
+        workspace = Workspace.open(resolve_workspace(workspace))
     return ConnectionEditor.open(workspace, connection, client=client, credentials=credentials)
 
 
