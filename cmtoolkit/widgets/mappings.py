@@ -23,10 +23,17 @@ def default_property(field: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", field.strip().lower()).strip("_") or "value"
 
 
+def suggested_property(field: str) -> str:
+    """The property a new row offers for ``field`` (``EmailAddress`` goes to ``email``)."""
+    return "email" if field == "EmailAddress" else default_property(field)
+
+
 class _Rows(View):
     """A list of rows bound to a tuple in the model."""
 
     add_label = "Add"
+    #: The row's property follows its field while it is still the one suggested for the field.
+    follow_field = False
 
     def __init__(self, editor: ConnectionEditor) -> None:
         super().__init__(editor)
@@ -53,9 +60,21 @@ class _Rows(View):
         remove.on_click(lambda _: self.remove(index))
         row["remove"] = remove
         row["box"] = W.HBox([*row["widgets"], remove])
+        if self.follow_field:  # observed first: the property is renamed before the row is read
+            row["field"].observe(lambda c: self._field_changed(row, c), "value")
         for widget in row["widgets"]:
             widget.observe(lambda _c: self._row_changed(), "value")
         return row
+
+    def _field_changed(self, row: dict[str, Any], change: dict[str, Any]) -> None:
+        """A new field gets its suggested property, unless the user chose another one."""
+        if self.updating or not change["new"]:
+            return
+        old = change["old"] or ""
+        current = row["property"].value.strip()
+        if current in ("", suggested_property(old), default_property(old)):
+            with self.quiet():
+                row["property"].value = suggested_property(change["new"])
 
     def _row_changed(self) -> None:
         if self.updating:
@@ -115,6 +134,7 @@ class IdentifierLinker(_Rows):
     """Import step 2: which Campaign Monitor field matches which profile property, in order."""
 
     add_label = "Add identifier"
+    follow_field = True
 
     def __init__(self, editor: ConnectionEditor) -> None:
         super().__init__(editor)
@@ -129,7 +149,7 @@ class IdentifierLinker(_Rows):
     def new_item(self, model: Connection) -> Identifier:
         used = {i.field for i in self.items(model)}
         field = "EmailAddress" if "EmailAddress" not in used else "MobileNumber"
-        return Identifier(field, "email" if field == "EmailAddress" else default_property(field))
+        return Identifier(field, suggested_property(field))
 
     def make_row(self) -> dict[str, Any]:
         field, prop = _field_dropdown(), property_box()
@@ -148,6 +168,7 @@ class MappingEditor(_Rows):
     """Import step 3: Campaign Monitor field → profile property, with a merge rule per row."""
 
     add_label = "Add variable"
+    follow_field = True
 
     def __init__(self, editor: ConnectionEditor) -> None:
         super().__init__(editor)

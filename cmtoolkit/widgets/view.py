@@ -76,15 +76,20 @@ def set_options(
     With no value, a "choose" placeholder is selected, so the screen never shows a choice the
     model does not hold.
     """
-    values = [o[1] if isinstance(o, tuple) else o for o in options]
+    # All as (label, value) pairs: ipywidgets takes a mix of plain values and pairs for plain
+    # values, so an added ("⚠ …", value) pair would not offer ``value`` (a TraitError).
+    pairs: list[tuple[str, object]] = [
+        (str(o[0]), o[1]) if isinstance(o, tuple | list) else (str(o), o) for o in options
+    ]
+    values = [v for _, v in pairs]
     if value in (None, ""):
         value = None
-        options = [("— choose —", None), *options]
+        pairs = [("— choose —", None), *pairs]
     elif value not in values:
-        options = [*options, (f"⚠ {value} (not found)", value)]
-    wanted = [tuple(o) if isinstance(o, list) else o for o in options]
-    if list(widget.options) != wanted:
-        widget.options = options
+        pairs = [*pairs, (f"⚠ {value} (not found)", value)]
+    current = [tuple(o) if isinstance(o, tuple | list) else (str(o), o) for o in widget.options]
+    if current != pairs:
+        widget.options = pairs
     widget.value = value
 
 
