@@ -355,13 +355,36 @@ class Transport:
             raise error_for_response(status, response.headers, content, method, log_path)
         try:
             return decode(content)
-        except Exception:  # any decoder failure on a 2xx answer means a cut body
-            failure = TransportError(
-                f"Campaign Monitor's answer to {method} {log_path} was not valid JSON (HTTP "
-                f"{status}, {len(content)} bytes); the body was probably cut. The call can be "
-                "retried.",
-                status=status,
-                method=method,
-                path=log_path,
-            )
+        except Exception:  # a decoder failure on a 2xx answer: cut, or not the API at all
+            failure = self._undecodable(response, content, method, log_path)
         raise failure
+
+    def _undecodable(
+        self, response: requests.Response, content: bytes, method: str, path: str
+    ) -> CampaignMonitorError:
+        """What came back instead of the JSON expected: a cut body is retriable; an HTML page
+        or JSON of another shape means the base URL is not Campaign Monitor's API."""
+        kind = response.headers.get("Content-Type") or "no content type"
+        start = content[:60].decode("utf-8", "replace")
+        seen = f"HTTP {response.status_code}, {kind}, {len(content)} bytes starting {start!r}"
+        try:
+            orjson.loads(content)
+            is_json = True
+        except orjson.JSONDecodeError:
+            is_json = False
+        if not is_json and content.lstrip()[:1] in (b"{", b"["):  # JSON that stops short
+            return TransportError(
+                f"Campaign Monitor's answer to {method} {path} was cut short ({seen}); the call "
+                "can be retried.",
+                status=response.status_code,
+                method=method,
+                path=path,
+            )
+        what = "JSON of an unexpected shape" if is_json else "not JSON"
+        return CampaignMonitorError(
+            f"the answer to {method} {path} was {what} ({seen}): not Campaign Monitor's API? "
+            f"check CMTOOLKIT_API_URL (now {self.base_url})",
+            status=response.status_code,
+            method=method,
+            path=path,
+        )

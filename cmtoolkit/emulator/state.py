@@ -19,6 +19,7 @@ from cmtoolkit.emulator.activity import Campaign
 from cmtoolkit.emulator.custom_field import CustomField
 from cmtoolkit.emulator.mailing_list import MailingList
 from cmtoolkit.emulator.segment import Segment
+from cmtoolkit.errors import ConfigurationError
 
 FORMAT = "cmtoolkit-emulator-state/1"
 
@@ -64,6 +65,17 @@ def _dump_list(lst: MailingList) -> dict[str, Any]:
 
 
 def load_account(data: dict[str, Any], api_key: str) -> Account:
+    """The account of a snapshot; :class:`ConfigurationError` when its content is damaged."""
+    try:
+        return _load_account(data, api_key)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigurationError(
+            f"the emulator state's account is damaged ({type(exc).__name__}: {exc}); remove the "
+            "--state file to start again from a fresh seed"
+        ) from None
+
+
+def _load_account(data: dict[str, Any], api_key: str) -> Account:
     account = Account(api_key=api_key)
     for c in data["clients"]:
         client = Client(c["client_id"], c["name"], c["api_key"])
@@ -117,10 +129,24 @@ def save_state(path: str | os.PathLike[str], payload: dict[str, object]) -> None
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The snapshot in ``path`` (None when there is none yet); :class:`ConfigurationError` for a
+    file that is not one (so ``--state`` never overwrites a file it did not write)."""
     target = Path(path)
     if not target.exists():
         return None
-    data = orjson.loads(target.read_bytes())
-    if data.get("format") != FORMAT:
-        raise ValueError(f"{target} is not an emulator state file ({FORMAT})")
+    what = (
+        f"--state {target} is not an emulator state file ({FORMAT}); give a new file name (the "
+        "emulator creates it) or the file an earlier `emulator serve --state` wrote"
+    )
+    try:
+        data = orjson.loads(target.read_bytes())
+    except orjson.JSONDecodeError:
+        raise ConfigurationError(f"{what}: it is not JSON") from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read --state {target}: {exc.strerror or exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ConfigurationError(what)
+    account = data.get("account")
+    if not isinstance(account, dict) or not isinstance(account.get("clients"), list):
+        raise ConfigurationError(f"{what}: its account is missing or damaged")
     return data
