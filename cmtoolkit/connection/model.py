@@ -15,6 +15,9 @@ from cmtoolkit.credentials import credential_reference_problem
 RULES: tuple[str, ...] = ("set", "set_if_empty", "add", "sum")
 CONSENT_TO_TRACK: tuple[str, ...] = ("Yes", "No", "Unchanged")
 ON_LEAVE: tuple[str, ...] = ("keep", "unsubscribe", "delete")
+INVALID_VALUES: tuple[str, ...] = ("skip_field", "skip_row")
+#: Runs of a connection whose row-level ledger detail is kept (DESIGN §7 history.keep_runs).
+KEEP_RUNS = 30
 VALUE_TYPES: tuple[str, ...] = ("profile_id", "segments", "interactions", "property")
 
 ID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -76,6 +79,9 @@ class ExportGoal:
     resubscribe: bool = False
     on_leave: str = "keep"
     mappings: tuple[ExportMapping, ...] = ()
+    create_missing: bool = False  # create missing custom fields and MultiSelect options
+    invalid_values: str = "skip_field"  # skip_field | skip_row
+    restart_autoresponders: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,8 @@ class Connection:
     targeting: TargetingGoal | None = None
     #: Alert settings as written; :mod:`cmtoolkit.batch.alerts` validates them.
     alerts: dict[str, object] | None = field(default=None, hash=False)
+    #: history.keep_runs: runs whose ledger rows are kept (counts are kept forever).
+    keep_runs: int = KEEP_RUNS
 
     @property
     def goals(self) -> tuple[str, ...]:
@@ -130,6 +138,8 @@ class Connection:
             }
         if self.alerts is not None:
             data["alerts"] = self.alerts
+        if self.keep_runs != KEEP_RUNS:
+            data["history"] = {"keep_runs": self.keep_runs}
         return data
 
 
@@ -158,6 +168,12 @@ def _export_to_dict(g: ExportGoal) -> dict[str, object]:
     data["consent_to_track"] = g.consent_to_track
     data["resubscribe"] = g.resubscribe
     data["on_leave"] = g.on_leave
+    if g.create_missing:
+        data["create_missing"] = True
+    if g.invalid_values != "skip_field":
+        data["invalid_values"] = g.invalid_values
+    if g.restart_autoresponders:
+        data["restart_autoresponders"] = True
     mappings = []
     for m in g.mappings:
         item: dict[str, object] = {"value": m.value}

@@ -18,6 +18,8 @@ from cmtoolkit.connection.cron import cron_problem
 from cmtoolkit.connection.model import (
     CONSENT_TO_TRACK,
     ID_RE,
+    INVALID_VALUES,
+    KEEP_RUNS,
     ON_LEAVE,
     RULES,
     VALUE_TYPES,
@@ -45,6 +47,7 @@ _TOP_KEYS = (
     "export",
     "targeting",
     "alerts",
+    "history",
 )
 _CM_KEYS = ("credential", "client_id")
 _IMPORT_KEYS = (
@@ -63,6 +66,9 @@ _EXPORT_KEYS = (
     "resubscribe",
     "on_leave",
     "mappings",
+    "create_missing",
+    "invalid_values",
+    "restart_autoresponders",
 )
 _TARGETING_KEYS = ("lists", "field", "segments")
 
@@ -252,7 +258,17 @@ class _Parser:
                 else None
             ),
             alerts=alerts,
+            keep_runs=self.keep_runs(data.get("history")),
         )
+
+    def keep_runs(self, value: object) -> int:
+        if value is None:
+            return KEEP_RUNS
+        data = self.mapping(value, "history", ("keep_runs",))
+        n = data.get("keep_runs", KEEP_RUNS)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            self.fail("history.keep_runs", f"expected a whole number of runs >= 1, got {n!r}")
+        return n
 
     def campaign_monitor(self, value: object) -> CampaignMonitorSettings:
         key = "campaign_monitor"
@@ -402,6 +418,16 @@ class _Parser:
                 data.get("on_leave", "keep"), f"{key}.on_leave", ON_LEAVE, "on_leave action"
             ),
             mappings=mappings,
+            create_missing=self.boolean(data.get("create_missing"), f"{key}.create_missing", False),
+            invalid_values=self.choice(
+                data.get("invalid_values", "skip_field"),
+                f"{key}.invalid_values",
+                INVALID_VALUES,
+                "invalid_values setting",
+            ),
+            restart_autoresponders=self.boolean(
+                data.get("restart_autoresponders"), f"{key}.restart_autoresponders", False
+            ),
         )
 
     def export_mapping(self, value: object, key: str) -> ExportMapping:

@@ -145,6 +145,19 @@ def _run(row: tuple[object, ...]) -> Run:
     )
 
 
+def prune_rows(con: duckdb.DuckDBPyConnection, connection: str, keep_runs: int) -> None:
+    """Drop the row-level detail of all but the connection's last ``keep_runs`` runs; the runs
+    and their counts stay (DESIGN §7 ``history.keep_runs``)."""
+    con.execute(
+        """
+        DELETE FROM run_rows WHERE run_id IN (
+            SELECT run_id FROM runs WHERE connection = $connection
+            QUALIFY row_number() OVER (ORDER BY started_at DESC, run_id DESC) > $keep)
+        """,
+        {"connection": connection, "keep": keep_runs},
+    )
+
+
 #: A row's Campaign Monitor code, as the export writes it at the head of the reason.
 _CODE_SQL = "nullif(regexp_extract(reason, '^code ([0-9]+)', 1), '')"
 

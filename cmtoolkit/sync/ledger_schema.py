@@ -57,4 +57,20 @@ LEDGER_MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "refusals an export or targeting run saw, remembered (cmtoolkit.sync.exports)",
+        (
+            """CREATE TABLE export_suppressions (
+                connection VARCHAR NOT NULL,
+                goal VARCHAR NOT NULL,
+                list_id VARCHAR NOT NULL,
+                email VARCHAR NOT NULL,
+                code INTEGER NOT NULL,
+                reason VARCHAR,
+                seen_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (connection, goal, list_id, email)
+            )""",
+        ),
+    ),
 )

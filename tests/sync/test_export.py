@@ -190,7 +190,8 @@ def test_preview_shows_exact_payloads_and_writes_nothing(export_env: Env) -> Non
     posts = env.imports()
     out = preview(env.ws.context(env.connection(), env.cm), "export")
     assert out.counts["EXPORTED"] == 4
-    assert env.imports() == posts and env.emulator.request_count - before == 1  # customfields
+    # Reads only: custom fields, the suppression list, the unsubscribed/bounced/deleted pages.
+    assert env.imports() == posts and env.emulator.request_count - before == 5
     assert env.state() == {}
     payload = json.loads(out.samples.filter(pl.col("profile_id") == "p0001").item(0, "payload"))
     assert payload["EmailAddress"] == "person1@example.com"
@@ -230,7 +231,7 @@ def test_each_invalid_reason_is_reported_and_not_sent(
     env.ws.store.set_values(
         pl.DataFrame({"profile_id": ["p0013"], "birthday": [["2001-02-03T10:00:00"]]})
     )
-    result = env.run(env.connection())
+    result = env.run(env.connection(invalid_values="skip_row"))
     rows = env.run_rows(result.run_id)
     for pid, (_, reason) in BAD.items():
         assert rows[pid][0] == "INVALID", pid
@@ -241,6 +242,29 @@ def test_each_invalid_reason_is_reported_and_not_sent(
     with pytest.raises(BadRequest):
         env.subscriber("person5@example.com")
     assert set(env.account_state()) == {"person2@example.com", "person13@example.com"}
+
+
+def test_skip_field_sends_the_row_without_the_bad_value(
+    emulator: Any, cm: Any, tmp_path: Path
+) -> None:
+    """invalid_values: skip_field (the default): the bad value is dropped from its field with a
+    warning, the rest of the row goes; a bad match email is still INVALID."""
+    frame = profiles(14, **{pid: props for pid, (props, _) in BAD.items()})
+    env = Env(emulator, cm, tmp_path, frame)
+    result = env.run(env.connection())
+    rows = env.run_rows(result.run_id)
+    for pid in ("p0000", "p0001", "p0003"):
+        assert rows[pid][0] == "INVALID", pid
+    for pid, (_, reason) in list(BAD.items())[3:]:
+        assert rows[pid][0] == "EXPORTED" and reason in (rows[pid][1] or ""), (pid, rows[pid])
+    assert result.counts["INVALID"] == 3 and result.counts["EXPORTED"] == 11
+    tier = env.subscriber("person9@example.com").custom_fields
+    assert "tier" not in tier and tier["website"] == ("https://example.com",)
+    # A MultiSelectMany field keeps the valid options.
+    assert env.subscriber("person11@example.com").custom_fields["interests"] == ("golf",)
+    assert env.subscriber("person12@example.com").name == ""  # the 251-character name dropped
+    again = env.run(env.connection())
+    assert again.counts["EXPORTED"] == 0 and again.counts["INVALID"] == 3
 
 
 def test_consent_filters_candidates(emulator: Any, cm: Any, tmp_path: Path) -> None:
@@ -279,21 +303,46 @@ def _make_inactive(env: Env) -> None:
         lst.set_state(lst.row_of("person2@example.com"), 2, int(emu.now()))
 
 
-def test_inactive_subscribers_are_rejected_not_resubscribed(export_env: Env) -> None:
+def test_inactive_subscribers_are_suppressed_not_sent_until_their_state_changes(
+    export_env: Env,
+) -> None:
     env = export_env
     _make_inactive(env)
-    result = env.run(env.connection())
+    conn = env.connection()
+    before = preview(env.ws.context(conn, env.cm), "export")
+    posts = env.imports()
+    result = env.run(conn)
+    assert before.counts == result.counts  # the preview knows what Campaign Monitor refuses
     rows = env.run_rows(result.run_id)
-    assert rows["p0000"][0] == "REJECTED" and rows["p0000"][1].startswith("code 206")
-    assert rows["p0001"][0] == "REJECTED" and rows["p0001"][1].startswith("code 207")
-    assert rows["p0002"][0] == "REJECTED" and rows["p0002"][1].startswith("code 204")
+    assert rows["p0000"][0] == "SUPPRESSED" and rows["p0000"][1].startswith("code 206")
+    assert rows["p0001"][0] == "SUPPRESSED" and rows["p0001"][1].startswith("code 207")
+    assert rows["p0002"][0] == "SUPPRESSED" and rows["p0002"][1].startswith("code 204")
     assert rows["p0003"][0] == "EXPORTED"
+    assert env.imports() == posts + 1  # one batch, person3 alone
     assert env.subscriber("person0@example.com").state == "Unsubscribed"
     assert env.subscriber("person1@example.com").state == "Bounced"
     assert env.subscriber("person2@example.com").state == "Unsubscribed"
-    assert set(env.state()) == {"p0003"}  # rejected rows are retried next time
-    again = env.run(env.connection(resubscribe=True))
-    assert again.counts["EXPORTED"] == 4  # resubscribe changes every row's hash
+    assert set(env.state()) == {"p0003"}
+    with env.ws.store.connect() as con:
+        remembered = con.execute(
+            "SELECT email, code FROM export_suppressions ORDER BY email"
+        ).fetchall()
+    assert remembered == [
+        ("person0@example.com", 206),
+        ("person1@example.com", 207),
+        ("person2@example.com", 204),
+    ]
+    # Nothing changed: nothing is sent, the refusals are reported again.
+    again = env.run(conn)
+    assert again.counts["SUPPRESSED"] == 3 and env.imports() == posts + 1
+    # person1's state changes in Campaign Monitor (re-added by the list owner): sent again.
+    env.cm.add_subscriber(env.list_id, "person1@example.com", name="Back", resubscribe=True)
+    back = env.run(conn)
+    assert back.counts["EXPORTED"] == 1 and back.counts["SUPPRESSED"] == 2
+    assert env.run_rows(back.run_id)["p0001"][0] == "EXPORTED"
+    # resubscribe: true sends everyone (and changes every row's hash).
+    resub = env.run(env.connection(resubscribe=True))
+    assert resub.counts["EXPORTED"] == 4
     for i in range(3):
         assert env.subscriber(f"person{i}@example.com").state == "Active"
 
@@ -436,8 +485,9 @@ def test_plan_statements_print_with_every_value_a_parameter() -> None:
     types = {"L1": {**tier, "segments": FieldType("segments", "Text")}}
     types["L2"] = types["L1"]
     statements = plan_statements(spec, {"email": "text", "tier": "text"}, types)
-    # members, candidates, the plan table, one INSERT per list, the leavers
-    assert [s.sql.split()[0] for s in statements] == ["CREATE"] * 3 + ["INSERT"] * 3
+    # refusals and active subscribers, members, candidates, the plan table, one INSERT per
+    # list, the leavers
+    assert [s.sql.split()[0] for s in statements] == ["CREATE"] * 5 + ["INSERT"] * 3
     sql = "".join(s.sql for s in statements)
     printed = "\n".join(map(str, statements))
     for value in ("news export", "L2", "Gold", "email_marketing"):

@@ -14,6 +14,7 @@ from cmtoolkit.connection.model import (
     ExportGoal,
     TargetingGoal,
 )
+from cmtoolkit.errors import BadRequest
 from cmtoolkit.sync import preview, sync
 from tests.sync.test_export import Env, profiles
 
@@ -40,11 +41,19 @@ def run(env: Env, conn: Connection, **kw: Any) -> Any:
     return sync(env.ws.context(conn, env.cm), "targeting", **kw)
 
 
+def subscribe(env: Env, *people: int) -> None:
+    """Subscribe personN to the list (targeting only ever updates existing subscribers)."""
+    env.cm.import_subscribers(
+        env.list_id, [{"EmailAddress": f"person{i}@example.com", "Name": ""} for i in people]
+    )
+
+
 @pytest.fixture
 def export_targets(emulator: Any, cm: Any, tmp_path: Path) -> Env:
     env = Env(emulator, cm, tmp_path, profiles(4))
     env.set_members("vip", ["p0000", "p0001"])
     env.set_members("news", ["p0000", "p0002"])  # p0003 is in neither
+    subscribe(env, 0, 1, 2, 3)
     return env
 
 
@@ -64,9 +73,38 @@ def test_creates_field_and_writes_membership(export_targets: Env) -> None:
     assert set(fields(env, "person0@example.com")) == {"vip", "news"}
     assert fields(env, "person1@example.com") == ("vip",)
     assert fields(env, "person2@example.com") == ("news",)
-    assert env.imports() == 1
+    assert env.imports() == 2  # the fixture's subscribing import and the targeting one
     again = run(env, targeting(env))
-    assert again.counts["UNCHANGED"] == 3 and env.imports() == 1
+    assert again.counts["UNCHANGED"] == 3 and env.imports() == 2
+
+
+def test_never_subscribes_anyone(emulator: Any, cm: Any, tmp_path: Path) -> None:
+    """A member who is not an active subscriber is NOT_SUBSCRIBED: not added, not resubscribed;
+    the preview says so too, and nothing is sent for them on the next run."""
+    env = Env(emulator, cm, tmp_path, profiles(4))
+    env.set_members("vip", ["p0000", "p0001", "p0002"])
+    env.set_members("news", [])
+    subscribe(env, 0, 2)
+    env.cm.unsubscribe(env.list_id, "person2@example.com")
+    conn = targeting(env)
+    before = preview(env.ws.context(conn, env.cm), "targeting")
+    result = run(env, conn)
+    assert before.counts == result.counts
+    assert (result.counts["EXPORTED"], result.counts["NOT_SUBSCRIBED"]) == (1, 2)
+    rows = env.run_rows(result.run_id)
+    assert rows["p0001"][0] == "NOT_SUBSCRIBED" and rows["p0002"][0] == "NOT_SUBSCRIBED"
+    with pytest.raises(BadRequest):
+        env.subscriber("person1@example.com")  # never added
+    assert env.subscriber("person2@example.com").state == "Unsubscribed"
+    assert fields(env, "person0@example.com") == ("vip",)
+    posts = env.imports()
+    assert run(env, conn).counts["NOT_SUBSCRIBED"] == 2 and env.imports() == posts
+    # person0 unsubscribes and leaves vip: the field is left as it is, nothing sent.
+    env.cm.unsubscribe(env.list_id, "person0@example.com")
+    env.set_members("vip", ["p0001", "p0002"])
+    left = run(env, conn)
+    assert left.counts["REMOVED"] == 1 and env.imports() == posts
+    assert "no longer subscribed" in (env.run_rows(left.run_id)["p0000"][1] or "")
 
 
 def test_adds_missing_options_and_clears_leavers(export_targets: Env) -> None:
@@ -101,6 +139,7 @@ def test_email_comes_from_export_match_property(export_targets: Env) -> None:
     env.ws.store.set_values(
         pl.DataFrame({"profile_id": ["p0000"], "work_email": [["work0@example.com"]]})
     )
+    env.cm.import_subscribers(env.list_id, [{"EmailAddress": "work0@example.com", "Name": ""}])
     result = run(env, targeting(env, match="work_email", segments=("vip",)))
     assert result.counts["EXPORTED"] == 1 and result.counts["INVALID"] == 1  # p0001 has none
     assert fields(env, "work0@example.com") == ("vip",)

@@ -13,10 +13,11 @@ import polars as pl
 
 from cmtoolkit.sync.exports.acknowledgements import AckJournal, StateWriter
 from cmtoolkit.sync.exports.plan import Plan, compute_plan, count_outcomes
+from cmtoolkit.sync.exports.refusals import remember
 from cmtoolkit.sync.exports.send import SendResult, remove_leavers, send_imports
 from cmtoolkit.sync.exports.spec import GoalSpec, field_types
 from cmtoolkit.sync.goal import GoalContext, GoalName, Outcome
-from cmtoolkit.sync.ledger import finish_run
+from cmtoolkit.sync.ledger import finish_run, prune_rows
 
 if TYPE_CHECKING:
     from cmtoolkit.connection.model import Connection
@@ -53,7 +54,8 @@ def finish(
             .drop("x_outcome", "x_reason")
         )
     out = rows.select("list_id", "email", "profile_id", "outcome", "reason")
-    arrow = out.to_arrow()
+    # One ledger row per person whose outcome is not UNCHANGED; those are counted only (§7).
+    arrow = out.filter(pl.col("outcome") != "UNCHANGED").to_arrow()
     con.register("exp_run_rows", arrow)
     con.execute(
         """
@@ -65,6 +67,7 @@ def finish(
         {"run_id": run_id},
     )
     con.unregister("exp_run_rows")
+    remember(con, plan.spec.connection, plan.spec.goal, out)
     return count_outcomes(out), out
 
 
@@ -98,6 +101,7 @@ def execute_plan(ctx: GoalContext, run_id: str, plan: Plan) -> Outcome:
             writer,
             result,
             resubscribe=spec.resubscribe,
+            restart_autoresponders=spec.restart_autoresponders,
             progress=lambda n: ctx.report("send", n, total),
         )
         remove_leavers(ctx.client, leavers, writer, result, spec.on_leave)
@@ -114,6 +118,7 @@ def execute_plan(ctx: GoalContext, run_id: str, plan: Plan) -> Outcome:
     with store.transaction() as con:
         counts, _ = finish(con, run_id, plan, result)
         finish_run(con, run_id, counts)
+        prune_rows(con, spec.connection, ctx.connection.keep_runs)
     log.info("%s of %s: %s in %d requests", spec.goal, spec.connection, counts, result.requests)
     return Outcome(counts=counts, details={"requests": result.requests})
 
@@ -143,5 +148,5 @@ class ExportGoal:
 
     def run(self, ctx: GoalContext, run_id: str) -> Outcome:
         spec = GoalSpec.from_connection(ctx.connection)
-        plan = compute_plan(ctx, spec, field_types(ctx.client, spec))
+        plan = compute_plan(ctx, spec, field_types(ctx.client, spec, create=True))
         return execute_plan(ctx, run_id, plan)

@@ -7,8 +7,9 @@ The statements are generated apart from where they run (:func:`plan_statements` 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
 import orjson
@@ -18,11 +19,17 @@ from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.profiles.consent import consent_predicate
 from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.sync.exports.acknowledgements import AckJournal, write_state
+from cmtoolkit.sync.exports.live import install_segments, live_segments
+from cmtoolkit.sync.exports.refusals import install as install_states
+from cmtoolkit.sync.exports.refusals import read_states
 from cmtoolkit.sync.exports.spec import EXPORT_OUTCOMES, FieldType, GoalSpec
 from cmtoolkit.sync.exports.values import value_sql
 from cmtoolkit.sync.goal import GoalContext
 from cmtoolkit.sync.scratch import scratch_dir
 from cmtoolkit.sync.statement import Statement, execute
+
+if TYPE_CHECKING:
+    from cmtoolkit.campaign_monitor import CampaignMonitor
 
 MEMORY_LIMIT = "1GB"  # the plan's DuckDB; see compute_plan
 # Campaign Monitor's (and the emulator's) address rule, applied before sending.
@@ -152,6 +159,16 @@ def candidates_sql(spec: GoalSpec, props: Mapping[str, str]) -> Statement:
     )
 
 
+#: What Campaign Monitor refuses and who is Active (filled by refusals.install before planning;
+#: empty when a plan is run on its own).
+STATE_TABLES = [
+    Statement(
+        "CREATE TEMP TABLE IF NOT EXISTS exp_refused "
+        "(list_id VARCHAR, email VARCHAR, code INTEGER, message VARCHAR)"
+    ),
+    Statement("CREATE TEMP TABLE IF NOT EXISTS exp_active (list_id VARCHAR, email VARCHAR)"),
+]
+
 PLAN_TABLE = Statement(
     f"CREATE OR REPLACE TEMP TABLE exp_plan ({', '.join(f'{c} VARCHAR' for c in PLAN_COLUMNS)})"
 )
@@ -183,8 +200,10 @@ def list_plan_sql(
     }
     errs, entries = [], []
     name = mobile = "NULL"
+    skip = spec.invalid_values == "skip_field"
+    params["only_subscribed"] = spec.only_subscribed
     for i, v in enumerate(spec.values):
-        sql = value_sql(i, types[v.field])
+        sql = value_sql(i, types[v.field], skip=skip)
         params.update(sql.params)
         errs.append(sql.error)
         entries.append(sql.entries)
@@ -199,6 +218,10 @@ def list_plan_sql(
         "same email' END"
     )
     params["match"] = spec.match_property
+    # skip_field: a value's error is a warning (the row goes without it); skip_row: INVALID.
+    value_errs = ", ".join(errs) or "NULL"
+    row_err = email_err if skip else f"coalesce({email_err}, {value_errs})"
+    warning = f"concat_ws('; ', {value_errs})" if skip and errs else "NULL"
     cf = f"to_json(list_concat({', '.join(entries)}))" if entries else "to_json([]::JSON[])"
     payload = (
         "json_merge_patch('{}', json_object('EmailAddress', email, 'Name', "
@@ -218,24 +241,35 @@ def list_plan_sql(
             SELECT c.*,
                    CASE WHEN NOT c.consented THEN 'CONSENT_MISMATCH'
                         WHEN c.err IS NOT NULL THEN 'INVALID'
-                        WHEN NOT $full AND s.hash = c.hash THEN 'UNCHANGED' END AS outcome,
+                        WHEN NOT $full AND s.hash = c.hash THEN 'UNCHANGED'
+                        WHEN $only_subscribed AND a.email IS NULL THEN 'NOT_SUBSCRIBED'
+                        WHEN r.code IS NOT NULL THEN 'SUPPRESSED' END AS outcome,
                    CASE WHEN NOT c.consented
                         THEN 'profile has not consented to any of: '
                              || array_to_string($objectives, ', ')
                         WHEN c.err IS NOT NULL THEN c.err
                         WHEN NOT $full AND s.hash = c.hash THEN 'not changed since the last run'
+                        WHEN $only_subscribed AND a.email IS NULL
+                        THEN 'not an active subscriber of the list (targeting never subscribes)'
+                        WHEN r.code IS NOT NULL
+                        THEN 'code ' || r.code || ': ' || r.message || '; not sent (resubscribe: '
+                             || 'true, or a change of state in Campaign Monitor, sends it again)'
+                        ELSE c.warning
                    END AS reason,
                    CASE WHEN c.consented AND c.err IS NULL
                              AND ($full OR s.hash IS DISTINCT FROM c.hash)
+                             AND NOT ($only_subscribed AND a.email IS NULL)
+                             AND r.code IS NULL
                         THEN 'send' END AS action
             FROM (
                 SELECT *, md5(concat_ws(chr(30), $fingerprint, $resubscribe, $consent, email
                                         {hashed})) AS hash
-                FROM (SELECT *, coalesce({email_err}, {", ".join(errs) or "NULL"}) AS err
-                      FROM exp_cand)
+                FROM (SELECT *, {row_err} AS err, {warning} AS warning FROM exp_cand)
             ) c
             LEFT JOIN export_state s ON s.connection = $connection AND s.goal = $goal
                   AND s.list_id = $list_id AND s.profile_id = c.profile_id
+            LEFT JOIN exp_refused r ON r.list_id = $list_id AND r.email = lower(c.email)
+            LEFT JOIN exp_active a ON a.list_id = $list_id AND a.email = lower(c.email)
         ) c
         """,
         params,
@@ -246,15 +280,22 @@ def leavers_sql(spec: GoalSpec, leave_field: str | None) -> Statement:
     """exp_plan rows for state rows of this goal whose profile is no longer an eligible
     candidate: ``leave`` per ``on_leave``, or ``clear`` with the clearing payload."""
     if spec.on_leave == "clear":
+        # Someone no longer subscribed is not written to (Campaign Monitor would refuse it, and
+        # targeting never subscribes): the state row goes, the field is left as it is.
+        gone = "(r.code IS NOT NULL OR a.email IS NULL)"
         payload = (
-            "json_object('EmailAddress', s.email, 'CustomFields', "
+            f"CASE WHEN NOT {gone} THEN json_object('EmailAddress', s.email, 'CustomFields', "
             "[json_object('Key', $field, 'Value', '', 'Clear', true)], "
-            "'ConsentToTrack', 'Unchanged')::VARCHAR"
+            "'ConsentToTrack', 'Unchanged')::VARCHAR END"
         )
-        action = "'clear'"
+        action = f"CASE WHEN {gone} THEN 'leave' ELSE 'clear' END"
+        done_sql = (
+            f"CASE WHEN {gone} THEN 'no longer subscribed; field left as it is' ELSE $done END"
+        )
     else:
         payload = "NULL"
         action = "'leave'"
+        done_sql = "$done"
     what = "every targeted segment" if spec.goal == "targeting" else "the segment"
     done = {
         "keep": "kept in Campaign Monitor",
@@ -268,9 +309,11 @@ def leavers_sql(spec: GoalSpec, leave_field: str | None) -> Statement:
         SELECT s.list_id, s.profile_id, s.email, NULL,
                CASE WHEN c.profile_id IS NULL THEN 'left ' || $what
                     ELSE 'no longer consents to any of: ' || array_to_string($objectives, ', ')
-               END || '; ' || $done,
+               END || '; ' || {done_sql},
                NULL, {payload}, {action}
         FROM export_state s LEFT JOIN exp_cand c USING (profile_id)
+        LEFT JOIN exp_refused r ON r.list_id = s.list_id AND r.email = lower(s.email)
+        LEFT JOIN exp_active a ON a.list_id = s.list_id AND a.email = lower(s.email)
         WHERE s.connection = $connection AND s.goal = $goal AND list_contains($lists, s.list_id)
           AND (c.profile_id IS NULL OR NOT c.consented)
         """,
@@ -296,6 +339,7 @@ def plan_statements(
 ) -> list[Statement]:
     """Every statement that fills exp_plan, in order; ``props`` maps property names to types."""
     return [
+        *STATE_TABLES,
         members_sql(spec),
         candidates_sql(spec, props),
         PLAN_TABLE,
@@ -311,6 +355,10 @@ def extract_sql(spec: GoalSpec) -> Statement:
     )
 
 
+#: ``add_options(list_id, field, options)``: make the options exist (a run) or not (a preview).
+AddOptions = Callable[[str, FieldType, list[str]], None]
+
+
 def plan_goal(
     con: duckdb.DuckDBPyConnection,
     spec: GoalSpec,
@@ -318,10 +366,21 @@ def plan_goal(
     *,
     full: bool = False,
     leave_field: str | None = None,
+    add_options: AddOptions | None = None,
 ) -> Plan:
-    """Decide every (list, profile) row on ``con`` (temp tables) and extract the plan."""
+    """Decide every (list, profile) row on ``con`` (temp tables) and extract the plan.
+
+    With ``create_missing``, the MultiSelect options the candidates' values need are handed to
+    ``add_options`` once the candidates are known, and planned as if they existed.
+    """
     props = dict(con.execute("SELECT name, type FROM property_definitions").fetchall())
-    execute(con, plan_statements(spec, props, types, full=full, leave_field=leave_field))
+    statements = plan_statements(spec, props, types, full=full, leave_field=leave_field)
+    head = len(STATE_TABLES) + 2  # up to the candidates
+    execute(con, statements[:head])
+    if spec.create_missing:
+        types = with_missing_options(con, spec, types, add_options)
+        statements = plan_statements(spec, props, types, full=full, leave_field=leave_field)
+    execute(con, statements[head:])
     extract = extract_sql(spec)
     rows = con.sql(extract.sql, params=dict(extract.params)).pl()
     plan = Plan(spec, rows)
@@ -329,35 +388,38 @@ def plan_goal(
     return plan
 
 
+def with_missing_options(
+    con: duckdb.DuckDBPyConnection,
+    spec: GoalSpec,
+    types: Mapping[str, Mapping[str, FieldType]],
+    add_options: AddOptions | None,
+) -> dict[str, dict[str, FieldType]]:
+    """``types`` with every value a candidate has for a MultiSelect field among its options."""
+    out: dict[str, dict[str, FieldType]] = {k: dict(v) for k, v in types.items()}
+    for i, v in enumerate(spec.values):
+        wanted: list[str] | None = None
+        for list_id, fields in out.items():
+            ft = fields[v.field]
+            if ft.data_type not in ("MultiSelectOne", "MultiSelectMany"):
+                continue
+            if wanted is None:
+                wanted = [
+                    r[0]
+                    for r in con.execute(
+                        f"SELECT min(x) FROM (SELECT trim(unnest(v{i})) AS x FROM exp_cand) "
+                        "WHERE x <> '' GROUP BY lower(x) ORDER BY lower(x)"
+                    ).fetchall()
+                ]
+            have = {o.lower() for o in ft.options}
+            new = [o for o in wanted if o.lower() not in have]
+            if new:
+                if add_options is not None:
+                    add_options(list_id, ft, new)
+                fields[v.field] = FieldType(ft.name, ft.data_type, (*ft.options, *new))
+    return out
+
+
 # --- planning on the store -----------------------------------------------------------------------
-
-
-def ensure_segments(ctx: GoalContext, names: tuple[str, ...]) -> None:
-    """Materialise the membership of segments that have none yet (from segments.yaml)."""
-
-    def missing() -> list[str]:
-        with ctx.store.connect() as con:
-            have = {
-                r[0]
-                for r in con.execute(
-                    "SELECT name FROM segments WHERE list_contains($n, name)", {"n": list(names)}
-                ).fetchall()
-            }
-        return [n for n in names if n not in have]
-
-    gone = missing()
-    if not gone:
-        return
-    defined = set(ctx.segments.definitions())
-    for name in gone:
-        if name in defined:
-            ctx.segments.refresh(name)
-    gone = missing()
-    if gone:
-        raise ConfigurationError(
-            f"segment(s) {', '.join(gone)} have no materialised membership; define them in "
-            "segments.yaml and run 'cmtoolkit segments refresh'"
-        )
 
 
 def session_sql(spill: str) -> list[Statement]:
@@ -392,7 +454,8 @@ def compute_plan(
 ) -> Plan:
     """Plan on a read connection (temp tables only), closed before anything is sent."""
     store = ctx.store
-    ensure_segments(ctx, spec.segments)
+    live = live_segments(ctx, spec)
+    states = read_states(ctx.client, spec.client_id, spec, active=spec.only_subscribed)
     journal = AckJournal(ctx.root, spec.connection, spec.goal)
     leftover = journal.read()  # acknowledged by an interrupted run, not yet in the store
     if leftover is not None and not preview:
@@ -404,7 +467,31 @@ def compute_plan(
         journal.close(remove=True)  # only lines of the wrong shape: set them aside
     with store.connect() as con, scratch_dir(ctx.root, "export") as spill:
         execute(con, session_sql(str(spill)))
+        install_segments(con, live)
+        install_states(con, states)
         if leftover is not None:  # a preview sees the state as the next run will
             execute(con, STATE_OVERLAY)
             write_state(con, spec.connection, spec.goal, leftover)
-        return plan_goal(con, spec, types, full=ctx.full, leave_field=leave_field)
+        return plan_goal(
+            con,
+            spec,
+            types,
+            full=ctx.full,
+            leave_field=leave_field,
+            add_options=None if preview else OptionCreator(ctx.client),
+        )
+
+
+class OptionCreator:
+    """Adds missing MultiSelect options in Campaign Monitor (``create_missing``, a run only)."""
+
+    def __init__(self, client: CampaignMonitor) -> None:
+        self.client = client
+
+    def __call__(self, list_id: str, ft: FieldType, options: list[str]) -> None:
+        keys = {f.field_name.casefold(): f.key for f in self.client.custom_fields(list_id)}
+        key = keys.get(ft.name.casefold())
+        if key is None:
+            self.client.create_custom_field(list_id, ft.name, ft.data_type, options)
+        else:
+            self.client.update_custom_field_options(list_id, key, options, keep_existing=True)

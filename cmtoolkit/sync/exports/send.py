@@ -50,6 +50,7 @@ def send_imports(
     result: SendResult,
     *,
     resubscribe: bool,
+    restart_autoresponders: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> None:
     """Import the ``send``/``clear`` rows list by list, ≤1000 per request; acks go to ``writer``.
@@ -64,7 +65,15 @@ def send_imports(
     for list_id, length in zip(runs.struct.field("value"), runs.struct.field("len"), strict=True):
         for start in range(done, done + length, MAX_IMPORT_BATCH):
             batch = pending.slice(start, min(MAX_IMPORT_BATCH, done + length - start))
-            _post(client, str(list_id), batch, _batch_rows(batch), writer, result, resubscribe)
+            _post(
+                client,
+                str(list_id),
+                batch,
+                _batch_rows(batch),
+                writer,
+                result,
+                (resubscribe, restart_autoresponders),
+            )
             if progress is not None:
                 progress(start + batch.height)
         done += length
@@ -77,19 +86,25 @@ def _post(
     payloads: list[Payload],
     writer: StateWriter,
     result: SendResult,
-    resubscribe: bool,
+    flags: tuple[bool, bool],
 ) -> None:
     result.requests += 1
+    resubscribe, restart = flags
     try:
-        answer = client.import_batch(list_id, payloads, resubscribe=resubscribe)
+        answer = client.import_batch(
+            list_id,
+            payloads,
+            resubscribe=resubscribe,
+            restart_subscription_based_autoresponders=restart,
+        )
     except BadRequest as exc:
         if batch.height == 1:
             reason = f"code {exc.code}: {exc}"
             result.exceptions[(list_id, batch.item(0, "profile_id"))] = ("REJECTED", reason)
             return
         half = batch.height // 2
-        _post(client, list_id, batch.slice(0, half), payloads[:half], writer, result, resubscribe)
-        _post(client, list_id, batch.slice(half), payloads[half:], writer, result, resubscribe)
+        _post(client, list_id, batch.slice(0, half), payloads[:half], writer, result, flags)
+        _post(client, list_id, batch.slice(half), payloads[half:], writer, result, flags)
         return
     failed = {f.email.strip().lower(): f for f in answer.failures}
     if failed:

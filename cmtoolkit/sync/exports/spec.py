@@ -16,7 +16,18 @@ if TYPE_CHECKING:
     from cmtoolkit.connection.model import Connection
 
 #: Every outcome an export or a targeting run reports, in the order counts list them.
-EXPORT_OUTCOMES = ("EXPORTED", "UNCHANGED", "INVALID", "REJECTED", "CONSENT_MISMATCH", "REMOVED")
+EXPORT_OUTCOMES = (
+    "EXPORTED",
+    "UNCHANGED",
+    "INVALID",
+    "REJECTED",
+    "SUPPRESSED",
+    "CONSENT_MISMATCH",
+    "REMOVED",
+    "NOT_SUBSCRIBED",
+)
+#: The field type ``create_missing`` gives a missing custom field, by value kind (Text otherwise).
+CREATED_TYPE = {"segments": "MultiSelectMany", "interactions": "MultiSelectMany"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,11 @@ class GoalSpec:
     consent_to_track: str = "Unchanged"
     resubscribe: bool = False
     on_leave: str = "keep"  # keep | unsubscribe | delete | clear (targeting: clear its field)
+    create_missing: bool = False  # create missing custom fields and MultiSelect options
+    invalid_values: str = "skip_field"  # skip_field | skip_row
+    restart_autoresponders: bool = False
+    only_subscribed: bool = False  # targeting: update existing subscribers only
+    client_id: str | None = None  # whose suppression list Campaign Monitor checks
 
     @classmethod
     def from_connection(cls, conn: Connection) -> GoalSpec:
@@ -75,14 +91,23 @@ class GoalSpec:
             consent_to_track=goal.consent_to_track or "Unchanged",
             resubscribe=bool(goal.resubscribe),
             on_leave=goal.on_leave or "keep",
+            create_missing=goal.create_missing,
+            invalid_values=goal.invalid_values,
+            restart_autoresponders=goal.restart_autoresponders,
+            client_id=conn.campaign_monitor.client_id,
         )
 
 
-def field_types(client: CampaignMonitor, spec: GoalSpec) -> dict[str, dict[str, FieldType]]:
-    """Per list, the type of every field a value writes; a missing field is a ConfigurationError."""
+def field_types(
+    client: CampaignMonitor, spec: GoalSpec, *, create: bool = False
+) -> dict[str, dict[str, FieldType]]:
+    """Per list, the type of every field a value writes. A missing field is a
+    ConfigurationError, unless ``create_missing``: then it is created (``create``, a run) or
+    taken as if created (a preview), Text or MultiSelectMany (segments, interactions)."""
     out: dict[str, dict[str, FieldType]] = {}
     for list_id in spec.lists:
-        custom = {f.field_name: f for f in client.custom_fields(list_id)}
+        # Field names are unique regardless of case in Campaign Monitor.
+        custom = {f.field_name.casefold(): f for f in client.custom_fields(list_id)}
         types: dict[str, FieldType] = {}
         for v in spec.values:
             if v.field in WRITABLE_STANDARD_FIELDS:
@@ -92,13 +117,21 @@ def field_types(client: CampaignMonitor, spec: GoalSpec) -> dict[str, dict[str, 
                     "export mapping to EmailAddress: the address comes from match_property; "
                     "remove this mapping"
                 )
-            elif v.field in custom:
-                f = custom[v.field]
+            elif v.field.casefold() in custom:
+                f = custom[v.field.casefold()]
                 types[v.field] = FieldType(f.field_name, f.data_type, tuple(f.options))
+            elif spec.create_missing:
+                # A MultiSelect field needs options: it is created with the first ones the
+                # values need (plan.with_missing_options), or not at all while none are.
+                data_type = CREATED_TYPE.get(v.kind, "Text")
+                if create and data_type == "Text":
+                    client.create_custom_field(list_id, v.field, data_type, [])
+                types[v.field] = FieldType(v.field, data_type)
             else:
                 raise ConfigurationError(
                     f"list {list_id} has no custom field {v.field!r}; create it in Campaign "
-                    "Monitor or fix the export mapping (standard fields: "
+                    "Monitor, set export.create_missing: true, or fix the export mapping "
+                    "(standard fields: "
                     f"{', '.join(WRITABLE_STANDARD_FIELDS)})"
                 )
         out[list_id] = types

@@ -43,6 +43,8 @@ def targeting_spec(conn: Connection) -> GoalSpec:
         consent_to_track="Unchanged",
         resubscribe=False,
         on_leave="clear",
+        only_subscribed=True,
+        client_id=conn.campaign_monitor.client_id,
     )
 
 

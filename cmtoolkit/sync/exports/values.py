@@ -27,8 +27,37 @@ class ValueSql:
     params: Params
 
 
-def value_sql(i: int, ft: FieldType) -> ValueSql:
-    """The SQL for value ``i`` (column ``v{i}`` of exp_cand) written to field ``ft``."""
+def value_sql(i: int, ft: FieldType, *, skip: bool = False) -> ValueSql:
+    """The SQL for value ``i`` (column ``v{i}`` of exp_cand) written to field ``ft``.
+
+    ``skip`` (``invalid_values: skip_field``): a value that fails is dropped from its field (a
+    MultiSelectMany field keeps the valid options; any other field is left out of the row)
+    and the error becomes a warning; otherwise the error makes the row INVALID.
+    """
+    sql = _value_sql(i, ft)
+    if not skip:
+        return sql
+    entries = sql.entries
+    if ft.data_type == "MultiSelectMany":
+        v, fp, op = f"v{i}", f"f{i}", f"o{i}"
+        canon = f"list_filter(${op}::VARCHAR[], lambda o: lower(o) = lower(trim(x)))[1]"
+        return ValueSql(
+            sql.error,
+            f"list_concat([json_object('Key', ${fp}, 'Value', '', 'Clear', true)], "
+            f"list_transform(list_filter({v}, lambda x: {canon} IS NOT NULL), lambda x: "
+            f"json_object('Key', ${fp}, 'Value', {canon})))",
+            sql.scalar,
+            sql.params,
+        )
+    return ValueSql(
+        sql.error,
+        f"CASE WHEN ({sql.error}) IS NULL THEN {entries} ELSE []::JSON[] END",
+        f"CASE WHEN ({sql.error}) IS NULL THEN {sql.scalar} END",
+        sql.params,
+    )
+
+
+def _value_sql(i: int, ft: FieldType) -> ValueSql:
     v = f"v{i}"
     fp = f"f{i}"
     params: dict[str, object] = {fp: ft.name}
