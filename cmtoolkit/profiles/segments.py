@@ -19,6 +19,7 @@ import yaml
 
 from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.profiles.consent import consent_condition
+from cmtoolkit.profiles.events import NO_EVENTS, event_condition, has_events
 from cmtoolkit.profiles.properties import defined_properties
 from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.profiles.store import Store
@@ -119,9 +120,10 @@ def definition_hash(definition: object, file_bytes: bytes | None = None) -> str:
 
 
 class _Compiler:
-    def __init__(self, segment: str, properties: dict[str, str]) -> None:
+    def __init__(self, segment: str, properties: dict[str, str], events: bool = True) -> None:
         self.segment = segment
         self.properties = properties
+        self.events = events  # whether the store has email_events (profiles/events.py)
         self.params: list[object] = []
 
     def fail(self, message: str) -> ConfigurationError:
@@ -132,6 +134,10 @@ class _Compiler:
             raise self.fail(f"a rule must be a non-empty mapping, not {rule!r}")
         if "property" in rule:
             return self.condition(rule)
+        if "event" in rule:
+            if not self.events:
+                raise self.fail(NO_EVENTS)
+            return event_condition(rule, self.params, self.fail)
         if len(rule) != 1:
             raise self.fail(
                 f"a combinator rule has exactly one key (all, any, not, consented): {sorted(rule)}"
@@ -252,10 +258,11 @@ class _Compiler:
 
 
 def compile_rule(
-    segment: str, rule: object, properties: dict[str, str]
+    segment: str, rule: object, properties: dict[str, str], *, events: bool = True
 ) -> tuple[str, list[object]]:
-    """A SQL boolean over ``profiles AS p`` and its parameters, for one segment's rule."""
-    compiler = _Compiler(segment, properties)
+    """A SQL boolean over ``profiles AS p`` and its parameters, for one segment's rule
+    (``events``: the store has ``email_events``, so event conditions may be used)."""
+    compiler = _Compiler(segment, properties, events)
     sql = compiler.rule(rule)
     return sql, compiler.params
 
@@ -287,7 +294,7 @@ class Segments:
         return sorted(self.definitions()) if self.path.exists() else []
 
     def _plan(
-        self, name: str, definition: Definition, properties: dict[str, str]
+        self, name: str, definition: Definition, properties: dict[str, str], events: bool = True
     ) -> tuple[str, list[object], str]:
         """SQL selecting the member ids, its parameters, and the definition hash."""
         if "file" in definition:
@@ -300,7 +307,7 @@ class Segments:
                 " WHERE p.profile_id IN (SELECT unnest(?::VARCHAR[]))"
             )
             return sql, [ids], definition_hash(definition, data)
-        where, params = compile_rule(name, definition, properties)
+        where, params = compile_rule(name, definition, properties, events=events)
         sql = f"SELECT p.profile_id FROM profiles AS p WHERE {where}"
         return sql, params, definition_hash(definition)
 
@@ -311,7 +318,8 @@ class Segments:
             raise ConfigurationError(f"no segment {name!r} in {self.path}")
         with self.store.connect() as con:
             properties = defined_properties(con)
-        sql, params, _ = self._plan(name, definitions[name], properties)
+            events = has_events(con)
+        sql, params, _ = self._plan(name, definitions[name], properties, events)
         return sql, params
 
     def refresh(self, name: str | None = None) -> list[SegmentInfo]:
@@ -324,7 +332,8 @@ class Segments:
         names = [name] if name is not None else list(definitions)
         with self.store.transaction() as con:
             properties = defined_properties(con)
-            plans = {n: self._plan(n, definitions[n], properties) for n in names}
+            events = has_events(con)
+            plans = {n: self._plan(n, definitions[n], properties, events) for n in names}
             for segment, (sql, params, digest) in plans.items():
                 con.execute("DELETE FROM segment_members WHERE segment = ?", [segment])
                 con.execute(
