@@ -73,4 +73,29 @@ LEDGER_MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        5,
+        "email behaviour: campaign events per profile and per-campaign read cursors (DESIGN §6a)",
+        (
+            # The key spans the whole event: a re-read overlap or a re-run after a kill inserts
+            # nothing twice (INSERT OR IGNORE, cmtoolkit.sync.activity.write).
+            """CREATE TABLE email_events (
+                profile_id VARCHAR NOT NULL,
+                campaign_id VARCHAR NOT NULL,
+                campaign VARCHAR NOT NULL,
+                event VARCHAR NOT NULL,
+                "at" TIMESTAMP NOT NULL,
+                detail VARCHAR NOT NULL DEFAULT '',
+                PRIMARY KEY (profile_id, campaign_id, event, "at", detail)
+            )""",
+            """CREATE TABLE email_activity_state (
+                connection VARCHAR NOT NULL,
+                campaign_id VARCHAR NOT NULL,
+                event VARCHAR NOT NULL,
+                cursor TIMESTAMP NOT NULL,
+                read_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (connection, campaign_id, event)
+            )""",
+        ),
+    ),
 )
