@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from cmtoolkit.campaign_monitor import CampaignMonitor, ClientSummary, OAuthApp
+from cmtoolkit.cli import connection_files
 from cmtoolkit.cli.arguments import add_workspace_argument, print_json
 from cmtoolkit.connection.client import client_for_credential
 from cmtoolkit.connection.file import find_connection, load_connection
@@ -96,6 +97,11 @@ def register(sub: Subcommands) -> None:
 
     for p in (login, status, logout):
         add_workspace_argument(p)
+
+    conns = sub.add_parser("connections", help="create and list connection files")
+    conns_sub = conns.add_subparsers(dest="connections_command", metavar="ACTION")
+    conns_sub.required = True
+    connection_files.register(conns_sub)
 
     st = sub.add_parser("status", help="check a connection: errors, warnings, goal readiness")
     st.add_argument("connection", metavar="CONNECTION", help="connection name or file")
