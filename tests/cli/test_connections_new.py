@@ -59,7 +59,7 @@ def test_new_asks_for_credential_client_and_lists(env, tmp_path, capsys):
 
     path = create_connection(tmp_path, "prompted", ask=ask)
     shown = capsys.readouterr().out
-    assert f"1. " in shown and f"({env.client_id})" in shown and f"({env.list_ids[2]})" in shown
+    assert "1. " in shown and f"({env.client_id})" in shown and f"({env.list_ids[2]})" in shown
     assert [p.split(" ")[0] for p in asked] == ["Credential", "Client", "Lists"]
     conn = load_connection(path)
     assert conn.campaign_monitor.client_id == env.client_id
