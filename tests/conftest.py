@@ -80,7 +80,8 @@ def emulator(emulator_factory: Callable[..., Emulator]) -> Emulator:
 
 def make_client(emu: Emulator, auth: Any = None, **kwargs: Any) -> Any:
     """A CampaignMonitor for ``emu`` that never sleeps: a requested wait is recorded in
-    ``.sleeps`` and moves the emulator's clock instead (so rate-limit windows pass)."""
+    ``.sleeps`` and moves the emulator's clock instead (so rate-limit windows pass), which is
+    also the client's clock."""
     cmp = pytest.importorskip("cmtoolkit.campaign_monitor")
     from cmtoolkit.secret import Secret
 
@@ -91,6 +92,7 @@ def make_client(emu: Emulator, auth: Any = None, **kwargs: Any) -> Any:
         emu.advance(seconds)
 
     kwargs.setdefault("retry", cmp.RetryPolicy(max_attempts=6, base_delay=0.01, max_delay=0.05))
+    kwargs.setdefault("clock", emu.now)  # the clock its sleeps move (rate-limit pacing reads it)
     client = cmp.CampaignMonitor(
         auth or cmp.ApiKeyAuth(Secret(emu.api_key)),
         base_url=emu.base_url,

@@ -4,22 +4,33 @@ One object per credential: it owns a pooled session, refreshes an expired OAuth 
 call (handing the new tokens to ``on_tokens_refreshed`` so they are saved) and pages
 transparently; the writes come from :class:`~cmtoolkit.campaign_monitor.writes.Writes`. Only the
 transport talks HTTP; this module knows endpoints and payloads.
+
+Up to ``max_in_flight`` requests run at once (DESIGN §9): a paged read fetches the pages after
+the first ahead of the consumer and yields them in page order; :meth:`subscriber_frames_many`
+also starts the next selections' first pages early; :meth:`import_batches` sends import
+batches concurrently and yields each acknowledgement as it arrives. With ``max_in_flight=1``
+everything is sequential, one request at a time, exactly as before.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 import requests
 
+from cmtoolkit.errors import BadRequest
+
 from .auth import ApiKeyAuth, OAuthAuth, OAuthTokens, refresh_form, request_tokens
 from .campaigns import CampaignActivity
+from .concurrency import DEFAULT_MAX_IN_FLIGHT, Flow
 from .paging import (
     PageInfo,
     SubscriberPage,
@@ -29,10 +40,12 @@ from .paging import (
     state_segment,
     subscriber_query,
 )
+from .pipeline import as_completed, pages_in_order
 from .records import (
     ClientDetails,
     ClientSummary,
     CustomField,
+    ImportResult,
     ListDetails,
     ListMembership,
     ListStats,
@@ -43,19 +56,37 @@ from .records import (
 )
 from .retry import RetryPolicy
 from .transport import Params, Transport, decode_json
-from .writes import MAX_IMPORT_BATCH, Writes
+from .writes import MAX_IMPORT_BATCH, Row, Writes
 
-__all__ = ["MAX_IMPORT_BATCH", "CampaignMonitor"]
+__all__ = ["MAX_IMPORT_BATCH", "BatchAck", "CampaignMonitor"]
 
 log = logging.getLogger("cmtoolkit.campaign_monitor")
+
+T = TypeVar("T")
+#: One import request to make: the list and its ≤1000 wire-shaped rows.
+ImportJob = tuple[str, Sequence[Row]]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchAck:
+    """The answer to one import batch: ``result`` when Campaign Monitor took it (rejected rows,
+    if any, in its failures), ``error`` when it refused the whole request as invalid (the
+    caller may split it). ``index`` is the batch's position in the input."""
+
+    index: int
+    list_id: str
+    rows: Sequence[Row]
+    result: ImportResult | None = None
+    error: BadRequest | None = None
 
 
 class CampaignMonitor(CampaignActivity, Writes):
     """A Campaign Monitor API v3.3 client.
 
     ``base_url`` defaults to ``CMTOOLKIT_API_URL``, then the real API. ``sleep``/``clock`` are
-    injectable so retry tests never wait. Use as a context manager (or call :meth:`close`) to
-    release pooled connections.
+    injectable so retry tests never wait. ``max_in_flight`` bounds the requests running at once
+    (the connection file's ``campaign_monitor.max_in_flight``). Use as a context manager (or
+    call :meth:`close`) to release pooled connections and threads.
     """
 
     def __init__(
@@ -69,6 +100,7 @@ class CampaignMonitor(CampaignActivity, Writes):
         on_tokens_refreshed: Callable[[OAuthTokens], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self._transport = Transport(
             base_url,
@@ -78,7 +110,9 @@ class CampaignMonitor(CampaignActivity, Writes):
             sleep=sleep,
             clock=clock,
             auth=auth,
+            max_in_flight=max_in_flight,
         )
+        self._pool: ThreadPoolExecutor | None = None
         self._on_tokens_refreshed = on_tokens_refreshed
         self._auth = auth
         if isinstance(auth, OAuthAuth) and auth.refresh_token:
@@ -98,8 +132,34 @@ class CampaignMonitor(CampaignActivity, Writes):
     def __repr__(self) -> str:
         return f"CampaignMonitor(base_url={self.base_url!r}, auth={type(self._auth).__name__})"
 
+    @property
+    def max_in_flight(self) -> int:
+        return self._transport.flow.max_in_flight
+
+    @property
+    def flow(self) -> Flow:
+        """The gate every request passes (its ``limit`` adapts to 429s)."""
+        return self._transport.flow
+
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         self._transport.close()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.max_in_flight, thread_name_prefix="cmtoolkit-cm"
+            )
+        return self._pool
+
+    def _paged(self, fetch: Callable[[int], tuple[PageInfo, T]]) -> Iterator[T]:
+        """Every page of one selection in page order, ``max_in_flight`` at a time."""
+        if self.max_in_flight == 1:
+            return iterate_pages(fetch)
+        pool = self._executor()
+        return pages_in_order(pool.submit(fetch, 1), fetch, pool, 2 * self.max_in_flight)
 
     def __enter__(self) -> CampaignMonitor:
         return self
@@ -226,7 +286,7 @@ class CampaignMonitor(CampaignActivity, Writes):
             records = tuple(Subscriber.from_wire(d) for d in body.get("Results") or ())
             return info, SubscriberPage(info.number, info.page_count, info.total, records)
 
-        return iterate_pages(typed)
+        return self._paged(typed)
 
     def subscribers(
         self,
@@ -273,7 +333,92 @@ class CampaignMonitor(CampaignActivity, Writes):
             page_size=page_size,
             include_tracking_preference=include_tracking_preference,
         )
-        return iterate_pages(fetch)
+        return self._paged(fetch)
+
+    def subscriber_frames_many(
+        self,
+        selections: Iterable[tuple[str, str]],
+        *,
+        since: date | datetime | str | None = None,
+        order_field: str = "email",
+        order_direction: str = "asc",
+        page_size: int = 1000,
+        include_tracking_preference: bool = True,
+    ) -> Iterator[tuple[int, pl.DataFrame]]:
+        """``(i, frame)`` for every page of each ``(list_id, state)`` selection, in selection
+        order then page order (what ``subscriber_frames`` of each in turn would give), with the
+        first pages of the next selections read while the current one is."""
+        fetches = [
+            self._subscriber_fetch(
+                list_id,
+                state,
+                parse_frame_page,
+                since=since,
+                order_field=order_field,
+                order_direction=order_direction,
+                page_size=page_size,
+                include_tracking_preference=include_tracking_preference,
+            )
+            for list_id, state in selections
+        ]
+        if self.max_in_flight == 1:
+            for i, fetch in enumerate(fetches):
+                for frame in iterate_pages(fetch):
+                    yield i, frame
+            return
+        pool = self._executor()
+        firsts: dict[int, Future[tuple[PageInfo, pl.DataFrame]]] = {}
+        try:
+            for i, fetch in enumerate(fetches):
+                for j in range(i, min(len(fetches), i + self.max_in_flight)):
+                    if j not in firsts:
+                        firsts[j] = pool.submit(fetches[j], 1)
+                first = firsts.pop(i)
+                for frame in pages_in_order(first, fetch, pool, 2 * self.max_in_flight):
+                    yield i, frame
+        finally:
+            for future in firsts.values():
+                future.cancel()
+
+    def import_batches(
+        self,
+        batches: Iterable[ImportJob],
+        *,
+        resubscribe: bool = False,
+        queue_subscription_based_autoresponders: bool = False,
+        restart_subscription_based_autoresponders: bool = False,
+    ) -> Iterator[BatchAck]:
+        """Send ``(list_id, rows)`` import batches, ``max_in_flight`` at once, yielding each
+        :class:`BatchAck` as Campaign Monitor acknowledges it (not in input order).
+
+        Journal each acknowledgement as it arrives: a batch is acknowledged exactly when it is
+        yielded. A refused batch (HTTP 400 without a partial result) comes back as ``error`` for
+        the caller to split. Any other failure (after the transport's retries) stops sending:
+        the batches already in flight finish and are yielded, then the error is raised, so every
+        accepted batch has been seen. Closing the iterator early waits for the ones in flight
+        (the import is an upsert: re-sending one unseen batch changes nothing).
+        """
+
+        def send(job: tuple[int, ImportJob]) -> BatchAck:
+            index, (list_id, rows) = job
+            try:
+                result = self.import_batch(
+                    list_id,
+                    rows,
+                    resubscribe=resubscribe,
+                    queue_subscription_based_autoresponders=queue_subscription_based_autoresponders,
+                    restart_subscription_based_autoresponders=restart_subscription_based_autoresponders,
+                )
+            except BadRequest as exc:
+                return BatchAck(index, list_id, rows, error=exc)
+            return BatchAck(index, list_id, rows, result=result)
+
+        jobs = enumerate(batches)
+        if self.max_in_flight == 1:
+            yield from map(send, jobs)
+            return
+        for _, ack in as_completed(jobs, send, self._executor(), self.max_in_flight):
+            yield ack
 
     def suppression_list(
         self,
@@ -298,5 +443,5 @@ class CampaignMonitor(CampaignActivity, Writes):
             records = [SuppressedEmail.from_wire(d) for d in body.get("Results") or ()]
             return PageInfo.from_envelope(body, page), records
 
-        for records in iterate_pages(fetch):
+        for records in self._paged(fetch):
             yield from records

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -39,6 +40,7 @@ from cmtoolkit.errors import (
     TransportError,
 )
 
+from .concurrency import DEFAULT_MAX_IN_FLIGHT, Flow
 from .retry import RetryPolicy, server_wait
 
 __all__ = ["DEFAULT_BASE_URL", "Transport", "decode_json", "origin_of", "resolve_base_url"]
@@ -210,7 +212,9 @@ class Transport:
 
     ``sleep`` and ``clock`` are injectable so tests never wait for real. ``auth`` supplies the
     Authorization header; ``on_token_expired`` (set by the client when it can refresh) is called
-    once per call on code 121 before the request is repeated.
+    once per call on code 121 before the request is repeated, and once for all the calls in
+    flight that met the same expired token. Safe to call from several threads: every attempt
+    passes ``flow`` (:class:`~.concurrency.Flow`), which bounds and paces them.
     """
 
     def __init__(
@@ -223,17 +227,20 @@ class Transport:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         auth: Authorizer | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
+        self.flow = Flow(max_in_flight, clock=clock, sleep=sleep)
         self.base_url = resolve_base_url(base_url)
         self.origin = origin_of(self.base_url)
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._own_session = session is None
-        self.session = session or new_session()
+        self.session = session or new_session(max(16, 2 * max_in_flight))
         self.sleep = sleep
         self.clock = clock
         self.auth = auth
         self.on_token_expired: Callable[[], None] | None = None
+        self._refreshing = threading.Lock()
 
     def close(self) -> None:
         if self._own_session:
@@ -270,14 +277,22 @@ class Transport:
         refreshed = False
         while True:
             attempt += 1
+            sent_with = self.auth
             try:
                 return self._once(method, path, params, json, form, decode, check, authenticated)
-            except TokenExpired:
+            except (TokenExpired, TokenInvalid) as exc:
+                # Another call in flight may have renewed the token meanwhile (its refresh can
+                # invalidate the one this request carried): then just send it again.
+                renewed = self.auth is not sent_with
                 if refreshed or self.on_token_expired is None or not authenticated:
+                    raise
+                if isinstance(exc, TokenInvalid) and not renewed:
                     raise
                 refreshed = True
                 attempt -= 1  # a refresh is not a failed attempt
-                self.on_token_expired()
+                with self._refreshing:
+                    if self.auth is sent_with:  # not yet refreshed by another call in flight
+                        self.on_token_expired()
                 continue
             except CampaignMonitorError as exc:
                 if not self._retriable(exc, idempotent) or attempt >= policy.max_attempts:
@@ -327,9 +342,10 @@ class Transport:
             headers["Content-Type"] = "application/json; charset=utf-8"
         elif form is not None:
             data = list(form)
-        started = time.perf_counter()
         failure: CampaignMonitorError | None = None
         response: requests.Response | None = None
+        ticket = self.flow.acquire()
+        started = time.perf_counter()
         try:
             response = self.session.request(
                 method, url, params=params, data=data, headers=headers, timeout=self.timeout
@@ -337,6 +353,11 @@ class Transport:
             content = response.content
         except requests.RequestException as exc:
             failure = _transport_error(exc, method, log_path)
+        finally:
+            if response is None:
+                self.flow.release(ticket, None)
+            else:
+                self.flow.release(ticket, response.status_code, response.headers)
         elapsed_ms = (time.perf_counter() - started) * 1000
         if failure is not None or response is None:
             log.debug(

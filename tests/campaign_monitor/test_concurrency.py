@@ -1,0 +1,217 @@
+"""Several requests in flight (DESIGN §9), against the emulator over HTTP: pages come back in
+the order a sequential read gives, whatever faults the service throws; a 429 halves the
+concurrency and successes grow it back; the rate-limit budget is spread instead of spent; import
+batches are acknowledged as they arrive; an expired token is refreshed once for all the calls
+that met it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+import pytest
+
+from cmtoolkit.campaign_monitor import CampaignMonitor, OAuthAuth
+from cmtoolkit.campaign_monitor.concurrency import Flow
+from cmtoolkit.emulator import Emulator
+from cmtoolkit.errors import ServerError
+
+Make = Callable[..., Any]
+STATES = ("Active", "Unconfirmed", "Unsubscribed", "Bounced", "Deleted")
+
+
+def read_all(cm: CampaignMonitor, list_ids: list[str]) -> list[tuple[int, pl.DataFrame]]:
+    selections = [(lst, state) for lst in list_ids for state in STATES]
+    return list(cm.subscriber_frames_many(selections, page_size=10))
+
+
+def same(a: list[tuple[int, pl.DataFrame]], b: list[tuple[int, pl.DataFrame]]) -> bool:
+    return [i for i, _ in a] == [i for i, _ in b] and all(
+        x.equals(y) for (_, x), (_, y) in zip(a, b, strict=True)
+    )
+
+
+def test_pages_are_read_concurrently_and_yielded_in_order(
+    emulator_factory: Make, cm_factory: Make
+) -> None:
+    emu = emulator_factory(seed_size=300)
+    expected = read_all(cm_factory(emu, max_in_flight=1), emu.list_ids)
+    pages = len(expected)
+    assert pages > 30
+    latency = 0.05
+    emu.set_latency(latency)
+    cm = cm_factory(emu, max_in_flight=4)
+    started = time.perf_counter()
+    got = read_all(cm, emu.list_ids)
+    wall = time.perf_counter() - started
+    assert same(got, expected)
+    assert cm.flow.peak == 4
+    # One at a time this is at least pages x latency of waiting.
+    assert wall < pages * latency / 2, (wall, pages)
+    # subscriber_frames of one selection agrees with the many-selection read.
+    one = list(cm.subscriber_frames(emu.list_ids[0], "Active", page_size=10))
+    assert all(f.equals(g) for f, (_, g) in zip(one, got, strict=False))
+
+
+def test_order_and_content_survive_faults_with_concurrency(
+    emulator_factory: Make, cm_factory: Make
+) -> None:
+    emu = emulator_factory(seed_size=300)
+    expected = read_all(cm_factory(emu, max_in_flight=1), emu.list_ids)
+    emu.set_faults("500:p=0.15;drop:p=0.05;truncate:p=0.05;429:p=0.05,reset=1;503:p=0.05")
+    cm = cm_factory(emu, max_in_flight=4)
+    got = read_all(cm, emu.list_ids)
+    assert same(got, expected)
+    statuses = [s for _, _, s in emu.requests]
+    assert statuses.count(500) + statuses.count(503) > 5  # the faults did fire
+    assert cm.flow.peak > 1
+
+
+def test_a_failing_page_raises_in_order_after_the_pages_before_it(
+    emulator_factory: Make, cm_factory: Make
+) -> None:
+    emu = emulator_factory(seed_size=300)
+    lst = emu.list_ids[0]
+    expected = list(cm_factory(emu, max_in_flight=1).subscriber_frames(lst, page_size=10))
+    emu.set_faults(f"500:path=/lists/{lst}/active.json,after=3")
+    cm = cm_factory(emu, max_in_flight=4)
+    got = []
+    with pytest.raises(ServerError):
+        for frame in cm.subscriber_frames(lst, "Active", page_size=10):
+            got.append(frame)
+    # Three requests were answered (page 1 and two of those in flight after it): what came
+    # out is the read's beginning, in order, and nothing after the page that failed.
+    assert 1 <= len(got) <= 3 and len(expected) > 5
+    assert all(f.equals(g) for f, g in zip(got, expected, strict=False))
+
+
+def test_429_halves_the_concurrency_once_per_round_and_successes_grow_it_back() -> None:
+    flow = Flow(8, clock=lambda: 0.0, sleep=lambda s: None)
+    a, b = flow.acquire(), flow.acquire()
+    flow.release(a, 429)
+    assert flow.limit == 4 and flow.slots == 4
+    flow.release(b, 429)  # sent before the cut: no second cut
+    assert flow.limit == 4
+    c = flow.acquire()
+    flow.release(c, 429)
+    assert flow.limit == 2
+    for _ in range(3):  # a round of successes adds about one slot
+        flow.release(flow.acquire(), 200)
+    assert flow.slots == 3
+    for _ in range(50):
+        flow.release(flow.acquire(), 200)
+    assert flow.limit == 8 and flow.rate_limited == 3
+    with pytest.raises(ValueError, match="max_in_flight"):
+        Flow(0)
+
+
+def test_the_rate_limit_budget_is_spread_over_the_window() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    flow = Flow(4, clock=lambda: now[0], sleep=sleep)
+    t = flow.acquire()
+    now[0] += 0.1  # a 100 ms round trip: full speed is 40 requests a second
+    flow.release(t, 200, {"X-RateLimit-Remaining": "19", "X-RateLimit-Reset": "10"})
+    # 19 left for 10 s: one start every 10/19 s instead of spending them in half a second.
+    starts = []
+    for _ in range(3):
+        flow.acquire()
+        starts.append(now[0])
+    assert starts[1] - starts[0] == pytest.approx(10 / 19, rel=0.2)
+    assert starts[2] - starts[1] == pytest.approx(10 / 19, rel=0.2)
+    # Nothing left: wait for the reset.
+    flow.release(t, 200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "7"})
+    before = now[0]
+    flow.acquire()
+    assert now[0] - before == pytest.approx(7, abs=0.01)
+    # A budget full speed cannot spend before the reset is not paced.
+    flow = Flow(4, clock=lambda: now[0], sleep=sleep)
+    t = flow.acquire()
+    now[0] += 0.1
+    flow.release(t, 200, {"X-RateLimit-Remaining": "1000", "X-RateLimit-Reset": "2"})
+    slept.clear()
+    for _ in range(4):
+        flow.acquire()
+    assert slept == []
+
+
+def test_a_rate_limited_read_loses_nothing_and_rarely_hits_the_limit(
+    emulator_factory: Make, cm_factory: Make
+) -> None:
+    emu = emulator_factory(seed_size=300)
+    expected = read_all(cm_factory(emu, max_in_flight=1), emu.list_ids)
+    emu.set_rate_limit(15, window=5)
+    seen = len(emu.requests)
+    # The client's clock is the emulator's: its waits move it, so windows pass at once.
+    cm = cm_factory(emu, max_in_flight=4, clock=emu.now)
+    got = read_all(cm, emu.list_ids)
+    assert same(got, expected)
+    statuses = [s for _, p, s in list(emu.requests)[seen:] if p.startswith("/api/")]
+    assert len(statuses) >= len(expected) and statuses.count(200) == len(expected)
+    assert statuses.count(429) <= max(1, len(statuses) // 100), statuses.count(429)
+
+
+def rows(n: int, start: int = 0) -> list[dict[str, object]]:
+    return [
+        {"EmailAddress": f"b{i}@example.com", "Name": f"B {i}"} for i in range(start, start + n)
+    ]
+
+
+def test_import_batches_are_acknowledged_as_they_arrive(
+    emulator_factory: Make, cm_factory: Make
+) -> None:
+    emu = emulator_factory(seed_size=0)
+    cm = cm_factory(emu, max_in_flight=4)
+    lst = cm.create_list(emu.client_id, "Empty")
+    emu.set_faults("500:p=0.3,method=POST")
+    jobs = [(lst, rows(20, 20 * k)) for k in range(12)]
+    jobs.append((lst, [{"Name": "no address"}]))  # a partial success (400 code 210)
+    acks = list(cm.import_batches(jobs))
+    assert sorted(a.index for a in acks) == list(range(13))
+    assert all(a.error is None and a.result is not None for a in acks)
+    assert sum(a.result.total_new_subscribers for a in acks if a.result) == 240
+    partial = [a for a in acks if a.result and a.result.failures]
+    assert [a.index for a in partial] == [12] and partial[0].rows == jobs[12][1]
+    with emu.lock:
+        assert len(emu.account.clients[0].lists[0]) == 240
+    assert cm.flow.peak > 1
+
+
+def test_a_failing_batch_stops_sending_but_yields_what_was_acknowledged(
+    emulator_factory: Make, cm_factory: Make
+) -> None:
+    emu = emulator_factory(seed_size=0)
+    cm = cm_factory(emu, max_in_flight=4)
+    lst = cm.create_list(emu.client_id, "Empty")
+    emu.set_faults("500:method=POST,after=5")  # the 6th import on fails, retries included
+    acks = []
+    with pytest.raises(ServerError):
+        for ack in cm.import_batches((lst, rows(10, 10 * k)) for k in range(40)):
+            acks.append(ack)
+    assert len(acks) == 5
+    with emu.lock:  # everything acknowledged is stored, nothing else
+        assert len(emu.account.clients[0].lists[0]) == 50
+    posts = [p for m, p, _ in emu.requests if m == "POST"]
+    assert len(posts) < 40  # it stopped sending
+
+
+def test_an_expired_token_is_refreshed_once_for_every_call_in_flight(
+    emulator_factory: Make, cm_factory: Make
+) -> None:
+    emu: Emulator = emulator_factory(seed_size=300, rotate_refresh_tokens=True)
+    expected = read_all(cm_factory(emu, max_in_flight=1), emu.list_ids)
+    raw = emu.issue_token(emu.oauth_app.client_id)  # type: ignore[attr-defined]
+    emu.set_latency(0.02)  # keeps several requests in flight when the token dies
+    refreshed: list[Any] = []
+    auth = OAuthAuth(raw["access_token"], raw["refresh_token"])
+    cm = cm_factory(emu, auth, max_in_flight=4, on_tokens_refreshed=refreshed.append)
+    emu.set_faults("expire:after=6")
+    assert same(read_all(cm, emu.list_ids), expected)
+    assert len(refreshed) == 1
