@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from cmtoolkit.campaign_monitor.concurrency import DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT
 from cmtoolkit.credentials import credential_reference_problem
 
 RULES: tuple[str, ...] = ("set", "set_if_empty", "add", "sum")
@@ -29,11 +30,15 @@ class CampaignMonitorSettings:
 
     credential: str = "default"
     client_id: str | None = None
+    #: Requests kept in flight at once (DESIGN §9); 1 sends them one at a time.
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
     def __post_init__(self) -> None:
         problem = credential_reference_problem(self.credential)
         if problem:
             raise ValueError(f"campaign_monitor.credential: {problem}")
+        if not 1 <= self.max_in_flight <= MAX_IN_FLIGHT:
+            raise ValueError(f"campaign_monitor.max_in_flight: between 1 and {MAX_IN_FLIGHT}")
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,8 @@ class Connection:
         cm: dict[str, object] = {"credential": self.campaign_monitor.credential}
         if self.campaign_monitor.client_id is not None:
             cm["client_id"] = self.campaign_monitor.client_id
+        if self.campaign_monitor.max_in_flight != DEFAULT_MAX_IN_FLIGHT:
+            cm["max_in_flight"] = self.campaign_monitor.max_in_flight
         data["campaign_monitor"] = cm
         if self.objectives:
             data["objectives"] = list(self.objectives)

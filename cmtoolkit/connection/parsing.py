@@ -13,6 +13,7 @@ from typing import NoReturn, TypeVar
 
 import yaml
 
+from cmtoolkit.campaign_monitor.concurrency import DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT
 from cmtoolkit.campaign_monitor.fields import STATES
 from cmtoolkit.connection.cron import cron_problem
 from cmtoolkit.connection.model import (
@@ -49,7 +50,7 @@ _TOP_KEYS = (
     "alerts",
     "history",
 )
-_CM_KEYS = ("credential", "client_id")
+_CM_KEYS = ("credential", "client_id", "max_in_flight")
 _IMPORT_KEYS = (
     "lists",
     "states",
@@ -293,7 +294,18 @@ class _Parser:
                     f"{client_id!r} is not a Campaign Monitor client id (32 hexadecimal "
                     "characters); pick one from 'cmtoolkit status' or the client's settings",
                 )
-        return CampaignMonitorSettings(credential=credential, client_id=client_id)
+        in_flight = data.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT)
+        if isinstance(in_flight, bool) or not isinstance(in_flight, int):
+            in_flight = 0
+        if not 1 <= in_flight <= MAX_IN_FLIGHT:
+            self.fail(
+                f"{key}.max_in_flight",
+                f"expected a whole number from 1 to {MAX_IN_FLIGHT} (requests sent at once; "
+                f"default {DEFAULT_MAX_IN_FLIGHT}), got {data.get('max_in_flight')!r}",
+            )
+        return CampaignMonitorSettings(
+            credential=credential, client_id=client_id, max_in_flight=in_flight
+        )
 
     def import_goal(self, value: object) -> ImportGoal:
         key = "import"

@@ -215,3 +215,33 @@ def test_an_expired_token_is_refreshed_once_for_every_call_in_flight(
     emu.set_faults("expire:after=6")
     assert same(read_all(cm, emu.list_ids), expected)
     assert len(refreshed) == 1
+
+
+def test_the_connection_file_sets_max_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cmtoolkit.connection import parse_connection
+    from cmtoolkit.connection.client import client_for
+    from cmtoolkit.errors import ConnectionFileError
+
+    def conn(extra: str) -> str:
+        return (
+            "name: c\ncampaign_monitor:\n  credential: env:CM_API_KEY\n"
+            + extra
+            + f"import:\n  lists: [{'a' * 32}]\n"
+            + "  identifiers: [{field: EmailAddress, property: email}]\n"
+        )
+
+    monkeypatch.setenv("CM_API_KEY", "k")
+    default = parse_connection(conn(""), file="c.yaml")
+    assert default.campaign_monitor.max_in_flight == 4
+    assert "max_in_flight" not in default.to_dict()["campaign_monitor"]  # type: ignore[operator]
+    eight = parse_connection(conn("  max_in_flight: 8\n"), file="c.yaml")
+    assert eight.to_dict()["campaign_monitor"] == {
+        "credential": "env:CM_API_KEY",
+        "max_in_flight": 8,
+    }
+    with client_for(eight, base_url="http://127.0.0.1:9/api/v3.3") as cm:
+        assert cm.max_in_flight == 8 and cm.flow.slots == 8
+    for bad in ("0", "33", "true", "four"):
+        with pytest.raises(ConnectionFileError, match="max_in_flight") as info:
+            parse_connection(conn(f"  max_in_flight: {bad}\n"), file="c.yaml")
+        assert "1 to 32" in str(info.value)
