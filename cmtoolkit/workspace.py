@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cmtoolkit.connection.file import find_connection, iter_connections, load_connection
+from cmtoolkit.connection.file import ensure_id, find_connection, iter_connections
 from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.profiles.segments import Segments
 from cmtoolkit.profiles.store import Store
@@ -124,8 +124,13 @@ class Workspace:
         ``client`` is a ready :class:`~cmtoolkit.campaign_monitor.CampaignMonitor`; by default
         one is built from the connection's credential reference on first use.
         """
-        model = load_connection(find_connection(self.path, name)) if isinstance(name, str) else name
-        return ConnectionRunner(self.store, self.segments, self.path, model, client=client)
+        if not isinstance(name, str):
+            return ConnectionRunner(self.store, self.segments, self.path, name, client=client)
+        path = find_connection(self.path, name)
+        model = ensure_id(path)  # first use writes the connection's id (DESIGN §4)
+        return ConnectionRunner(
+            self.store, self.segments, self.path, model, client=client, path=path
+        )
 
     def context(
         self,

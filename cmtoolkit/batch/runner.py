@@ -41,7 +41,7 @@ from papermill.exceptions import PapermillExecutionError
 from cmtoolkit.batch import alerts as alerting
 from cmtoolkit.batch.reports import Report, add_header, redact, scrub, slug, write_index
 from cmtoolkit.batch.reports import write_report as _write_report
-from cmtoolkit.connection.file import find_connection, load_connection
+from cmtoolkit.connection.file import ensure_id, find_connection
 from cmtoolkit.connection.model import Connection
 from cmtoolkit.credentials import load_credential
 from cmtoolkit.errors import ConfigurationError, CredentialError, RunError
@@ -109,6 +109,7 @@ def run_connection(
     *,
     dry_run: bool = False,
     full: bool = False,
+    force: bool = False,
     notebooks: Notebooks | None = None,
     kernel_name: str = KERNEL_NAME,
     execution_timeout: float | None = None,
@@ -123,9 +124,11 @@ def run_connection(
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
     path = find_connection(ws.path, connection)
-    conn = load_connection(path)
+    conn = ensure_id(path)  # first use writes the connection's id (DESIGN §4)
     settings = alerting.AlertSettings.parse(conn.alerts, file=str(path))
     goals = resolve_goals(conn, goal)
+    # The readiness gate (DESIGN §7), before any notebook starts: errors, or disabled unforced.
+    ws.connection(str(path)).check_ready(force=force, dry_run=dry_run)
     check_kernel(kernel_name)
     secrets = connection_secrets(conn)
     result = BatchResult(conn.name)

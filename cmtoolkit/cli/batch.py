@@ -39,6 +39,7 @@ def register(sub: Subcommands) -> None:
     run.add_argument("--dry-run", action="store_true", help="preview only: nothing written")
     run.add_argument("--full", action="store_true", help="re-apply everything, ignoring deltas")
     run.add_argument("--json", action="store_true", help="machine-readable output")
+    run.add_argument("--force", action="store_true", help="run a disabled connection this once")
     run.add_argument(
         "--notebooks", metavar="DIR", help="folder of the goal notebooks (default: notebooks/)"
     )
@@ -79,6 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.goal,
         dry_run=args.dry_run,
         full=args.full,
+        force=args.force,
         notebooks=args.notebooks,
         kernel_name=args.kernel,
         execution_timeout=args.execution_timeout,

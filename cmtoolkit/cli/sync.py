@@ -32,6 +32,7 @@ def register(sub: Subcommands) -> None:
     sy.add_argument("--goal", choices=GOAL_CHOICES, default="all")
     sy.add_argument("--full", action="store_true", help="re-apply everything, ignoring deltas")
     sy.add_argument("--json", action="store_true", help="machine-readable output")
+    sy.add_argument("--force", action="store_true", help="run a disabled connection this once")
     sy.set_defaults(func=cmd_sync)
 
     hi = sub.add_parser("history", help="the run ledger of a connection, newest first")
@@ -50,6 +51,8 @@ def _runner(args: argparse.Namespace) -> ConnectionRunner:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     runner = _runner(args)
+    resolve_goals(runner.model, args.goal)
+    runner.check_ready(dry_run=True)  # the readiness gate (DESIGN §7): exit 2, errors listed
     results = [
         preview(runner.context(full=args.full), g) for g in resolve_goals(runner.model, args.goal)
     ]
@@ -72,8 +75,10 @@ def _with_sample(result: Run, n: int) -> dict[str, object]:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     runner = _runner(args)
+    goals = resolve_goals(runner.model, args.goal)
+    runner.check_ready(force=args.force)  # the readiness gate (DESIGN §7): exit 2, errors listed
     results: list[Run] = []
-    for goal in resolve_goals(runner.model, args.goal):
+    for goal in goals:
         result = sync(runner.context(full=args.full), goal, raise_on_failure=False)
         results.append(result)
         if not args.json:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import sys
 import tempfile
 import unicodedata
 from collections.abc import Iterator
@@ -24,10 +26,13 @@ __all__ = [
     "connection_path",
     "connections_dir",
     "dump_connection",
+    "duplicate_id_problem",
+    "ensure_id",
     "find_connection",
     "iter_connections",
     "list_connections",
     "load_connection",
+    "new_connection_id",
     "parse_connection",
     "save_connection",
     "slugify",
@@ -108,11 +113,69 @@ def load_connection(path: Path | str) -> Connection:
     return parse_connection(text, file=label, default_name=path.stem)
 
 
+def new_connection_id() -> str:
+    """8 hex digits starting with a letter, so YAML reads it unquoted as text, never a number."""
+    return secrets.choice("abcdef") + secrets.token_hex(4)[:7]
+
+
+def ensure_id(path: Path | str) -> Connection:
+    """The connection of ``path``, with an ``id`` written into the file first if it has none.
+
+    The id keeps a connection's run state across renames (DESIGN §4). Only the one line is
+    inserted (after ``name:``), so the file's comments and layout stay as the user wrote them;
+    the write is said on stderr, as the user should know their file changed.
+    """
+    path = Path(path)
+    conn = load_connection(path)
+    if conn.id is not None:
+        return conn
+    new_id = new_connection_id()
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    at = next((i + 1 for i, line in enumerate(lines) if re.match(r"name\s*:", line)), 0)
+    lines.insert(at, f"id: {new_id}\n")
+    _write_atomic(path, "".join(lines))
+    print(f"connection file {_label(path)} had no id; wrote id: {new_id}", file=sys.stderr)
+    return load_connection(path)
+
+
+def duplicate_id_problem(workspace: Path | str, path: Path | str, conn: Connection) -> str | None:
+    """An error when another connection file of the workspace has the same id and this file is
+    the copy (modified later; on a tie, later by name): a copy must not share the run state.
+
+    The original keeps its id, so its runs go on undisturbed; the copy is the one to fix.
+    """
+    if conn.id is None:
+        return None
+    path = Path(path).resolve()
+    mine = (path.stat().st_mtime, path.name)
+    for other in list_connections(workspace):
+        if other.resolve() == path:
+            continue
+        try:
+            data = yaml.safe_load(other.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            continue
+        if not isinstance(data, dict) or str(data.get("id")) != conn.id:
+            continue
+        if (other.stat().st_mtime, other.name) < mine:
+            return (
+                f"{_label(path)} has the same id {conn.id} as {_label(other)}: it looks like a "
+                "copy, and a copy must not share its run state. Delete the 'id:' line of "
+                f"{_label(path)}; its next use writes a new id"
+            )
+    return None
+
+
 def save_connection(conn: Connection, path: Path | str) -> Path:
     """Write ``conn`` as YAML (atomically), in the key order of DESIGN §4."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = dump_connection(conn)
+    _write_atomic(path, dump_connection(conn))
+    return path
+
+
+def _write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -121,7 +184,6 @@ def save_connection(conn: Connection, path: Path | str) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def dump_connection(conn: Connection) -> str:

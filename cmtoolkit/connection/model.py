@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from cmtoolkit.campaign_monitor.concurrency import DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT
+from cmtoolkit.connection.activity import EmailActivity
 from cmtoolkit.credentials import credential_reference_problem
 
 RULES: tuple[str, ...] = ("set", "set_if_empty", "add", "sum")
@@ -64,6 +65,7 @@ class ImportGoal:
     allow_create: bool = False
     save_list_names_to: str | None = None
     mappings: tuple[ImportMapping, ...] = ()
+    email_activity: EmailActivity | None = None  # DESIGN §6a
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,8 @@ def _import_to_dict(g: ImportGoal) -> dict[str, object]:
     data["mappings"] = [
         {"field": m.field, "property": m.property, "rule": m.rule} for m in g.mappings
     ]
+    if g.email_activity is not None:
+        data["email_activity"] = g.email_activity.to_dict()
     return data
 
 

@@ -15,6 +15,7 @@ import yaml
 
 from cmtoolkit.campaign_monitor.concurrency import DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT
 from cmtoolkit.campaign_monitor.fields import STATES
+from cmtoolkit.connection.activity import parse_email_activity
 from cmtoolkit.connection.cron import cron_problem
 from cmtoolkit.connection.model import (
     CONSENT_TO_TRACK,
@@ -58,6 +59,7 @@ _IMPORT_KEYS = (
     "save_list_names_to",
     "identifiers",
     "mappings",
+    "email_activity",
 )
 _EXPORT_KEYS = (
     "segment",
@@ -368,6 +370,9 @@ class _Parser:
             save_list_names_to=save_to,
             identifiers=identifiers,
             mappings=mappings,
+            email_activity=parse_email_activity(
+                self, data.get("email_activity"), f"{key}.email_activity"
+            ),
         )
 
     def identifier(self, value: object, key: str) -> Identifier:

@@ -10,6 +10,7 @@ Only the small protocols below are used, so any client or store with these metho
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -232,7 +233,7 @@ def _live_campaign_monitor(conn: Connection, client: CampaignMonitorClient, c: _
     except CmToolkitError as exc:
         c.error(
             "campaign_monitor",
-            f"could not reach Campaign Monitor ({type(exc).__name__}); check the network or "
+            f"could not reach Campaign Monitor ({type(exc).__name__}: {exc}); check the network or "
             "CMTOOLKIT_API_URL and try again",
         )
         return
@@ -329,6 +330,9 @@ def _check_fields(
                         f"'sum' reads field {m.field!r}, which is {data_type} on list "
                         f"{list_name!r}: values that are not numbers will be skipped",
                     )
+        consent = conn.import_.consent_from
+        if consent and consent.field not in STANDARD_FIELDS and consent.field not in fields:
+            missing("import.consent_from.field", consent.field)
     elif goal_name == "export" and conn.export is not None:
         for i, out in enumerate(conn.export.mappings):
             if out.field not in STANDARD_FIELDS and out.field not in fields:
@@ -359,15 +363,32 @@ def _live_store(conn: Connection, store: ProfileStore, c: _Checks) -> None:
     segments = set(store.segment_names())
     if conn.import_ is not None:
         imp = conn.import_
+        # Consent properties exist in every store: other properties mean profiles were loaded.
+        loaded = [p for p in props if p not in ("consented_objectives", "refused_objectives")]
         for i, ident in enumerate(imp.identifiers):
-            if ident.property not in props:
+            if ident.property in props:
+                continue
+            if loaded:  # DESIGN §5.2: a typo would create one new profile per contact
+                near = difflib.get_close_matches(ident.property, loaded, n=1, cutoff=0.5)
+                c.error(
+                    f"import.identifiers[{i}].property",
+                    f"property {ident.property!r} does not exist in the profile store"
+                    + (f"; did you mean {near[0]!r}?" if near else "")
+                    + " (no profile could match it: "
+                    + (
+                        "every contact would create a new profile)"
+                        if imp.allow_create
+                        else "every contact would be NOT_FOUND)"
+                    ),
+                )
+            else:
                 c.warn(
                     f"import.identifiers[{i}].property",
-                    f"property {ident.property!r} does not exist yet, so no profile matches "
+                    f"property {ident.property!r} does not exist yet (the store is empty), so "
                     + (
-                        "and every contact creates a new profile"
+                        "every contact creates a new profile"
                         if imp.allow_create
-                        else "and every contact is NOT_FOUND"
+                        else "every contact is NOT_FOUND"
                     ),
                 )
         for i, m in enumerate(imp.mappings):

@@ -58,6 +58,26 @@ LEDGER_MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        3,
+        "import state keyed by connection id, the values each connection summed",
+        (
+            # NULL in rows written before version 3: they recorded no sums, so the first run
+            # after the upgrade takes a contact's unchanged values as already summed (no re-sum
+            # on upgrade). Their connection column still holds the name until that run moves
+            # them to the connection's id (cmtoolkit.sync.imports.state).
+            "ALTER TABLE import_state ADD COLUMN sums_recorded BOOLEAN",
+            """CREATE TABLE import_sums (
+                connection VARCHAR NOT NULL,
+                list_id VARCHAR NOT NULL,
+                subscriber VARCHAR NOT NULL,
+                field VARCHAR NOT NULL,
+                property VARCHAR NOT NULL,
+                value VARCHAR NOT NULL,
+                summed_at TIMESTAMP NOT NULL
+            )""",
+        ),
+    ),
+    Migration(
         4,
         "refusals an export or targeting run saw, remembered (cmtoolkit.sync.exports)",
         (

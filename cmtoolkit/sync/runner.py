@@ -57,6 +57,37 @@ def resolve_goals(connection: Connection, goal: str) -> list[GoalName]:
     return [GoalName(goal)]
 
 
+class NotReady(ConfigurationError):
+    """The readiness gate refused a connection (DESIGN §7): its status has errors, or it is
+    disabled and the run was not forced. The CLI exits 2 with this message."""
+
+
+def check_ready(
+    connection: Connection, status: Status, *, force: bool = False, dry_run: bool = False
+) -> None:
+    """The one readiness gate of ``sync``, ``run``, previews, the widgets and the Python API.
+
+    A connection whose status has errors is refused, the errors listed: a run on it would do
+    harm (a typo'd identifier creates a profile per contact, a ``sum`` into text corrupts). A
+    disabled one (``enabled: false``) is refused unless ``force``: its owner switched it off. A
+    dry run writes nothing, so a disabled connection may be previewed.
+    """
+    name = connection.name
+    if not connection.enabled and not force and not dry_run:
+        raise NotReady(
+            f"connection {name!r} is disabled (enabled: false): set 'enabled: true' in its file, "
+            "or pass --force (force=True) to run it this once"
+        )
+    if status.errors:
+        listed = "\n".join(f"  - {p}" for p in status.errors)
+        raise NotReady(
+            f"connection {name!r} is not ready: its status has "
+            f"{len(status.errors)} error{'s' if len(status.errors) != 1 else ''}; fix "
+            f"{'them' if len(status.errors) != 1 else 'it'} in the connection file "
+            f"(see 'cmtoolkit status {name}'):\n{listed}"
+        )
+
+
 def preview(ctx: GoalContext, goal: str) -> Run:
     """The dry run: the real run's plan; nothing written to the store or Campaign Monitor."""
     started = utc_now()
@@ -170,11 +201,13 @@ class ConnectionRunner:
         connection: Connection,
         *,
         client: CampaignMonitor | None = None,
+        path: Path | None = None,
     ) -> None:
         self.store = store
         self.segments = segments
         self.root = root
         self.model = connection
+        self.path = path  # the connection file, when it came from one
         self._client = client
 
     def __repr__(self) -> str:
@@ -204,18 +237,40 @@ class ConnectionRunner:
         )
 
     def status(self, *, live: bool = True) -> Status:
-        from cmtoolkit.connection.status import connection_status
+        from cmtoolkit.connection.file import duplicate_id_problem
+        from cmtoolkit.connection.status import Problem, connection_status
 
-        return connection_status(
+        status = connection_status(
             self.model, client=self.client if live else None, store=_ProfileSide(self)
         )
+        if self.path is not None and self.path.exists():
+            copy = duplicate_id_problem(self.root, self.path, self.model)
+            if copy:  # a copy sharing the original's run state: no goal of it may run
+                status.errors.insert(0, Problem("id", copy))
+                status.import_ready = status.export_ready = status.targeting_ready = False
+        return status
+
+    def check_ready(self, *, force: bool = False, dry_run: bool = False) -> None:
+        """The readiness gate (:func:`check_ready`) on this connection's live status."""
+        if not self.model.enabled and not force and not dry_run:
+            check_ready(self.model, self.status(live=False), force=force, dry_run=dry_run)
+        check_ready(self.model, self.status(), force=force, dry_run=dry_run)
 
     def preview(self, goal: str = "all", *, full: bool = False) -> list[Run] | Run:
-        results = [preview(self.context(full=full), g) for g in resolve_goals(self.model, goal)]
+        goals = resolve_goals(self.model, goal)
+        self.check_ready(dry_run=True)
+        results = [preview(self.context(full=full), g) for g in goals]
         return results[0] if goal != "all" else results
 
-    def sync(self, goal: str = "all", *, full: bool = False) -> list[Run] | Run:
-        results = [sync(self.context(full=full), g) for g in resolve_goals(self.model, goal)]
+    def sync(
+        self, goal: str = "all", *, full: bool = False, force: bool = False
+    ) -> list[Run] | Run:
+        """Run ``goal`` (every configured goal for ``all``) through the readiness gate:
+        refused (:class:`NotReady`) when the status has errors, or when the connection is
+        disabled and not ``force``."""
+        goals = resolve_goals(self.model, goal)
+        self.check_ready(force=force)
+        results = [sync(self.context(full=full), g) for g in goals]
         return results[0] if goal != "all" else results
 
     def history(self, limit: int = 100) -> list[Run]:

@@ -20,7 +20,7 @@ from cmtoolkit.campaign_monitor import CampaignMonitor, OAuthApp
 from cmtoolkit.connection.status import Status
 from cmtoolkit.credentials import CredentialStore
 from cmtoolkit.errors import ConfigurationError, RunError
-from cmtoolkit.sync import GOALS, GoalName, Run
+from cmtoolkit.sync import GoalName, Run, check_ready
 from cmtoolkit.widgets.auth import AuthPanel
 from cmtoolkit.widgets.editor import ConnectionEditor
 from cmtoolkit.widgets.exporting import ExportEditor, TargetingEditor
@@ -236,15 +236,17 @@ def run_step(
             + ("a dry run" if dry_run else ", ".join(goals))
         )
     status = editor.status()
+    try:
+        # The one readiness gate (DESIGN §7). A run id comes from 'cmtoolkit run', which already
+        # passed it (with its --force) before starting this notebook.
+        check_ready(editor.model, status, force=run_id is not None, dry_run=dry_run)
+    except ConfigurationError:
+        show(status_html(status, editor.model))
+        raise
     if not all(ready(status, g) for g in goals):
         show(status_html(status, editor.model))
-        others = [g for g in GOALS if g not in goals]
-        blocking = [p for p in status.errors if p.key.split(".")[0].split("[")[0] not in others]
         raise ConfigurationError(
-            f"connection {editor.model.name!r} is not ready to run "
-            + ", ".join(goals)
-            + ": "
-            + ("; ".join(str(p) for p in blocking) or "it has no such goal")
+            f"connection {editor.model.name!r} has no {', '.join(goals)} goal to run"
         )
     progress = progress_callback(interactive=False)
     results = []

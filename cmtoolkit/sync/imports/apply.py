@@ -9,7 +9,8 @@ import duckdb
 
 from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.sync.imports.plan import ImportPlan
-from cmtoolkit.sync.imports.spec import Target
+from cmtoolkit.sync.imports.spec import ImportSpec, Target
+from cmtoolkit.sync.imports.state import state_statements, sums_statements
 from cmtoolkit.sync.statement import Statement, execute
 
 #: ``define_property(con, name, type)``: the store's way to add a property column.
@@ -25,12 +26,17 @@ def apply_import(plan: ImportPlan, run_id: str, define_property: DefineProperty)
         raise ValueError("a preview's plan (values=False) cannot be applied")
     for name, type_ in plan.new_properties.items():
         define_property(plan.con, name, type_)
-    execute(plan.con, apply_statements(plan.targets, plan.spec.connection, run_id))
+    execute(plan.con, apply_statements(plan.spec, run_id))
 
 
-def apply_statements(targets: Sequence[Target], connection: str, run_id: str) -> list[Statement]:
+def apply_statements(spec: ImportSpec, run_id: str) -> list[Statement]:
     """The writes of a plan whose temp tables (imp_plan, imp_new) are on the connection."""
-    return [*profile_statements(targets), *state_statements(connection), ledger_statement(run_id)]
+    return [
+        *profile_statements(spec.targets),
+        *sums_statements(spec),
+        *state_statements(spec),
+        ledger_statement(run_id),
+    ]
 
 
 def profile_statements(targets: Sequence[Target]) -> list[Statement]:
@@ -73,47 +79,15 @@ def profile_statements(targets: Sequence[Target]) -> list[Statement]:
     ]
 
 
-def state_statements(connection: str) -> list[Statement]:
-    """The delta hashes of the contacts applied now replace theirs.
-
-    import_state has no key index: an index makes a million-row upsert many times slower.
-    """
-    return [
-        Statement(
-            """
-            CREATE OR REPLACE TEMP TABLE imp_state AS
-            SELECT list_id, identifier, any_value(hash) AS hash
-            FROM imp_plan
-            WHERE outcome IN ('CREATED', 'MODIFIED', 'UNCHANGED') AND NOT delta_hit
-              AND identifier IS NOT NULL
-            GROUP BY list_id, identifier
-            """
-        ),
-        Statement(
-            """
-            DELETE FROM import_state WHERE connection = $connection
-              AND (list_id, identifier) IN (SELECT (list_id, identifier) FROM imp_state)
-            """,
-            {"connection": connection},
-        ),
-        Statement(
-            """
-            INSERT INTO import_state (connection, list_id, identifier, hash, applied_at)
-            SELECT $connection, list_id, identifier, hash, now() FROM imp_state
-            """,
-            {"connection": connection},
-        ),
-    ]
-
-
 def ledger_statement(run_id: str) -> Statement:
-    """One ledger row per contact."""
+    """One ledger row per contact whose outcome is not UNCHANGED (DESIGN §7: those are counted
+    only), and per contact whose row notes a skipped mapping (DESIGN §5: "the row notes it")."""
     return Statement(
         """
         INSERT INTO run_rows (run_id, seq, list_id, email, identifier, profile_id, outcome, reason)
         SELECT $run_id, cid, list_id, email, identifier,
                CASE WHEN NOT is_new OR outcome = 'CREATED' THEN profile_id END, outcome, reason
-        FROM imp_plan
+        FROM imp_plan WHERE outcome <> 'UNCHANGED' OR skipped
         """,
         {"run_id": run_id},
     )

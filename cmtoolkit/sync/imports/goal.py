@@ -14,6 +14,7 @@ from cmtoolkit.sync.imports.apply import apply_import
 from cmtoolkit.sync.imports.plan import match_statement, plan_import
 from cmtoolkit.sync.imports.spec import ImportSpec
 from cmtoolkit.sync.imports.stage import stage_contacts
+from cmtoolkit.sync.imports.state import adopt_statements
 from cmtoolkit.sync.statement import execute
 
 
@@ -45,7 +46,7 @@ class ImportGoal:
                 counts=plan.counts,
                 samples=plan.samples(),
                 rows=plan.rows(limit=1000),
-                details={"new_properties": plan.new_properties},
+                details={"new_properties": plan.new_properties, **plan.details},
             )
 
     def run(self, ctx: GoalContext, run_id: str) -> Outcome:
@@ -56,6 +57,7 @@ class ImportGoal:
             with ctx.store.attached(con, write=True):
                 con.begin()
                 try:
+                    execute(con, adopt_statements(spec))
                     plan = plan_import(con, spec, full=ctx.full)
                     apply_import(plan, run_id, define_property)
                     ledger.finish_run(con, run_id, plan.counts)
@@ -63,7 +65,9 @@ class ImportGoal:
                     con.rollback()
                     raise
                 con.commit()
-        return Outcome(counts=plan.counts, details={"new_properties": plan.new_properties})
+        return Outcome(
+            counts=plan.counts, details={"new_properties": plan.new_properties, **plan.details}
+        )
 
 
 def import_spec(ctx: GoalContext) -> ImportSpec:

@@ -73,13 +73,22 @@ def merge_select(
             return f"coalesce(arg_min({col}, {order}) FILTER (WHERE len({col}) > 0), [])"
         return f"flatten(list({col} ORDER BY list_index, cid))"
 
-    ins = ", ".join(f"in_{t.alias}" for t in targets)
+    def outs(t: Target) -> str:
+        """A list-names target also takes away the lists its contacts left."""
+        if t.kind != "list_names":
+            return ""
+        col = f"out_{t.alias}"
+        return f", flatten(list({col} ORDER BY list_index, cid)) AS {col}"
+
+    ins = ", ".join(
+        f"in_{t.alias}" + (f", out_{t.alias}" if t.kind == "list_names" else "") for t in targets
+    )
     merged = f"""
         SELECT profile_id, is_new, {ins}
         FROM imp_plan ANTI JOIN imp_multi USING (profile_id) WHERE {contacts}
         UNION ALL
         SELECT profile_id, bool_or(is_new) AS is_new,
-               {", ".join(f"{agg(t)} AS in_{t.alias}" for t in targets)}
+               {", ".join(f"{agg(t)} AS in_{t.alias}{outs(t)}" for t in targets)}
         FROM imp_plan SEMI JOIN imp_multi USING (profile_id) WHERE {contacts}
         GROUP BY profile_id
         """
@@ -94,6 +103,14 @@ def merge_select(
         if t.rule == "set_if_empty":
             return (
                 f"CASE WHEN len({o}) = 0 AND len({a}) > 0 THEN ordered_distinct({a}) ELSE {o} END"
+            )
+        if t.kind == "list_names":  # lists left are taken away, unless joined again elsewhere
+            gone = f"list_filter(a.out_{t.alias}, lambda x: NOT list_contains({a}, x))"
+            kept = f"list_filter({o}, lambda x: NOT list_contains({gone}, x))"
+            new = f"list_filter(ordered_distinct({a}), lambda x: NOT list_contains({kept}, x))"
+            return (
+                f"CASE WHEN len({a}) > 0 OR len(a.out_{t.alias}) > 0 "
+                f"THEN list_concat({kept}, {new}) ELSE {o} END"
             )
         if t.rule == "add":  # stored values are distinct already (cmtoolkit.profiles)
             new = f"list_filter(ordered_distinct({a}), lambda x: NOT list_contains({o}, x))"
@@ -122,7 +139,8 @@ def merge_select(
         for t in sums
     }
     changed = " OR ".join(f"new_{t.alias} IS DISTINCT FROM old_{t.alias}" for t in targets)
-    kept = "".join(f", new_{t.alias}" for t in keep)
+    kept = "".join(f", new_{t.alias}" for t in keep) + "".join(f", ok_{t.alias}" for t in sums)
+    oks = "".join(f"coalesce(sum_ok_{t.alias}, false) AS ok_{t.alias}, " for t in sums)
 
     def select(created: bool | None) -> str:
         """Every profile (None), or only created (True) or existing ones (False): a created one
@@ -137,6 +155,7 @@ def merge_select(
             FROM (
                 SELECT a.profile_id, a.is_new,
                        {", ".join(f"{new(t)} AS new_{t.alias}" for t in targets)},
+                       {oks}
                        {", ".join(f"old_{t.alias}" for t in targets)},
                        {f"concat_ws('; ', {', '.join(notes)})" if notes else "NULL"} AS note
                 FROM (SELECT a.*, {olds}{sum_ok} FROM ({merged}) a {join} {where}) a

@@ -8,7 +8,7 @@ place that runs them, in order, and keeps them on the plan.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import polars as pl
@@ -16,8 +16,15 @@ import polars as pl
 from cmtoolkit.profiles.consent import consent_predicate
 from cmtoolkit.profiles.properties import VALUE_CHECKS, defined_properties
 from cmtoolkit.profiles.quoting import quote_ident
+from cmtoolkit.sync.imports.identity import IDENTITY_MACROS, key_macro
 from cmtoolkit.sync.imports.merge import ORDERED_DISTINCT, merge_select, merge_statements, stored
 from cmtoolkit.sync.imports.spec import ImportSpec, Target
+from cmtoolkit.sync.imports.state import (
+    last_sums_statements,
+    leaver_statements,
+    plan_details,
+    sum_columns,
+)
 from cmtoolkit.sync.statement import Statement, count, execute
 
 IMPORT_OUTCOMES = (
@@ -45,6 +52,8 @@ class ImportPlan:
     new_properties: dict[str, str]  # properties the run will define, name → type
     values: bool = True  # imp_new holds every new value (False: a preview's plan)
     statements: tuple[Statement, ...] = ()
+    #: what the counts do not say: values already summed, leavers, mappings skipped
+    details: dict[str, int] = field(default_factory=dict)
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -93,7 +102,8 @@ def plan_import(
         execute(con, statements)
         done.extend(statements)
 
-    run(ORDERED_DISTINCT, delta_statement(spec, full=full))
+    run(ORDERED_DISTINCT, IDENTITY_MACROS, *leaver_statements(spec))
+    run(delta_statement(spec, full=full))
     todo = count(con, "imp_todo")
     if not matched:
         run(match_statement(spec, props, todo=todo))
@@ -101,7 +111,7 @@ def plan_import(
         # Nothing past the delta (a re-run): joining every contact to the identifiers matched
         # while reading would cost 0.3 s a million for nothing.
         run(Statement("CREATE OR REPLACE TEMP TABLE imp_match AS FROM imp_match LIMIT 0"))
-    run(classify_statement(spec))
+    run(*last_sums_statements(spec), classify_statement(spec))
     # Everything later needs is in imp_plan.
     run(Statement("DROP TABLE imp_in; DROP TABLE imp_todo; DROP TABLE imp_match"))
     run(*consent_existing_statements(spec))
@@ -117,45 +127,53 @@ def plan_import(
         for t in targets
         if t.property not in props
     }
-    return ImportPlan(con, spec, counts, new_properties, values, tuple(done))
+    details = plan_details(con, spec)
+    return ImportPlan(con, spec, counts, new_properties, values, tuple(done), details)
 
 
 def delta_statement(spec: ImportSpec, *, full: bool) -> Statement:
-    """imp_todo: the contacts past the delta (DESIGN §5), whose hash is not the one last applied.
+    """imp_todo: the contacts past the delta (DESIGN §5.5), whose hash is not the one last applied
+    (every contact with ``full``), with each rule's key.
 
-    The others need no more work: on a re-run this table is empty, and matching is skipped.
+    Contacts whose state predates version 3 of the ledger (no sums recorded) and whose hash is
+    unchanged come too, marked ``hit``: they stay UNCHANGED, but their current ``sum`` values
+    are recorded as summed, so the upgrade never sums them again.
     """
+    keys = "".join(f", c.k_{r}" for r in range(len(spec.identifiers)))
+    legacy = "OR (s.sums_recorded IS NULL AND s.hash = c.hash)" if spec.sum_targets else ""
     return Statement(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE imp_todo AS
-        SELECT c.cid, c.id_rule, c.identifier
+        SELECT c.cid, c.id_rule, c.identifier{keys},
+               NOT $full AND s.hash IS NOT DISTINCT FROM c.hash AS hit,
+               s.sums_recorded IS NULL AND s.hash IS NOT DISTINCT FROM c.hash AS legacy_same
         FROM imp_in c
         LEFT JOIN import_state s
                ON s.connection = $connection AND s.list_id = c.list_id
-              AND s.identifier = c.identifier
-        WHERE $full OR s.hash IS DISTINCT FROM c.hash
+              AND s.identifier = c.subscriber
+        WHERE $full OR s.hash IS DISTINCT FROM c.hash {legacy}
         """,
-        {"full": full, "connection": spec.connection},
+        {"full": full, "connection": spec.state_key},
     )
 
 
 def match_statement(
     spec: ImportSpec, props: Mapping[str, str], *, todo: int | None = None
 ) -> Statement:
-    """imp_match(r, key, n, profile_id): how many profiles hold each identifier of the ``todo``
+    """imp_match(r, key, n, profile_id): how many profiles hold each rule's key of the ``todo``
     contacts still to apply (imp_todo), or (``todo=None``, before the contacts are known) every
-    identifier."""
+    identifier. Both sides are normalised alike (:mod:`~cmtoolkit.sync.imports.identity`)."""
     keys = []
-    for r, (field, prop) in enumerate(spec.identifiers):
+    for r, (field_, prop) in enumerate(spec.identifiers):
         if todo == 0 or prop not in props:
             continue  # nothing to match, or no profile holds a property not defined yet
-        norm = "lower(trim(v))" if field == "EmailAddress" else "trim(v)"
-        wanted = f"WHERE {norm} IN (SELECT identifier FROM imp_todo WHERE id_rule = {r})"
+        norm = f"{key_macro(field_)}(v)"
+        wanted = f"WHERE {norm} IN (SELECT k_{r} FROM imp_todo WHERE k_{r} IS NOT NULL)"
         keys.append(
             f"""
             SELECT {r} AS r, {norm} AS key, profile_id
             FROM (SELECT profile_id, unnest({quote_ident(prop)}) AS v FROM profiles)
-            {wanted if todo is not None else ""}
+            {wanted if todo is not None else f"WHERE {norm} IS NOT NULL"}
             """
         )
     union = (
@@ -175,67 +193,106 @@ def match_statement(
 
 def classify_statement(spec: ImportSpec) -> Statement:
     """imp_plan: one row per contact with the outcomes decided before merging and, for the
-    contacts past the delta, every target's incoming values."""
+    contacts past the delta, every target's incoming values.
+
+    The search order (DESIGN §5.2): the applying rules in order; the first whose key some
+    profile holds decides (one profile: matched; several: AMBIGUOUS); none: a new profile.
+    A leaver outside ``states`` never creates one and brings only its state and list.
+    """
+    rules = range(len(spec.identifiers))
     props = [p for _, p in spec.identifiers]
     params: dict[str, object] = {"allow_create": spec.allow_create, "props": props}
-    is_new = "NOT c.delta_hit AND coalesce(m.n, 0) = 0"
+    joins = "".join(
+        f" LEFT JOIN imp_match m{r} ON m{r}.r = {r} AND m{r}.key = c.k_{r}" for r in rules
+    )
+    n = f"coalesce({', '.join(f'm{r}.n' for r in rules)})" if props else "NULL::BIGINT"
+    found = " ".join(f"WHEN m{r}.n IS NOT NULL THEN {{}}" for r in rules)
+
+    def by_rule(value: str) -> str:
+        return f"CASE {found.format(*[value.format(r=r) for r in rules])} END" if props else "NULL"
+
+    is_new = "NOT c.delta_hit AND c.n IS NULL AND c.identifier IS NOT NULL AND c.selected"
     incoming = []
     for t in spec.targets:
-        if t.kind == "field":  # not copied for contacts that stop at the delta
-            incoming.append(f", CASE WHEN NOT c.delta_hit THEN c.in_{t.alias} END AS in_{t.alias}")
-        elif t.kind == "list_names":
-            incoming.append(f", [c.list_name] AS in_{t.alias}")
-        else:  # the identifier of a created profile
-            params[f"p_{t.alias}"] = t.property
+        live = "NOT c.delta_hit" if t.field == "State" else "NOT c.delta_hit AND c.selected"
+        if t.rule == "sum" and t.kind == "field":
+            continue  # sum_columns: only a value not summed before
+        if t.kind in ("field", "consent"):  # not copied for contacts that stop at the delta
+            incoming.append(f", CASE WHEN {live} THEN c.in_{t.alias} END AS in_{t.alias}")
+        elif t.kind == "list_names":  # a leaver's list is taken away (DESIGN §5.6)
             incoming.append(
-                f", CASE WHEN {is_new} AND $props[c.id_rule + 1] = $p_{t.alias} "
-                f"THEN [c.id_raw] ELSE [] END AS in_{t.alias}"
+                f", CASE WHEN c.leaving THEN [] ELSE [c.list_name] END AS in_{t.alias}"
+                f", CASE WHEN c.leaving THEN [c.list_name] ELSE [] END AS out_{t.alias}"
             )
+        else:  # a created profile gets every applying rule's identifier property
+            values = [f"c.v_{r}" for r, p in enumerate(props) if p == t.property]
+            incoming.append(
+                f", CASE WHEN {is_new} AND coalesce({', '.join(values)}) IS NOT NULL "
+                f"THEN [coalesce({', '.join(values)})] ELSE [] END AS in_{t.alias}"
+            )
+    sums, sum_joins = sum_columns(spec, params)
     return Statement(
         f"""
         CREATE OR REPLACE TEMP TABLE imp_plan AS
-        SELECT c.cid, c.list_index, c.list_id, c.email, c.identifier, c.hash, c.delta_hit,
-               {is_new} AS is_new,
-               CASE WHEN m.n = 1 THEN m.profile_id
-                    WHEN NOT c.delta_hit AND coalesce(m.n, 0) = 0 AND c.identifier IS NOT NULL
+        SELECT c.cid, c.list_index, c.list_id, c.email, c.subscriber, c.identifier, c.hash,
+               c.delta_hit, c.leaving, c.legacy_same, {is_new} AS is_new, false AS skipped,
+               CASE WHEN c.n = 1 THEN c.matched
+                    WHEN {is_new}
                     THEN 'cm-' || substr(md5($props[c.id_rule + 1] || chr(31) || c.identifier),
                                          1, 24)
                END AS profile_id,
                CASE WHEN c.identifier IS NULL THEN 'NO_IDENTIFIER'
                     WHEN c.delta_hit THEN 'UNCHANGED'
-                    WHEN m.n > 1 THEN 'AMBIGUOUS'
-                    WHEN coalesce(m.n, 0) = 0 AND NOT $allow_create THEN 'NOT_FOUND'
+                    WHEN c.n > 1 THEN 'AMBIGUOUS'
+                    WHEN c.n IS NULL AND NOT c.selected THEN 'UNCHANGED'
+                    WHEN c.n IS NULL AND NOT $allow_create THEN 'NOT_FOUND'
                END AS outcome,
                CASE WHEN c.identifier IS NULL THEN 'no value for any identifier field'
                     WHEN c.delta_hit THEN 'not changed since the last import'
-                    WHEN m.n > 1
-                    THEN m.n || ' profiles hold ' || $props[c.id_rule + 1] || ' = ' || c.id_raw
-                    WHEN coalesce(m.n, 0) = 0 AND NOT $allow_create
-                    THEN 'no profile holds ' || $props[c.id_rule + 1] || ' = ' || c.id_raw
+                    WHEN c.n > 1
+                    THEN c.n || ' profiles hold ' || $props[c.rule + 1] || ' = ' || c.key
+                    WHEN c.n IS NULL AND NOT c.selected
+                    THEN 'left the list (' || c.state || '); no profile to update'
+                    WHEN c.n IS NULL AND NOT $allow_create
+                    THEN 'no profile holds ' || $props[c.id_rule + 1] || ' = ' || c.identifier
                END AS reason
-               {"".join(incoming)}
+               {"".join(incoming)}{sums}
         FROM (
-            SELECT c.*, t.cid IS NULL AS delta_hit
-            FROM imp_in c LEFT JOIN imp_todo t USING (cid)
-        ) c
-        LEFT JOIN imp_match m ON m.r = c.id_rule AND m.key = c.identifier
+            SELECT c.*, {n} AS n, {by_rule("m{r}.profile_id")} AS matched,
+                   {by_rule("{r}")} AS rule, {by_rule("m{r}.key")} AS key
+            FROM (
+                SELECT c.*, t.cid IS NULL OR t.hit AS delta_hit,
+                       coalesce(t.legacy_same, false) AS legacy_same
+                FROM imp_in c LEFT JOIN imp_todo t USING (cid)
+            ) c{joins}
+        ) c{sum_joins}
         """,
         params,
     )
 
 
 def consent_existing_statements(spec: ImportSpec) -> list[Statement]:
-    """An existing profile that consented to none of the objectives is skipped."""
+    """An existing profile that consented to none of the objectives is skipped, unless the
+    contact's ``consent_from`` field grants one now (DESIGN §5.3)."""
     if not spec.objectives:
         return []
     consented = consent_predicate("p", "$objectives")
+    granted = {t.property: f"in_{t.alias}" for t in spec.targets if t.kind == "consent"}
+    yes = granted.get("consented_objectives")
+    no = granted.get("refused_objectives", "[]::VARCHAR[]")
+    grants = (
+        f" AND len(list_filter($objectives::VARCHAR[], lambda o: list_contains(coalesce({yes}, "
+        f"[]), o) AND NOT list_contains(coalesce({no}, []), o))) = 0"
+        if yes
+        else ""
+    )
     return [
         Statement(
             f"""
             UPDATE imp_plan SET outcome = 'CONSENT_MISMATCH',
                    reason = 'profile has not consented to any of: '
                             || array_to_string($objectives, ', ')
-            WHERE outcome IS NULL AND NOT is_new
+            WHERE outcome IS NULL AND NOT is_new{grants}
               AND profile_id NOT IN (SELECT profile_id FROM profiles AS p WHERE {consented})
             """,
             {"objectives": list(spec.objectives)},
@@ -244,11 +301,12 @@ def consent_existing_statements(spec: ImportSpec) -> list[Statement]:
 
 
 def type_check_statements(targets: Sequence[Target], props: Mapping[str, str]) -> list[Statement]:
-    """A contact with a value that does not fit its (non-sum) target property becomes INVALID.
+    """A value that does not fit its (non-sum) target property skips that mapping only: its
+    incoming values are dropped and the row says why; the contact's other mappings still apply.
 
     What fits a type is the store's rule (:data:`~cmtoolkit.profiles.properties.VALUE_CHECKS`).
     """
-    checks, bad = [], []
+    sets, notes, bad = [], [], []
     params: dict[str, object] = {}
     for t in targets:
         type_ = props.get(t.property, "text")
@@ -256,15 +314,19 @@ def type_check_statements(targets: Sequence[Target], props: Mapping[str, str]) -
         if t.kind != "field" or t.rule == "sum" or pred == "true":
             continue
         bad_values = f"list_filter(in_{t.alias}, lambda x: NOT ({pred}))"
-        params[f"m_{t.alias}"] = f"field {t.field}: not a valid {type_} for property {t.property}: "
-        checks.append(f"WHEN len({bad_values}) > 0 THEN $m_{t.alias} || {bad_values}[1]")
+        params[f"m_{t.alias}"] = (
+            f"{t.field} skipped: not a valid {type_} for property {t.property}: "
+        )
+        sets.append(f"in_{t.alias} = CASE WHEN len({bad_values}) > 0 THEN [] ELSE in_{t.alias} END")
+        notes.append(f"CASE WHEN len({bad_values}) > 0 THEN $m_{t.alias} || {bad_values}[1] END")
         bad.append(f"len({bad_values}) > 0")
-    if not checks:
+    if not sets:
         return []
     return [
         Statement(
             f"""
-            UPDATE imp_plan SET outcome = 'INVALID', reason = CASE {" ".join(checks)} END
+            UPDATE imp_plan SET {", ".join(sets)}, skipped = true,
+                   reason = concat_ws('; ', {", ".join(notes)})
             WHERE outcome IS NULL AND ({" OR ".join(bad)})
             """,
             params,
@@ -311,8 +373,9 @@ OUTCOMES = Statement(
     UPDATE imp_plan SET
         outcome = CASE WHEN n.is_new THEN 'CREATED'
                        WHEN n.changed THEN 'MODIFIED' ELSE 'UNCHANGED' END,
-        reason = coalesce(nullif(n.note, ''),
-                          CASE WHEN NOT n.changed THEN 'values already current' END)
+        reason = coalesce(nullif(concat_ws('; ', imp_plan.reason, nullif(n.note, '')), ''),
+                          CASE WHEN NOT n.changed THEN 'values already current' END),
+        skipped = imp_plan.skipped OR coalesce(n.note, '') <> ''
     FROM imp_new n
     WHERE imp_plan.profile_id = n.profile_id AND imp_plan.outcome IS NULL
     """

@@ -19,7 +19,10 @@ from cmtoolkit.connection.model import Connection
 from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.profiles.properties import resolve
 
-TargetKind = Literal["field", "list_names", "identifier"]
+TargetKind = Literal["field", "list_names", "identifier", "consent"]
+
+#: States in which a subscriber has left a list (DESIGN §5.6): read whatever ``states`` selects.
+LEAVING_STATES: tuple[str, ...] = ("Unsubscribed", "Bounced", "Deleted")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class Target:
     rule: str
     field: str | None  # a subscriber field; None for the pseudo-targets
     kind: TargetKind = "field"
+    #: consent targets: the field value that grants (``when``) these objectives
+    when: str | None = None
+    grants: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class ImportSpec:
     Build it with :meth:`from_connection`; constructing it directly takes the names as given.
     """
 
-    connection: str
+    connection: str  # the name, for messages
     client_id: str
     lists: tuple[str, ...]
     states: tuple[str, ...]
@@ -53,6 +59,23 @@ class ImportSpec:
     identifiers: tuple[tuple[str, str], ...]  # (field, property), tried in order
     mappings: tuple[tuple[str, str, str], ...]  # (field, property, rule)
     objectives: tuple[str, ...]
+    #: where the delta state is kept: the connection's id (its name before it has one)
+    key: str = ""
+    #: ``consent_from``: (field, objectives "Yes" grants, objectives "No" refuses)
+    consent_from: tuple[str, tuple[str, ...], tuple[str, ...]] | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self.key or self.connection
+
+    @property
+    def read_states(self) -> tuple[str, ...]:
+        """The states read: the selected ones, then the leaving ones not selected (leavers)."""
+        return self.states + tuple(s for s in LEAVING_STATES if s not in self.states)
+
+    @property
+    def sum_targets(self) -> tuple[Target, ...]:
+        return tuple(t for t in self.targets if t.rule == "sum" and t.kind == "field")
 
     @classmethod
     def from_connection(cls, connection: Connection, properties: Mapping[str, str]) -> ImportSpec:
@@ -84,6 +107,12 @@ class ImportSpec:
             identifiers=tuple((i.field, canon(i.property)) for i in goal.identifiers),
             mappings=tuple((m.field, canon(m.property), m.rule) for m in goal.mappings),
             objectives=tuple(connection.objectives or ()),
+            key=connection.state_key,
+            consent_from=(
+                (goal.consent_from.field, goal.consent_from.yes, goal.consent_from.no)
+                if goal.consent_from
+                else None
+            ),
         )
 
     @property
@@ -92,18 +121,35 @@ class ImportSpec:
 
         Part of every stored delta hash: its format must never change.
         """
-        doc = [self.identifiers, self.mappings, self.save_list_names_to, self.allow_create]
+        doc: list[object] = [
+            self.identifiers,
+            self.mappings,
+            self.save_list_names_to,
+            self.allow_create,
+        ]
+        if self.consent_from:  # appended only when set: older hashes stay valid
+            doc.append(self.consent_from)
         return hashlib.md5(json.dumps(doc).encode()).hexdigest()
 
     @cached_property
     def targets(self) -> tuple[Target, ...]:
-        """Every property the import writes: the mappings, then the list names, then the
-        identifiers a created profile gets (unless a mapping already writes that property)."""
+        """Every property the import writes: the mappings, then consent_from's objectives, the
+        list names, then the identifiers a created profile gets (unless a mapping already writes
+        that property)."""
         targets = [
             Target(f"t{i}", prop, rule, field)
             for i, (field, prop, rule) in enumerate(self.mappings)
         ]
         mapped = {t.property for t in targets}
+        if self.consent_from:
+            field, yes, no = self.consent_from
+            for alias, prop, when, grants in (
+                ("tcy", "consented_objectives", "Yes", yes),
+                ("tcn", "refused_objectives", "No", no),
+            ):
+                if grants and prop not in mapped:
+                    targets.append(Target(alias, prop, "add", field, "consent", when, grants))
+                    mapped.add(prop)
         if self.save_list_names_to and self.save_list_names_to not in mapped:
             targets.append(Target("tl", self.save_list_names_to, "add", None, "list_names"))
             mapped.add(self.save_list_names_to)

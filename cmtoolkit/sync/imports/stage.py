@@ -14,7 +14,8 @@ import polars as pl
 
 from cmtoolkit.campaign_monitor.fields import STANDARD_FIELD_COLUMNS, TIMESTAMP_FIELDS
 from cmtoolkit.profiles.store import SESSION_SETTINGS
-from cmtoolkit.sync.imports.spec import ImportSpec
+from cmtoolkit.sync.imports.identity import IDENTITY_MACROS, key_macro, value_macro
+from cmtoolkit.sync.imports.spec import LEAVING_STATES, ImportSpec
 from cmtoolkit.sync.scratch import scratch_dir
 from cmtoolkit.sync.statement import Statement
 
@@ -91,6 +92,7 @@ class ContactStage:
         self.con.execute(
             f"{SESSION_SETTINGS}; SET threads = 1; SET preserve_insertion_order = false"
         )
+        self.con.execute(IDENTITY_MACROS.sql)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmtoolkit-stage")
         self.pending: list[pl.DataFrame] = []
         self.pending_rows = 0
@@ -190,7 +192,7 @@ def stage_contacts(
         if alongside:
             stage.alongside(alongside)
         for list_index, list_id in enumerate(spec.lists):
-            for state in spec.states:
+            for state in spec.read_states:  # leavers too (DESIGN §5.6), read in full
                 for frame in source.subscriber_frames(
                     list_id, state, include_tracking_preference=True
                 ):
@@ -238,21 +240,26 @@ def stage_select(spec: ImportSpec) -> Statement:
         params[param] = field
         return f"list_transform(list_filter(filled, lambda f: f.key = ${param}), lambda f: f.value)"
 
-    ids = [
+    # The hash keeps the first applying rule's raw value as it always did (id_raw): stored hashes
+    # depend on it. Matching uses each rule's normalised key (k_<r>, DESIGN §5.1), and a created
+    # profile stores each applying rule's normalised value (v_<r>).
+    raws = [
         f"nullif(trim({_standard_value(field)}), '')"
         if field in STANDARD_FIELD_COLUMNS
         else f"{values(field, f'id_{r}')}[1]"
         for r, (field, _) in enumerate(spec.identifiers)
     ]
-    first_id = f"coalesce({', '.join(ids)})" if ids else "NULL"
-    which = " ".join(f"WHEN {expr} IS NOT NULL THEN {r}" for r, expr in enumerate(ids))
-    # The key a profile is matched on: EmailAddress folds case (DESIGN §5), other fields don't.
-    fold = [r for r, (field, _) in enumerate(spec.identifiers) if field == "EmailAddress"]
-    identifier = (
-        f"CASE WHEN id_rule IN ({', '.join(map(str, fold))}) THEN lower(id_raw) ELSE id_raw END"
-        if fold
-        else "id_raw"
+    first_id = f"coalesce({', '.join(raws)})" if raws else "NULL"
+    keys = "".join(
+        f", {key_macro(field)}({raw}) AS k_{r}, {value_macro(field)}({raw}) AS v_{r}"
+        for r, ((field, _), raw) in enumerate(zip(spec.identifiers, raws, strict=True))
     )
+    rules = range(len(spec.identifiers))
+    which = " ".join(f"WHEN k_{r} IS NOT NULL THEN {r}" for r in rules)
+    identifier = f"coalesce({', '.join(f'k_{r}' for r in rules)})" if raws else "NULL"
+    rule_columns = "".join(f", k_{r}, v_{r}" for r in rules)
+    params["states"] = list(spec.states)
+    params["leaving"] = list(LEAVING_STATES)
     list_name = ", list_name" if spec.save_list_names_to else ""
     std_values = "".join(f", {_standard_value(f)}" for f in standard)
     incoming = "".join(
@@ -260,6 +267,13 @@ def stage_select(spec: ImportSpec) -> Statement:
         for t in targets
         if t.kind == "field" and t.field
     )
+    for t in targets:
+        if t.kind == "consent" and t.field:
+            params[f"w_{t.alias}"], params[f"g_{t.alias}"] = t.when, list(t.grants)
+            incoming += (
+                f", CASE WHEN list_contains({values(t.field, f'f_{t.alias}')}, $w_{t.alias}) "
+                f"THEN $g_{t.alias}::VARCHAR[] ELSE [] END AS in_{t.alias}"
+            )
     # Campaign Monitor lists a subscriber's fields in the list's field order, so the text of the
     # fields read is a stable fingerprint of what the goal reads. md5 is stable across versions
     # (DuckDB's hash() is not). The format must not change: stored hashes depend on it (a
@@ -268,25 +282,35 @@ def stage_select(spec: ImportSpec) -> Statement:
         "array_to_string(list_transform(custom_fields, lambda f: f.key || chr(31) || f.value), "
         "chr(29))"
     )
-    std_columns = "".join(f", {STANDARD_FIELD_COLUMNS[f]}" for f in standard if f != "EmailAddress")
+    std_columns = "".join(
+        f", {STANDARD_FIELD_COLUMNS[f]}" for f in standard if f not in ("EmailAddress", "State")
+    )
+    # A leaver's state is part of its hash (concat_ws skips the NULL of everyone else, so the
+    # hashes of active contacts stay as they were).
     sql = f"""
-        SELECT cid, list_index, list_id, list_name, email, id_raw, id_rule,
-               {identifier} AS identifier,
+        SELECT cid, list_index, list_id, list_name, email, email_key(email) AS subscriber,
+               state, leaving, list_contains($states, state) AS selected,
+               id_raw, id_rule, identifier{rule_columns},
                md5(concat_ws(chr(30), $fingerprint, id_raw{list_name}{std_values},
-                             {fields_text})) AS hash
+                             {fields_text}, CASE WHEN leaving THEN state END)) AS hash
                {incoming}
         FROM (
-            SELECT *, trim({first_id}) AS id_raw, CASE {which or "WHEN false THEN 0"} END AS id_rule
+            SELECT *, CASE {which or "WHEN false THEN 0"} END AS id_rule,
+                   {identifier} AS identifier
+            FROM (
+            SELECT *, trim({first_id}) AS id_raw, list_contains($leaving, state) AS leaving{keys}
             FROM (
                 -- filled: the non-blank fields, judged once here, not once per target
                 SELECT *, list_filter(custom_fields, lambda f: trim(f.value) <> '') AS filled
                 FROM (
-                    SELECT cid, list_index, list_id, list_name, trim(email) AS email{std_columns},
+                    SELECT cid, list_index, list_id, list_name, trim(email) AS email,
+                           coalesce(CAST(state AS VARCHAR), 'Active') AS state{std_columns},
                            list_filter(coalesce(custom_fields, []),
                                        lambda f: list_contains($custom, f.key) AND f.value <> '')
                                AS custom_fields
                     FROM batch
                 )
+            )
             )
         )
         """

@@ -1,0 +1,393 @@
+"""The import against its reference model (``import_model.py``), over time.
+
+A hypothesis state machine interleaves Campaign Monitor changes (through the emulator over HTTP),
+store edits, connection edits, previews, runs, ``--full`` runs and runs killed between their
+writes and their commit; after every step the real store must equal the model's, profile by
+profile and property by property. Invariants: a preview's counts equal the next run's, a second
+run with nothing changed creates and modifies nothing, and a value is summed once.
+
+Budget: the ``default`` hypothesis profile keeps ``make test`` short; ``HYPOTHESIS_PROFILE=long``
+runs hundreds of examples (nightly). ``tests/sync/conftest.py`` prints the budget and the steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from cmtoolkit.connection.model import (
+    CampaignMonitorSettings,
+    Connection,
+    ConsentFrom,
+    Identifier,
+    ImportGoal,
+    ImportMapping,
+)
+from cmtoolkit.sync import preview, sync
+from cmtoolkit.workspace import Workspace
+from tests.sync import model_budget as budget
+from tests.sync.import_model import Config, ImportModel, Sub
+
+EMAILS = ("ann@x.io", "bob@x.io", "cid@x.io", "dee@x.io", "eve@x.io")
+CODES = ("C1", "C2", "C3")
+POINTS = ("1", "2", "5", "7")
+NOTES = ("3", "12", "n/a")
+NAMES = ("Ann", "Bob", "Zed")
+FIELDS = (("code", "Text"), ("points", "Number"), ("note", "Text"))
+TYPES = {
+    "email": "email",
+    "code": "text",
+    "full_name": "text",
+    "points": "number",
+    "score": "number",
+    "cm_lists": "text",
+    "cm_state": "text",
+}
+IDENTIFIERS = (
+    (("EmailAddress", "email"),),
+    (("EmailAddress", "email"), ("code", "code")),
+    (("code", "code"), ("EmailAddress", "email")),
+)
+MAPPINGS = (
+    ("Name", "full_name", "set_if_empty"),
+    ("points", "points", "sum"),
+    ("note", "score", "set"),
+    ("State", "cm_state", "set"),
+)
+CONSENT = ("ConsentToTrack", ("email_marketing",), ())
+
+
+def initial_profiles() -> dict[str, dict[str, list[str]]]:
+    return {
+        "p1": {
+            "email": ["ann@x.io"],
+            "points": ["10"],
+            "consented_objectives": ["email_marketing"],
+        },
+        "p2": {"email": ["bob@x.io"], "full_name": ["Bob Original"]},
+        "p3": {"code": ["C1"]},
+        "p4": {"code": ["C2"], "consented_objectives": ["email_marketing"]},
+        "p5": {"code": ["C2"]},
+    }
+
+
+class ImportMachine(RuleBasedStateMachine):
+    emulator: ClassVar[Any]
+    cm: ClassVar[Any]
+    crash: ClassVar[Any]  # a context manager that makes the next apply crash before commit
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder = Path(tempfile.mkdtemp(prefix="import-model-", dir=budget.BASE))
+        self.ws = Workspace.create(self.folder / "ws")
+        for name, type_ in TYPES.items():
+            self.ws.store.define_property(name, type_)
+        profiles = initial_profiles()
+        self.ws.store.set_values(
+            pl.DataFrame([{"profile_id": pid, **p} for pid, p in profiles.items()]),
+        )
+        self.model = ImportModel(profiles, dict(TYPES))
+        self.emulator.reseed(seed_size=0)
+        cm = self.cm
+        client = self.emulator.client_id
+        self.lists = (cm.create_list(client, "Newsletter"), cm.create_list(client, "Customers"))
+        for list_id in self.lists:
+            for name, kind in FIELDS:
+                cm.create_custom_field(list_id, name, kind, [])
+        self.cfg = Config(
+            id="a1b2c3d4",
+            lists=self.lists,
+            states=("Active",),
+            allow_create=True,
+            save_list_names_to="cm_lists",
+            identifiers=IDENTIFIERS[0],
+            mappings=MAPPINGS[:2],
+        )
+        self.name = "news"
+        self.subscribed: set[tuple[str, str]] = set()
+
+    def teardown(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    # --- the connection, as the real import gets it -------------------------------------------
+
+    def connection(self) -> Connection:
+        c = self.cfg
+        return Connection(
+            name=self.name,
+            id=c.id,
+            campaign_monitor=CampaignMonitorSettings("default", self.emulator.client_id),
+            objectives=c.objectives,
+            import_=ImportGoal(
+                lists=c.lists,
+                states=c.states,
+                allow_create=c.allow_create,
+                save_list_names_to=c.save_list_names_to,
+                identifiers=tuple(Identifier(f, p) for f, p in c.identifiers),
+                mappings=tuple(ImportMapping(f, p, r) for f, p, r in c.mappings),
+                consent_from=ConsentFrom(*c.consent_from) if c.consent_from else None,
+            ),
+        )
+
+    def account(self) -> dict[str, tuple[str, list[Sub]]]:
+        """Campaign Monitor as the import will read it (the model's input)."""
+        names = {lst.list_id: lst.name for lst in self.cm.lists(self.emulator.client_id)}
+        out = {}
+        for list_id in self.lists:
+            subs = []
+            for state in ("Active", "Unconfirmed", "Unsubscribed", "Bounced", "Deleted"):
+                for s in self.cm.subscribers(list_id, state, include_tracking_preference=True):
+                    fields = tuple((k, tuple(v)) for k, v in s.custom_fields.items())
+                    subs.append(Sub(s.email, s.name, s.state, s.consent_to_track or "", fields))
+            out[list_id] = (names[list_id], subs)
+        return out
+
+    def context(self, full: bool = False) -> Any:
+        return self.ws.context(self.connection(), self.cm, full=full)
+
+    # --- Campaign Monitor changes ---------------------------------------------------------------
+
+    @rule(
+        at=st.integers(0, 1),
+        email=st.sampled_from(EMAILS),
+        name=st.sampled_from(NAMES),
+        code=st.sampled_from((*CODES, "")),
+        points=st.sampled_from((*POINTS, "")),
+        note=st.sampled_from((*NOTES, "")),
+        consent=st.sampled_from(("Yes", "No")),
+    )
+    def subscribe(
+        self, at: int, email: str, name: str, code: str, points: str, note: str, consent: str
+    ) -> None:
+        fields = {"code": code, "points": points, "note": note}
+        custom = [{"Key": k, "Value": v} for k, v in fields.items() if v]
+        self.cm.add_subscriber(
+            self.lists[at],
+            email,
+            name=name,
+            custom_fields=custom,
+            consent_to_track=consent,
+            resubscribe=True,
+        )
+        self.subscribed.add((self.lists[at], email))
+
+    @precondition(lambda self: self.subscribed)
+    @rule(data=st.data(), field=st.sampled_from(FIELDS), pick=st.integers(0, 10))
+    def edit_field(self, data: st.DataObject, field: tuple[str, str], pick: int) -> None:
+        list_id, email = data.draw(st.sampled_from(sorted(self.subscribed)))
+        values = {"code": CODES, "points": POINTS, "note": NOTES}[field[0]]
+        value = values[pick % len(values)]
+        self.cm.update_subscriber(list_id, email, custom_fields=[{"Key": field[0], "Value": value}])
+
+    @precondition(lambda self: self.subscribed)
+    @rule(data=st.data(), how=st.sampled_from(("unsubscribe", "bounce", "delete", "resubscribe")))
+    def change_state(self, data: st.DataObject, how: str) -> None:
+        list_id, email = data.draw(st.sampled_from(sorted(self.subscribed)))
+        if how == "unsubscribe":
+            self.cm.unsubscribe(list_id, email)
+        elif how == "delete":
+            self.cm.delete_subscriber(list_id, email)
+        elif how == "resubscribe":
+            self.cm.add_subscriber(list_id, email, resubscribe=True)
+        else:  # a bounce is Campaign Monitor's doing: the emulator's account directly
+            _, lst = self.emulator.account.find_list(list_id)
+            lst.set_state(lst.row_of(email), 3, int(self.emulator.now()))
+
+    @precondition(lambda self: self.subscribed)
+    @rule(data=st.data())
+    def move_between_lists(self, data: st.DataObject) -> None:
+        list_id, email = data.draw(st.sampled_from(sorted(self.subscribed)))
+        other = self.lists[1 - self.lists.index(list_id)]
+        record = self.cm.subscriber(list_id, email)
+        custom = [{"Key": k, "Value": v} for k, vs in record.custom_fields.items() for v in vs]
+        self.cm.delete_subscriber(list_id, email)
+        self.cm.add_subscriber(
+            other, email, name=record.name, custom_fields=custom, resubscribe=True
+        )
+        self.subscribed.add((other, email))
+
+    # --- store changes ------------------------------------------------------------------------
+
+    @rule(data=st.data(), value=st.sampled_from(("3", "100", "Edited")))
+    def edit_profile(self, data: st.DataObject, value: str) -> None:
+        pid = data.draw(st.sampled_from(sorted(self.model.profiles)))
+        prop = "full_name" if value == "Edited" else "points"
+        self.ws.store.set_values(pl.DataFrame({"profile_id": [pid], prop: [[value]]}))
+        self.model.profiles[pid][prop] = [value]
+
+    @precondition(lambda self: len(self.model.profiles) > 1)
+    @rule(data=st.data())
+    def delete_profile(self, data: st.DataObject) -> None:
+        pid = data.draw(st.sampled_from(sorted(self.model.profiles)))
+        self.ws.store.delete_profiles([pid])
+        del self.model.profiles[pid]
+
+    @rule(data=st.data(), prop=st.sampled_from(("email", "code")))
+    def duplicate_identifier(self, data: st.DataObject, prop: str) -> None:
+        holders = sorted(p for p, v in self.model.profiles.items() if v.get(prop))
+        if not holders:
+            return
+        source = data.draw(st.sampled_from(holders))
+        target = data.draw(st.sampled_from(sorted(self.model.profiles)))
+        value = self.model.profiles[source][prop][0]
+        if value in self.model.profiles[target].get(prop, []):
+            return
+        self.ws.store.set_values(
+            pl.DataFrame({"profile_id": [target], prop: [[value]]}), mode="add"
+        )
+        self.model.profiles[target][prop] = [*self.model.profiles[target].get(prop, []), value]
+
+    # --- connection edits ---------------------------------------------------------------------
+
+    def edit(self, **changes: Any) -> None:
+        self.cfg = Config(**{**self.cfg.__dict__, **changes})
+
+    @rule()
+    def toggle_allow_create(self) -> None:
+        self.edit(allow_create=not self.cfg.allow_create)
+
+    @rule(which=st.integers(0, len(IDENTIFIERS) - 1))
+    def set_identifiers(self, which: int) -> None:
+        self.edit(identifiers=IDENTIFIERS[which])
+
+    @rule(
+        chosen=st.lists(st.sampled_from(MAPPINGS), unique=True, max_size=len(MAPPINGS)),
+    )
+    def set_mappings(self, chosen: list[tuple[str, str, str]]) -> None:
+        """Add, remove and reorder mapping rows (a sum mapping among them or not)."""
+        self.edit(mappings=tuple(chosen))
+
+    @rule(states=st.sampled_from((("Active",), ("Active", "Unsubscribed"))))
+    def set_states(self, states: tuple[str, ...]) -> None:
+        self.edit(states=states)
+
+    @rule(order=st.sampled_from(((0, 1), (1, 0), (0,), (1,))))
+    def set_lists(self, order: tuple[int, ...]) -> None:
+        self.edit(lists=tuple(self.lists[i] for i in order))
+
+    @rule(save=st.booleans())
+    def set_list_names(self, save: bool) -> None:
+        self.edit(save_list_names_to="cm_lists" if save else None)
+
+    @rule(on=st.booleans())
+    def set_objectives(self, on: bool) -> None:
+        self.edit(
+            objectives=("email_marketing",) if on else (),
+            consent_from=CONSENT if on else None,
+        )
+
+    @rule(name=st.sampled_from(("news", "Newsletter sync", "renamed")))
+    def rename(self, name: str) -> None:
+        self.name = name  # the id stays: so does the run state
+
+    # --- previews and runs ----------------------------------------------------------------------
+
+    @rule()
+    def preview_then_run(self) -> None:
+        account = self.account()
+        expected = self.model.run(self.cfg, account, write=False)
+        dry = preview(self.context(), "import")
+        assert dry.counts == expected, f"preview {dry.counts} != model {expected}"
+        real = sync(self.context(), "import")
+        assert real.counts == dry.counts, f"run {real.counts} != its preview {dry.counts}"
+        self.model.run(self.cfg, account)
+
+    @rule(full=st.booleans())
+    def run(self, full: bool) -> None:
+        expected = self.model.run(self.cfg, self.account(), full=full)
+        real = sync(self.context(full=full), "import")
+        assert real.counts == expected, f"run (full={full}) {real.counts} != model {expected}"
+
+    @rule()
+    def run_twice(self) -> None:
+        account = self.account()
+        self.model.run(self.cfg, account)
+        sync(self.context(), "import")
+        expected = self.model.run(self.cfg, account)
+        again = sync(self.context(), "import")
+        assert again.counts == expected
+        assert again.counts["CREATED"] == again.counts["MODIFIED"] == 0, again.counts
+
+    @rule()
+    def killed_run(self) -> None:
+        """A run that dies between its writes and its commit leaves the store as it was."""
+        with self.crash(), pytest.raises(RuntimeError, match="injected crash"):
+            sync(self.context(), "import")
+
+    # --- after every step -------------------------------------------------------------------------
+
+    @invariant()
+    def store_equals_model(self) -> None:
+        budget.STEPS += 1
+        with self.ws.store.connect() as con:
+            frame = con.sql("SELECT * EXCLUDE (created_at, updated_at) FROM profiles").pl()
+        store = {
+            row.pop("profile_id"): {k: list(v) for k, v in row.items() if v}
+            for row in frame.to_dicts()
+        }
+        want = {pid: {k: v for k, v in p.items() if v} for pid, p in self.model.profiles.items()}
+        assert sorted(store) == sorted(want), "profile ids differ from the model's"
+        for pid, got in store.items():
+            assert got == want[pid], f"profile {pid}: store {got} != model {want[pid]}"
+
+
+settings.register_profile(
+    "import-model-default",
+    max_examples=int(os.environ.get("IMPORT_MODEL_EXAMPLES", "12")),
+    stateful_step_count=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+settings.register_profile(
+    "import-model-long",
+    max_examples=300,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+def test_the_import_matches_its_model_over_time(emulator, cm, monkeypatch, tmp_path):
+    from cmtoolkit.sync.imports import goal
+
+    real_apply = goal.apply_import
+
+    @contextlib.contextmanager
+    def crash() -> Any:
+        def crashing(*args: Any, **kwargs: Any) -> None:
+            real_apply(*args, **kwargs)  # every write done, the transaction not committed
+            raise RuntimeError("injected crash")
+
+        with monkeypatch.context() as m:
+            m.setattr(goal, "apply_import", crashing)
+            yield
+
+    profile = os.environ.get("HYPOTHESIS_PROFILE", "default")
+    chosen = settings.get_profile(f"import-model-{'long' if profile == 'long' else 'default'}")
+    ImportMachine.emulator = emulator
+    ImportMachine.cm = cm
+    ImportMachine.crash = staticmethod(crash)  # type: ignore[assignment]
+    budget.BASE, budget.STEPS = tmp_path, 0
+    try:
+        run_state_machine_as_test(ImportMachine, settings=chosen)
+    finally:
+        budget.LINES.append(
+            f"import model ({profile}: max {chosen.max_examples} examples x "
+            f"{chosen.stateful_step_count} steps): {budget.STEPS} steps checked against the model"
+        )
