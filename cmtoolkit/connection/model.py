@@ -23,6 +23,8 @@ KEEP_RUNS = 30
 VALUE_TYPES: tuple[str, ...] = ("profile_id", "segments", "interactions", "property")
 
 ID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+#: A connection's own id (DESIGN §4): written into its file on first use, 8 hex digits.
+CONNECTION_ID_RE = re.compile(r"^[0-9a-f]{8,32}$")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,16 @@ class ImportMapping:
 
 
 @dataclass(frozen=True)
+class ConsentFrom:
+    """``import.consent_from``: a field value that consents to (``yes``) or refuses (``no``)
+    objectives, e.g. ``{field: ConsentToTrack, "Yes": [email_marketing]}`` (DESIGN §5.3)."""
+
+    field: str
+    yes: tuple[str, ...] = ()
+    no: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ImportGoal:
     lists: tuple[str, ...]
     identifiers: tuple[Identifier, ...]
@@ -65,6 +77,7 @@ class ImportGoal:
     allow_create: bool = False
     save_list_names_to: str | None = None
     mappings: tuple[ImportMapping, ...] = ()
+    consent_from: ConsentFrom | None = None
     email_activity: EmailActivity | None = None  # DESIGN §6a
 
 
@@ -104,6 +117,9 @@ class Connection:
 
     name: str
     campaign_monitor: CampaignMonitorSettings = field(default_factory=CampaignMonitorSettings)
+    #: Stable identity (DESIGN §4): run state is kept under it, so a rename keeps it. None
+    #: until first use writes one into the file (:func:`cmtoolkit.connection.file.ensure_id`).
+    id: str | None = None
     enabled: bool = True
     objectives: tuple[str, ...] = ()
     schedule: str | None = None
@@ -116,6 +132,11 @@ class Connection:
     keep_runs: int = KEEP_RUNS
 
     @property
+    def state_key(self) -> str:
+        """What the import's delta state is kept under: the id, or the name before it has one."""
+        return self.id or self.name
+
+    @property
     def goals(self) -> tuple[str, ...]:
         """The configured goals, in file order (``import``, ``export``, ``targeting``)."""
         present = (("import", self.import_), ("export", self.export), ("targeting", self.targeting))
@@ -123,7 +144,10 @@ class Connection:
 
     def to_dict(self) -> dict[str, object]:
         """Plain data in the key order of DESIGN §4 (what :func:`save_connection` writes)."""
-        data: dict[str, object] = {"name": self.name, "enabled": self.enabled}
+        data: dict[str, object] = {"name": self.name}
+        if self.id is not None:
+            data["id"] = self.id
+        data["enabled"] = self.enabled
         cm: dict[str, object] = {"credential": self.campaign_monitor.credential}
         if self.campaign_monitor.client_id is not None:
             cm["client_id"] = self.campaign_monitor.client_id
@@ -164,6 +188,9 @@ def _import_to_dict(g: ImportGoal) -> dict[str, object]:
     data["mappings"] = [
         {"field": m.field, "property": m.property, "rule": m.rule} for m in g.mappings
     ]
+    if g.consent_from is not None:
+        c = g.consent_from
+        data["consent_from"] = {"field": c.field, "Yes": list(c.yes), "No": list(c.no)}
     if g.email_activity is not None:
         data["email_activity"] = g.email_activity.to_dict()
     return data

@@ -18,6 +18,7 @@ from cmtoolkit.campaign_monitor.fields import STATES
 from cmtoolkit.connection.activity import parse_email_activity
 from cmtoolkit.connection.cron import cron_problem
 from cmtoolkit.connection.model import (
+    CONNECTION_ID_RE,
     CONSENT_TO_TRACK,
     ID_RE,
     INVALID_VALUES,
@@ -27,6 +28,7 @@ from cmtoolkit.connection.model import (
     VALUE_TYPES,
     CampaignMonitorSettings,
     Connection,
+    ConsentFrom,
     ExportGoal,
     ExportMapping,
     Identifier,
@@ -41,6 +43,7 @@ T = TypeVar("T")
 
 _TOP_KEYS = (
     "name",
+    "id",
     "enabled",
     "campaign_monitor",
     "objectives",
@@ -59,6 +62,7 @@ _IMPORT_KEYS = (
     "save_list_names_to",
     "identifiers",
     "mappings",
+    "consent_from",
     "email_activity",
 )
 _EXPORT_KEYS = (
@@ -92,6 +96,12 @@ def parse_connection(
             problem = getattr(exc, "problem", None) or "syntax error"
             raise ConnectionFileError(
                 f"invalid YAML{where}: {problem}; fix the indentation or quoting there",
+                file=file,
+            ) from None
+        except RecursionError:
+            raise ConnectionFileError(
+                "nested too deeply to read (thousands of levels); a connection file is a few "
+                "levels deep: rewrite it from `cmtoolkit connections new`",
                 file=file,
             ) from None
     else:
@@ -247,8 +257,18 @@ class _Parser:
         alerts = data.get("alerts")
         if alerts is not None and not isinstance(alerts, dict):
             self.fail("alerts", f"expected a mapping, got {_kind(alerts)}")
+        conn_id = data.get("id")
+        if conn_id is not None:
+            conn_id = self.text(conn_id, "id", 'quote it, e.g. id: "6f1c9a52"')
+            if not CONNECTION_ID_RE.match(conn_id):
+                self.fail(
+                    "id",
+                    f"{conn_id!r} is not a connection id (8 to 32 lowercase hexadecimal "
+                    "characters); delete the line and the next use writes a new one",
+                )
         return Connection(
             name=name,
+            id=conn_id,
             enabled=self.boolean(data.get("enabled"), "enabled", True),
             campaign_monitor=cm,
             objectives=self.texts(data.get("objectives"), "objectives", "e.g. [email_marketing]"),
@@ -370,10 +390,32 @@ class _Parser:
             save_list_names_to=save_to,
             identifiers=identifiers,
             mappings=mappings,
+            consent_from=self.consent_from(data.get("consent_from"), f"{key}.consent_from"),
             email_activity=parse_email_activity(
                 self, data.get("email_activity"), f"{key}.email_activity"
             ),
         )
+
+    def consent_from(self, value: object, key: str) -> ConsentFrom | None:
+        """``{field: ConsentToTrack, "Yes": [objectives], "No": [objectives]}`` (DESIGN §5.3)."""
+        if value is None:
+            return None
+        if isinstance(value, dict):  # YAML 1.1 reads an unquoted Yes/No key as a boolean
+            value = {
+                {True: "Yes", False: "No"}.get(k, k) if isinstance(k, bool) else k: v
+                for k, v in value.items()
+            }
+        data = self.mapping(value, key, ("field", "Yes", "No"))
+        field = self.text(
+            self.required(data, key, "field", "name the field that carries consent"),
+            f"{key}.field",
+        )
+        hint = "e.g. [email_marketing]"
+        yes = self.texts(data.get("Yes"), f"{key}.Yes", hint)
+        no = self.texts(data.get("No"), f"{key}.No", hint)
+        if not yes and not no:
+            self.fail(key, 'name the objectives a value grants, e.g. "Yes": [email_marketing]')
+        return ConsentFrom(field, yes, no)
 
     def identifier(self, value: object, key: str) -> Identifier:
         data = self.mapping(value, key, ("field", "property"))
