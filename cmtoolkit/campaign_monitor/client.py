@@ -188,44 +188,68 @@ class CampaignMonitor(CampaignActivity, Writes):
         if self._on_tokens_refreshed is not None:
             self._on_tokens_refreshed(tokens)
 
-    def _get(self, path: str, params: Params = None) -> Any:  # decoded JSON
-        return self._transport.request("GET", path, params=params)
+    def _get(
+        self, path: str, params: Params = None, parse: Callable[[Any], T] = lambda body: body
+    ) -> T:
+        """GET ``path`` and ``parse`` its JSON inside the transport's decode step, so an answer
+        of the wrong shape (not Campaign Monitor's API) is a clear error, not a TypeError."""
+
+        def decode(content: bytes) -> T:
+            body = decode_json(content)
+            if not isinstance(body, list | dict):
+                raise ValueError("expected a JSON object or array")
+            return parse(body)
+
+        return self._transport.request("GET", path, params=params, decode=decode)
 
     # --- reads ------------------------------------------------------------------------------
 
     def clients(self) -> list[ClientSummary]:
-        return [ClientSummary.from_wire(d) for d in self._get("/clients.json")]
+        return self._get("/clients.json", parse=lambda b: [ClientSummary.from_wire(d) for d in b])
 
     def client_details(self, client_id: str) -> ClientDetails:
-        return ClientDetails.from_wire(self._get(f"/clients/{client_id}.json"))
+        return self._get(f"/clients/{client_id}.json", parse=ClientDetails.from_wire)
 
     def lists(self, client_id: str) -> list[ListSummary]:
-        return [ListSummary.from_wire(d) for d in self._get(f"/clients/{client_id}/lists.json")]
+        return self._get(
+            f"/clients/{client_id}/lists.json",
+            parse=lambda b: [ListSummary.from_wire(d) for d in b],
+        )
 
     def list_details(self, list_id: str) -> ListDetails:
-        return ListDetails.from_wire(self._get(f"/lists/{list_id}.json"))
+        return self._get(f"/lists/{list_id}.json", parse=ListDetails.from_wire)
 
     def list_stats(self, list_id: str) -> ListStats:
-        return ListStats.from_wire(self._get(f"/lists/{list_id}/stats.json"))
+        return self._get(f"/lists/{list_id}/stats.json", parse=ListStats.from_wire)
 
     def custom_fields(self, list_id: str) -> list[CustomField]:
-        return [CustomField.from_wire(d) for d in self._get(f"/lists/{list_id}/customfields.json")]
+        return self._get(
+            f"/lists/{list_id}/customfields.json",
+            parse=lambda b: [CustomField.from_wire(d) for d in b],
+        )
 
     def segments(self, client_id: str) -> list[Segment]:
-        return [Segment.from_wire(d) for d in self._get(f"/clients/{client_id}/segments.json")]
+        return self._get(
+            f"/clients/{client_id}/segments.json", parse=lambda b: [Segment.from_wire(d) for d in b]
+        )
 
     def list_segments(self, list_id: str) -> list[Segment]:
-        return [Segment.from_wire(d) for d in self._get(f"/lists/{list_id}/segments.json")]
+        return self._get(
+            f"/lists/{list_id}/segments.json", parse=lambda b: [Segment.from_wire(d) for d in b]
+        )
 
     def subscriber(
         self, list_id: str, email: str, *, include_tracking_preference: bool = True
     ) -> Subscriber:
         params = [("email", email), ("includetrackingpreference", str(include_tracking_preference))]
-        return Subscriber.from_wire(self._get(f"/subscribers/{list_id}.json", params))
+        return self._get(f"/subscribers/{list_id}.json", params, parse=Subscriber.from_wire)
 
     def lists_for_email(self, client_id: str, email: str) -> list[ListMembership]:
-        body = self._get(f"/clients/{client_id}/listsforemail.json", [("email", email)])
-        return [ListMembership.from_wire(d) for d in body]
+        return self._get(
+            f"/clients/{client_id}/listsforemail.json",
+            [("email", email)],
+            parse=lambda b: [ListMembership.from_wire(d) for d in b],
+        )
 
     # --- paged reads ------------------------------------------------------------------------
 
@@ -439,7 +463,7 @@ class CampaignMonitor(CampaignActivity, Writes):
                 ("orderfield", order_field),
                 ("orderdirection", order_direction),
             ]
-            body = self._get(path, params)
+            body: Any = self._get(path, params)
             records = [SuppressedEmail.from_wire(d) for d in body.get("Results") or ()]
             return PageInfo.from_envelope(body, page), records
 

@@ -143,6 +143,8 @@ def check_header(path: Path, max_columns: int = MAX_COLUMNS) -> list[str]:
     for position, name in enumerate(names, start=1):
         if not name.strip():
             problems.append((1, f"column {position} has no name; name every column"))
+        elif name == ROW:
+            problems.append((1, f"column {position}: the name {ROW!r} is reserved; rename it"))
         elif name in first:
             problems.append(
                 (1, f"columns {first[name]} and {position} are both named {name!r}; rename one")
