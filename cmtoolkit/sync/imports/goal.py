@@ -9,6 +9,7 @@ import duckdb
 from cmtoolkit.connection.model import Connection
 from cmtoolkit.profiles.properties import define_property, defined_properties
 from cmtoolkit.sync import ledger
+from cmtoolkit.sync.activity import activity_phase
 from cmtoolkit.sync.goal import GoalContext, GoalName, Outcome
 from cmtoolkit.sync.imports.apply import apply_import
 from cmtoolkit.sync.imports.plan import match_statement, plan_import
@@ -42,11 +43,13 @@ class ImportGoal:
             store.attached(stage.con),
         ):
             plan = plan_import(stage.con, spec, full=ctx.full, values=False, matched=True)
+            activity = activity_phase(ctx)  # DESIGN §6a: what the run would add
+            extra = activity.preview_staged(stage.con) if activity is not None else {}
             return Outcome(
                 counts=plan.counts,
                 samples=plan.samples(),
                 rows=plan.rows(limit=1000),
-                details={"new_properties": plan.new_properties, **plan.details},
+                details={"new_properties": plan.new_properties, **plan.details, **extra},
             )
 
     def run(self, ctx: GoalContext, run_id: str) -> Outcome:
@@ -54,19 +57,26 @@ class ImportGoal:
         spec = import_spec(ctx)
         with stage_contacts(ctx.client, spec, root=ctx.root) as stage:
             con = stage.con
+            activity = activity_phase(ctx)
+            if activity is not None:  # read before the store is locked (DESIGN §6a)
+                activity.stage(con)
+            extra = {}
             with ctx.store.attached(con, write=True):
                 con.begin()
                 try:
                     execute(con, adopt_statements(spec))
                     plan = plan_import(con, spec, full=ctx.full)
                     apply_import(plan, run_id, define_property)
+                    if activity is not None:
+                        extra = activity.apply(con, define_property)
                     ledger.finish_run(con, run_id, plan.counts)
                 except BaseException:
                     con.rollback()
                     raise
                 con.commit()
         return Outcome(
-            counts=plan.counts, details={"new_properties": plan.new_properties, **plan.details}
+            counts=plan.counts,
+            details={"new_properties": plan.new_properties, **plan.details, **extra},
         )
 
 
