@@ -10,7 +10,8 @@
   ``X-RateLimit-Reset`` (seconds), the budget left is spread evenly over the time left, but only
   when going at full speed would spend it before the reset; with nothing left, requests wait for
   the reset. Requests still in flight are counted against the budget, as the server may not have
-  counted them yet.
+  counted them yet. The reset moment is the earliest one the window's answers allow (``Reset``
+  is rounded up to whole seconds, so one answer alone can overstate the wait by a second).
 
 Starts are *reserved*: each request takes the next start time under the lock, then sleeps until
 it once, with the injected ``sleep`` (so tests with a fake clock never wait).
@@ -75,6 +76,7 @@ class Flow:
         self._generation = 0
         self._next_start = 0.0
         self._interval = 0.0
+        self._reset_at = 0.0  # when the rate-limit window is expected to reset
         self._rtt: float | None = None
 
     def __repr__(self) -> str:
@@ -132,15 +134,20 @@ class Flow:
         reset = _header(headers, "X-RateLimit-Reset")
         if remaining is None or reset is None:
             return
-        reset = max(0.0, reset)
+        # Reset is whole seconds, rounded up, and as old as the answer: each answer bounds the
+        # window's end from above, and the smallest bound since the last reset is the closest.
+        candidate = now + max(0.0, reset)
+        if now >= self._reset_at or candidate < self._reset_at:
+            self._reset_at = candidate
+        left = self._reset_at - now
         budget = remaining - self.in_flight
         if budget <= 0:
             # Nothing left in this window: start nothing before it resets.
-            self._next_start = max(self._next_start, now + reset)
+            self._next_start = max(self._next_start, self._reset_at)
             self._interval = 0.0
             return
         full_speed = self.slots / self._rtt if self._rtt else float("inf")
-        if reset == 0 or budget >= full_speed * reset:
+        if left <= 0 or budget >= full_speed * left:
             self._interval = 0.0  # the window resets before full speed could spend the budget
         else:
-            self._interval = reset / budget
+            self._interval = left / budget

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +50,8 @@ log = logging.getLogger("cmtoolkit.campaign_monitor")
 
 DEFAULT_BASE_URL = "https://api.createsend.com/api/v3.3"
 RECONNECT = "run `cmtoolkit auth login` to reconnect"
+#: 401 codes that mean "no such id in this account", not a refused credential.
+UNKNOWN_ID_CODES = {101: "list", 102: "client"}
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
 
 Params = Sequence[tuple[str, str]] | Mapping[str, str] | None
@@ -166,6 +169,18 @@ def error_for_response(
             return TokenInvalid(f"The OAuth access token is invalid{said}; {RECONNECT}.", **kw)
         if code == 122:
             return TokenRevoked(f"The OAuth access token was revoked{said}; {RECONNECT}.", **kw)
+        if code in UNKNOWN_ID_CODES:
+            # HTTP 401 is how Campaign Monitor answers an id that is not in this account: the
+            # credential works, the id does not (a deleted list, a client of another account).
+            kind = UNKNOWN_ID_CODES[code]
+            found = re.search(rf"/{kind}s/([^/.?]+)", path)
+            ident = f" {found.group(1)}" if found else ""
+            return NotFound(
+                f"Campaign Monitor has no {kind}{ident} in this account{said} for {where}: it "
+                f"was deleted or belongs to another account. Pick an existing {kind} "
+                "(cmtoolkit status CONNECTION lists them).",
+                **kw,
+            )
         if code == 60:
             return PermissionDenied(
                 f"The credential lacks a permission needed for {where}{said}; {RECONNECT} "
@@ -281,18 +296,17 @@ class Transport:
             try:
                 return self._once(method, path, params, json, form, decode, check, authenticated)
             except (TokenExpired, TokenInvalid) as exc:
-                # Another call in flight may have renewed the token meanwhile (its refresh can
-                # invalidate the one this request carried): then just send it again.
-                renewed = self.auth is not sent_with
                 if refreshed or self.on_token_expired is None or not authenticated:
                     raise
-                if isinstance(exc, TokenInvalid) and not renewed:
-                    raise
+                # Another call in flight may be renewing the token, or have renewed it (which
+                # can invalidate the one this request carried): wait for it, then send again.
+                with self._refreshing:
+                    if self.auth is sent_with:
+                        if isinstance(exc, TokenInvalid):
+                            raise
+                        self.on_token_expired()
                 refreshed = True
                 attempt -= 1  # a refresh is not a failed attempt
-                with self._refreshing:
-                    if self.auth is sent_with:  # not yet refreshed by another call in flight
-                        self.on_token_expired()
                 continue
             except CampaignMonitorError as exc:
                 if not self._retriable(exc, idempotent) or attempt >= policy.max_attempts:

@@ -1,0 +1,206 @@
+"""The import as users will feel it: over a wide-area network, against the sequential floor.
+
+An emulator subprocess (``cmtoolkit emulator serve``) holds one list of ``--size`` subscribers
+(every state) and answers every request after ``--latency`` ms (waited, not computed); the
+workspace holds ``--size`` profiles, half of them subscribers (as ``bench/import.py``). Measured
+in one run:
+
+* **floor**: the same page requests one at a time with no processing, as the official wrapper
+  or a createsend page loop issue them (``requests`` GET, page after page, each state in turn;
+  only page 1's envelope is decoded, for the page count);
+* **first run** and **re-run** of the import through ``cmtoolkit`` (``max_in_flight``,
+  default 4);
+* **rate-limited read**: every page read through the client while the emulator allows
+  ``--rate-limit`` requests per ``--rate-window`` s (default half of what the concurrency could
+  use): throughput against the limit, requests answered 429, contacts read against the list.
+
+Targets (issue 19): first run ≤ 0.35× and re-run ≤ 0.3× the floor; under the rate limit,
+throughput ≥ 90 % of the limit, ≤ 1 % of requests answered 429, nothing lost. Every page is
+rendered into the emulator's cache before anything is measured (with no latency), so the
+emulator's own processor time does not compete with the reader on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import requests
+
+from cmtoolkit.campaign_monitor import ApiKeyAuth, CampaignMonitor
+from cmtoolkit.connection.model import (
+    CampaignMonitorSettings,
+    Connection,
+    Identifier,
+    ImportGoal,
+)
+from cmtoolkit.emulator import DEFAULT_API_KEY
+from cmtoolkit.profiles.synthetic import emulator_person_offset, write_profiles
+from cmtoolkit.secret import Secret
+from cmtoolkit.sync import sync
+from cmtoolkit.workspace import Workspace
+
+# bench/import.py's list, mappings and emulator start (its name is a keyword: load it by path).
+_spec = importlib.util.spec_from_file_location(
+    "bench_import", Path(__file__).with_name("import.py")
+)
+assert _spec is not None and _spec.loader is not None
+_import_bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_import_bench)
+MAPPINGS, STATES, start_emulator = (
+    _import_bench.MAPPINGS,
+    _import_bench.STATES,
+    _import_bench.start_emulator,
+)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sequential_floor(base_url: str, list_id: str) -> tuple[float, int]:
+    """Every page, one request at a time, bodies read and not processed."""
+    session = requests.Session()
+    session.auth = (DEFAULT_API_KEY, "x")
+    requests_made = 0
+    started = time.perf_counter()
+    for state in STATES:
+        page, pages = 1, 1
+        while page <= pages:
+            r = session.get(
+                f"{base_url}/lists/{list_id}/{state.lower()}.json",
+                params={"page": page, "pagesize": 1000, "orderfield": "email"},
+                timeout=60,
+            )
+            r.raise_for_status()
+            requests_made += 1
+            if page == 1:
+                pages = int(orjson.loads(r.content)["NumberOfPages"])
+            page += 1
+    return time.perf_counter() - started, requests_made
+
+
+def control(origin: str, name: str, body: dict[str, object] | None = None) -> None:
+    requests.post(f"{origin}/_emulator/{name}", json=body or {}, timeout=10).raise_for_status()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--latency", type=float, default=100, help="ms per request")
+    parser.add_argument("--max-in-flight", type=int, default=4)
+    parser.add_argument(
+        "--rate-limit", type=int, help="requests per window (default: half the capacity)"
+    )
+    parser.add_argument("--rate-window", type=float, default=5.0, help="seconds")
+    args = parser.parse_args()
+    size, latency = args.size, args.latency / 1000
+    rate_limit = args.rate_limit or max(
+        1, int(0.5 * args.max_in_flight / latency * args.rate_window)
+    )
+
+    t = time.perf_counter()
+    offset = emulator_person_offset(size, size, 0.5)
+    emulator, base_url = start_emulator(size, args.seed, offset, max(64, size * 600 // 2**20))
+    origin = base_url.rsplit("/api/", 1)[0]
+    try:
+        with tempfile.TemporaryDirectory(prefix="cmtoolkit-bench-") as tmp:
+            parquet = write_profiles(
+                Path(tmp) / "profiles.parquet", size, seed=args.seed, email_noise=0.05
+            )
+            ws = Workspace.create(Path(tmp) / "ws")
+            ws.store.load(parquet)
+            auth = ApiKeyAuth(Secret(DEFAULT_API_KEY))
+            cm = CampaignMonitor(auth, base_url=base_url, max_in_flight=args.max_in_flight)
+            (client,) = cm.clients()
+            (lst,) = cm.lists(client.client_id)
+            selections = [(lst.list_id, s) for s in STATES]
+            warm = sum(f.height for _, f in cm.subscriber_frames_many(selections))
+            print(
+                f"setup: {size:,} profiles, {warm:,} subscribers rendered, emulator at "
+                f"{base_url} ({time.perf_counter() - t:.1f} s)",
+                flush=True,
+            )
+            control(origin, "latency", {"latency": latency})
+
+            floor, floor_requests = sequential_floor(base_url, lst.list_id)
+            print(f"floor: {floor_requests} requests one at a time: {floor:.1f} s", flush=True)
+            rss_floor = peak_rss_mib()
+
+            conn = Connection(
+                name="bench",
+                campaign_monitor=CampaignMonitorSettings(
+                    "default", client.client_id, max_in_flight=args.max_in_flight
+                ),
+                import_=ImportGoal(
+                    lists=(lst.list_id,),
+                    states=STATES,
+                    identifiers=(Identifier("EmailAddress", "email"),),
+                    allow_create=True,
+                    save_list_names_to="cm_lists",
+                    mappings=MAPPINGS,
+                ),
+            )
+            ctx = ws.context(conn, cm)
+            pristine = Path(tmp) / "store-before-first-run.duckdb"
+            shutil.copyfile(ws.store.path, pristine)
+            t0 = time.perf_counter()
+            first = sync(ctx, "import")
+            t_first = time.perf_counter() - t0
+            print(f"first run: {t_first:.1f} s", flush=True)
+            t0 = time.perf_counter()
+            again = sync(ctx, "import")
+            t_again = time.perf_counter() - t0
+            print(f"re-run: {t_again:.1f} s", flush=True)
+            assert again.counts["UNCHANGED"] == warm - again.counts["NO_IDENTIFIER"]
+
+            control(origin, "ratelimit", {"limit": rate_limit, "window": args.rate_window})
+            limited = CampaignMonitor(auth, base_url=base_url, max_in_flight=args.max_in_flight)
+            t0 = time.perf_counter()
+            read = sum(f.height for _, f in limited.subscriber_frames_many(selections))
+            t_limited = time.perf_counter() - t0
+            flow = limited.flow
+            requests_limited = flow.answers
+            ok = requests_limited - flow.rate_limited
+    finally:
+        emulator.terminate()
+        emulator.wait()
+
+    per_second = rate_limit / args.rate_window
+    throughput = ok / t_limited
+    print()
+    print(
+        f"{size:,} subscribers, {floor_requests} page requests, latency {args.latency:.0f} ms, "
+        f"max_in_flight {args.max_in_flight}"
+    )
+    for name, secs, target in (
+        ("floor (sequential)", floor, None),
+        ("first run", t_first, 0.35),
+        ("re-run", t_again, 0.30),
+    ):
+        ratio = secs / floor
+        verdict = "" if target is None else (" ok" if ratio <= target else " OVER TARGET")
+        goal = "" if target is None else f" (target ≤ {target}×)"
+        print(f"{name:<20} {secs:7.1f} s  {ratio:5.2f}× floor{goal}{verdict}")
+    print("first run: " + ", ".join(f"{k} {v:,}" for k, v in first.counts.items() if v))
+    share = throughput / per_second
+    limited_share = flow.rate_limited / max(1, requests_limited)
+    print(
+        f"rate limit {rate_limit} per {args.rate_window:g} s ({per_second:.1f}/s): read "
+        f"{read:,} of {warm:,} contacts in {t_limited:.1f} s, {ok} requests answered "
+        f"({throughput:.1f}/s = {share:.0%} of the limit, target ≥ 90 %), "
+        f"{flow.rate_limited} answered 429 ({limited_share:.1%}, target ≤ 1 %)"
+        + ("" if read == warm else "  LOST CONTACTS")
+    )
+    print(f"peak RSS: {peak_rss_mib():,.0f} MiB (after the floor: {rss_floor:,.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
