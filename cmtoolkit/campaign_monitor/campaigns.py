@@ -8,7 +8,7 @@ activity endpoints are paged like the subscriber reads; ``since`` is the API's `
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -273,7 +273,12 @@ class CampaignActivity:
             )
             return PageInfo.from_envelope(body, page), list(body.get("Results") or ())
 
-        return iterate_pages(fetch)
+        return self._pages(fetch)
+
+    def _pages(self, fetch: Callable[[int], tuple[PageInfo, list[Wire]]]) -> Iterator[list[Wire]]:
+        """Pages in order, read ahead ``max_in_flight`` at a time when the client can."""
+        paged = getattr(self, "_paged", None)
+        return paged(fetch) if paged is not None else iterate_pages(fetch)
 
     def campaign_events(
         self,
