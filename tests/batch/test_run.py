@@ -23,6 +23,7 @@ from cmtoolkit.errors import RunInProgress
 from cmtoolkit.profiles.store import Store
 from cmtoolkit.sync import RunState
 from cmtoolkit.sync.locking import RunLock
+from cmtoolkit.sync.runner import NotReady
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -92,7 +93,7 @@ def test_a_failing_notebook_exits_1_and_its_report_leads_with_the_error(
     assert history[0].state is RunState.FAILED and history[0].run_id == g.run_id
 
 
-def test_a_broken_mapping_fails_the_run_with_the_engines_message(
+def test_a_broken_mapping_is_refused_by_the_readiness_gate_before_any_notebook(
     make_workspace, batch_env, notebooks
 ):
     export = {
@@ -103,26 +104,25 @@ def test_a_broken_mapping_fails_the_run_with_the_engines_message(
     }
     ws = make_workspace(export=export)
     ws.segments_path.write_text("everyone:\n  property: email\n  exists: true\n")
-    result = run_connection(ws.path, "news", "export", notebooks=notebooks())
-    (g,) = result.runs
-    assert not result.ok and g.state is RunState.FAILED
-    assert "no custom field 'no such field'" in g.error
-    assert "fix the export mapping" in only_report(ws, ".html").read_text()
-    assert ws.connection("news").history()[0].state is RunState.FAILED
+    with pytest.raises(NotReady, match="'no such field' does not exist") as info:
+        run_connection(ws.path, "news", "export", notebooks=notebooks())
+    assert "export.mappings[0].field" in str(info.value)
+    assert not (ws.reports_dir / "news").exists() and ws.connection("news").history() == []
 
 
-def test_all_stops_at_the_first_failed_goal(make_workspace, batch_env, notebooks):
+def test_all_stops_at_the_first_failed_goal(make_workspace, batch_env, notebooks, tmp_path):
     export = {
         "segment": "everyone",
         "lists": [batch_env.list_ids[0]],
         "match_property": "email",
-        "mappings": [{"value": "profile_id", "field": "no such field"}],
+        "mappings": [{"value": "profile_id", "field": "website"}],
     }
     ws = make_workspace(
         export=export, targeting={"lists": [batch_env.list_ids[0]], "segments": ["everyone"]}
     )
     ws.segments_path.write_text("everyone:\n  property: email\n  exists: true\n")
-    result = run_connection(ws.path, "news", "all", notebooks=notebooks())
+    goals = {**notebooks(), "export": notebooks("fails")["export"]}
+    result = run_connection(ws.path, "news", "all", notebooks=goals)
     assert [(g.goal, g.state) for g in result.runs] == [
         ("import", RunState.FINISHED),
         ("export", RunState.FAILED),
@@ -132,7 +132,7 @@ def test_all_stops_at_the_first_failed_goal(make_workspace, batch_env, notebooks
 @pytest.mark.slow
 def test_server_errors_past_the_retries_fail_the_run(make_workspace, batch_env, tmp_path, capsys):
     ws = make_workspace()
-    batch_env.set_faults("500")
+    batch_env.set_faults("500:path=/lists/*/active.json")  # the run's reads; status passes
     code = cli(
         "run", "news", "--goal", "import", "--workspace", str(ws.path),
         "--notebooks", str(goal_folder(tmp_path)),
@@ -143,7 +143,9 @@ def test_server_errors_past_the_retries_fail_the_run(make_workspace, batch_env, 
     assert "Run FAILED" in only_report(ws, ".html").read_text()
 
 
-def test_a_revoked_token_fails_the_run_and_says_to_reconnect(make_workspace, batch_env, notebooks):
+def test_a_revoked_token_is_refused_by_the_gate_and_says_to_reconnect(
+    make_workspace, batch_env, notebooks
+):
     from cmtoolkit.credentials import CredentialStore, OAuthCredential
     from cmtoolkit.secret import Secret
 
@@ -154,14 +156,11 @@ def test_a_revoked_token_fails_the_run_and_says_to_reconnect(make_workspace, bat
     )
     batch_env.revoke(tokens["access_token"])
     ws = make_workspace(campaign_monitor={"credential": "team", "client_id": batch_env.client_id})
-    result = run_connection(ws.path, "news", "import", notebooks=notebooks())
-    (g,) = result.runs
-    assert g.state is RunState.FAILED and "revoked" in g.error.lower()
-    assert "auth login" in g.error
-    for path in (ws.path / "reports").rglob("*"):
-        if path.is_file():
-            text = path.read_text()
-            assert tokens["access_token"] not in text and tokens["refresh_token"] not in text
+    with pytest.raises(NotReady, match="auth login --credential team") as info:
+        run_connection(ws.path, "news", "import", notebooks=notebooks())
+    message = str(info.value)
+    assert tokens["access_token"] not in message and tokens["refresh_token"] not in message
+    assert not (ws.reports_dir / "news").exists()
 
 
 def test_a_second_run_of_the_same_connection_is_refused(make_workspace, notebooks, capsys):
