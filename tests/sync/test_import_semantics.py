@@ -75,6 +75,9 @@ def test_settings_changes_full_runs_and_renames_never_sum_a_value_again(account,
     full = run(ws, conn, cm, full=True)
     assert profile(ws, "p1")["points"] == ["17"]
     assert full.details["already_summed"] == 1
+    from cmtoolkit.widgets.html import result_html  # what the report and the preview show
+
+    assert "sum: 1 value already summed, not added again" in result_html(full)
     cm.update_subscriber(account.l1, "ann@example.com", custom_fields={"loyalty points": "3"})
     run(ws, conn, cm)
     assert profile(ws, "p1")["points"] == ["20"]  # a new value is summed, once
