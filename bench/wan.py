@@ -8,8 +8,9 @@ in one run:
 * **floor**: the same page requests one at a time with no processing, as the official wrapper
   or a createsend page loop issue them (``requests`` GET, page after page, each state in turn;
   only page 1's envelope is decoded, for the page count);
-* **first run** and **re-run** of the import through ``cmtoolkit`` (``max_in_flight``,
-  default 4);
+* **client read**: the same pages through ``CampaignMonitor.subscriber_frames_many`` (decoded
+  to frames, ``max_in_flight`` at once, default 4), nothing else: the transport's own figure;
+* **first run** and **re-run** of the import through ``cmtoolkit``;
 * **rate-limited read**: every page read through the client while the emulator allows
   ``--rate-limit`` requests per ``--rate-window`` s (default half of what the concurrency could
   use): throughput against the limit, requests answered 429, contacts read against the list.
@@ -75,7 +76,7 @@ def sequential_floor(base_url: str, list_id: str) -> tuple[float, int]:
         while page <= pages:
             r = session.get(
                 f"{base_url}/lists/{list_id}/{state.lower()}.json",
-                params={"page": page, "pagesize": 1000, "orderfield": "email"},
+                params={"page": str(page), "pagesize": "1000", "orderfield": "email"},
                 timeout=60,
             )
             r.raise_for_status()
@@ -133,6 +134,11 @@ def main() -> None:
             floor, floor_requests = sequential_floor(base_url, lst.list_id)
             print(f"floor: {floor_requests} requests one at a time: {floor:.1f} s", flush=True)
             rss_floor = peak_rss_mib()
+            t0 = time.perf_counter()
+            read_all = sum(f.height for _, f in cm.subscriber_frames_many(selections))
+            t_read = time.perf_counter() - t0
+            assert read_all == warm
+            print(f"client read, no processing: {t_read:.1f} s", flush=True)
 
             conn = Connection(
                 name="bench",
@@ -182,6 +188,7 @@ def main() -> None:
     )
     for name, secs, target in (
         ("floor (sequential)", floor, None),
+        ("client read only", t_read, None),
         ("first run", t_first, 0.35),
         ("re-run", t_again, 0.30),
     ):

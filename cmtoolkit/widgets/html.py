@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -258,6 +258,28 @@ def samples_html(goal: str, samples: pl.DataFrame | None) -> str:
     return before_after_html(samples) if goal == "import" else payload_html(samples)
 
 
+def import_notes_html(details: Mapping[str, object]) -> str:
+    """What an import's counts do not say (DESIGN §5): values not summed again, leavers, skipped
+    mappings; empty when there is nothing to say."""
+    notes = []
+    keys = ("already_summed", "leavers", "mapping_skipped")
+    summed, leavers, skipped = (details.get(k) for k in keys)
+    if isinstance(summed, int) and summed:
+        notes.append(f"sum: {summed:,} value{'s' * (summed != 1)} already summed, not added again")
+    if isinstance(leavers, int) and leavers:
+        notes.append(
+            f"leavers: {leavers:,} subscriber{'s' * (leavers != 1)} left a list; its name is "
+            "taken away from the list-names property and a State mapping gets the new state"
+        )
+    if isinstance(skipped, int) and skipped:
+        notes.append(
+            f"{skipped:,} contact{'s' * (skipped != 1)} had a mapping skipped (a value that does "
+            "not fit its property); the rows say which"
+        )
+    items = "".join(f"<li>{esc(n)}</li>" for n in notes)
+    return f'<ul class="cm-import-notes">{items}</ul>' if notes else ""
+
+
 def result_html(result: Run) -> str:
     """One goal's run (or dry run): state, duration, counts, error."""
     colour = GREEN if result.ok else RED
@@ -268,7 +290,7 @@ def result_html(result: Run) -> str:
         f"{result.duration_s or 0:.1f} s</p>"
     )
     error = f'<p style="color:{RED}">{esc(result.error)}</p>' if result.error else ""
-    return head + counts_html(result.counts) + error
+    return head + counts_html(result.counts) + import_notes_html(result.details) + error
 
 
 # --- history -----------------------------------------------------------------------------------

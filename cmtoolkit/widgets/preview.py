@@ -14,6 +14,7 @@ from cmtoolkit.widgets.html import (
     counts_html,
     esc,
     history_html,
+    import_notes_html,
     result_html,
     samples_html,
 )
@@ -85,7 +86,9 @@ class PreviewPane(View):
         self.result = result
         self.refreshes += 1
         self.message.value = ""
-        self.counts.value = counts_html(result.counts, title=f"{self.goal}: what a run would do")
+        self.counts.value = counts_html(
+            result.counts, title=f"{self.goal}: what a run would do"
+        ) + import_notes_html(result.details)
         self.samples.value = samples_html(self.goal, result.samples)
         self.state.value = (
             f'<span style="color:{GREY}">dry run in {result.duration_s or 0:.1f} s; nothing was '
