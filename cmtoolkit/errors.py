@@ -14,7 +14,7 @@ same thing again can succeed.
     │   ├── RateLimited           [R]   HTTP 429
     │   ├── ServerError           [R]   HTTP 5xx
     │   ├── BadRequest                  HTTP 400 (``code``, ``result_data``)
-    │   ├── AuthenticationError         HTTP 401 (codes 50, 100, 102, ...)
+    │   ├── AuthenticationError         HTTP 401 (codes 50, 100, ...; 101/102 are NotFound)
     │   │   ├── TokenExpired            code 121 (refreshed automatically when possible)
     │   │   ├── TokenInvalid            code 120: reconnect
     │   │   └── TokenRevoked            code 122: reconnect

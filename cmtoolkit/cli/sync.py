@@ -60,10 +60,45 @@ def cmd_preview(args: argparse.Namespace) -> int:
         print_json([_with_sample(r, args.sample) for r in results])
         return 0
     for r in results:
-        print(f"{r.goal} preview of {r.connection}: {describe_counts(r.counts)}")
+        print(f"{r.goal} preview of {r.connection}: {describe_counts(r.counts, grouped=True)}")
         if r.samples is not None and r.samples.height:
-            print(r.samples.head(args.sample))
+            print(text_table(r.samples.head(args.sample).to_dicts()))
     return 0
+
+
+def text_table(rows: list[dict[str, object]]) -> str:
+    """Rows as aligned text: every value in full (ids, payloads), numbers with thousands
+    separators, lists joined by ', ' — not a frame's truncated repr."""
+    if not rows:
+        return ""
+    headers = list(rows[0])
+    cells = [[_cell(r.get(h)) for h in headers] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    numeric = [all(isinstance(r.get(h), int | float) for r in rows) for h in headers]
+
+    def line(values: list[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(c) for c in cells)])
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v) for v in value) or "[]"
+    return str(value).replace("\n", " ")
 
 
 def _with_sample(result: Run, n: int) -> dict[str, object]:

@@ -222,10 +222,16 @@ def _live_campaign_monitor(conn: Connection, client: CampaignMonitorClient, c: _
     try:
         clients = list(client.clients())
     except AuthenticationError:
+        if credential.startswith("env:"):  # not a store name: 'auth login' cannot fix it
+            fix = (
+                f"check the API key in ${credential[4:]}, or store a working one with "
+                "'cmtoolkit auth login --credential NAME' and use that NAME"
+            )
+        else:
+            fix = f"log in again with 'cmtoolkit auth login --credential {credential}'"
         c.error(
             "campaign_monitor.credential",
-            f"Campaign Monitor refused credential {credential!r}: log in again with "
-            f"'cmtoolkit auth login --credential {credential}'",
+            f"Campaign Monitor refused credential {credential!r}: {fix}",
         )
         return
     except PermissionDenied:

@@ -34,6 +34,7 @@ from cmtoolkit.connection.file import (
     connection_path,
     find_connection,
     load_connection,
+    new_connection_id,
     save_connection,
 )
 from cmtoolkit.connection.model import (
@@ -44,7 +45,8 @@ from cmtoolkit.connection.model import (
 )
 from cmtoolkit.connection.status import Problem, Status, connection_status
 from cmtoolkit.credentials import CredentialStore
-from cmtoolkit.errors import CmToolkitError, PermissionDenied
+from cmtoolkit.errors import CmToolkitError, ConfigurationError, PermissionDenied
+from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.sync import ConnectionRunner, Progress, Run, preview, sync
 from cmtoolkit.workspace import Workspace
 
@@ -115,6 +117,8 @@ class ConnectionEditor:
         self._client = client
         self._catalog: Catalog | None = None
         self._observers: list[Observer] = []
+        # The status of one model, shared by the views that show it (status bar, rows, save).
+        self._status: tuple[Connection, Status] | None = None
 
     @classmethod
     def open(
@@ -190,6 +194,37 @@ class ConnectionEditor:
         goal = self._model.targeting or TargetingGoal(lists=())
         self.set(replace(self._model, targeting=replace(goal, **changes)))
 
+    @classmethod
+    def new(
+        cls,
+        workspace: Workspace | str | os.PathLike[str],
+        name: str,
+        *,
+        client: CampaignMonitor | None = None,
+        credentials: CredentialStore | None = None,
+    ) -> ConnectionEditor:
+        """A connection not saved yet: a fresh id, switched off, the ``default`` credential."""
+        ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+        model = Connection(name=name, id=new_connection_id(), enabled=False)
+        return cls(ws, model, client=client, credentials=credentials)
+
+    def rename(self, name: str) -> None:
+        """Name a new connection (and so its file); a saved one keeps its file's name."""
+        if self.path.exists():
+            raise ConfigurationError(
+                f"{self.path.name} is saved: rename its file (and its name: line) to rename it"
+            )
+        if not name:
+            raise ConfigurationError("a connection needs a name")
+        path = connection_path(self.workspace.path, name)
+        if path.exists():
+            raise ConfigurationError(
+                f"{path.name} exists already: open it (connection = {name!r}) or choose "
+                "another name"
+            )
+        self.path = path
+        self.edit(name=name)
+
     def save(self) -> Path:
         """Write the YAML (no secret can be in it: the model holds references only)."""
         save_connection(self._model, self.path)
@@ -226,6 +261,13 @@ class ConnectionEditor:
                 close()
         self._client = self._given_client if self._given_client is not None else None
         self._catalog = None
+        self._status = None
+
+    def recheck(self) -> None:
+        """Forget what was read from Campaign Monitor (lists, fields) and the status."""
+        if self._catalog is not None:
+            self._catalog.clear()
+        self._status = None
 
     def credentials_changed(self) -> None:
         """A login or logout happened: rebuild the client and tell the views."""
@@ -279,13 +321,39 @@ class ConnectionEditor:
     def properties(self) -> dict[str, str]:
         return self.workspace.properties() if self.workspace.database_path.exists() else {}
 
+    def people(self, profile_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """Each stored profile's (identifier, name): the first import identifier's property
+        (else ``email``) and ``full_name`` or ``name``, so a sample row names someone."""
+        props = self.properties()
+        imp = self._model.import_
+        ident = imp.identifiers[0].property if imp and imp.identifiers else "email"
+        name = next((p for p in ("full_name", "name") if p in props), None)
+        if not profile_ids or ident not in props:
+            return {}
+        name_sql = f"{quote_ident(name)}[1]" if name else "NULL"
+        sql = (
+            f"SELECT profile_id, {quote_ident(ident)}[1], {name_sql} FROM profiles "
+            "WHERE profile_id IN (SELECT unnest(?::VARCHAR[]))"
+        )
+        with self.workspace.store.connect() as con:
+            rows = con.execute(sql, [profile_ids]).fetchall()
+        return {str(pid): (str(who or ""), str(n or "")) for pid, who, n in rows}
+
     def segment_names(self) -> list[str]:
         return self.workspace.segment_names()
 
     # --- status, preview, run -------------------------------------------------------------------
 
     def status(self) -> Status:
-        """The connection status of the current model, live against the catalog and the store."""
+        """The connection status of the current model, live against the catalog and the store
+        (computed once per model; :meth:`recheck` forgets it)."""
+        if self._status is not None and self._status[0] is self._model:
+            return self._status[1]
+        status = self._compute_status()
+        self._status = (self._model, status)
+        return status
+
+    def _compute_status(self) -> Status:
         try:
             catalog = self.catalog
         except CmToolkitError as exc:

@@ -31,6 +31,12 @@ class ExportMappingRows(_Rows):
     """Value type, profile property (for the *Profile property* type) and Campaign Monitor field."""
 
     add_label = "Add mapping"
+    status_key = "export.mappings"
+    headers = (
+        ("value sent", "190px"),
+        ("profile property", "240px"),
+        ("Campaign Monitor field", "220px"),
+    )
 
     def __init__(self, editor: ConnectionEditor) -> None:
         super().__init__(editor)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -81,9 +82,24 @@ def _arrow(label: str, configured: bool, ready: bool) -> str:
     )
 
 
+_ROW_KEY = re.compile(r"^(import|export)\.(mappings|identifiers)\[(\d+)\](?:\.(\w+))?$")
+_ROW_NAMES = {"mappings": "mapping", "identifiers": "identifier"}
+
+
+def human_key(key: str) -> str:
+    """A key path as the analyst sees it: ``import.mappings[0].rule`` → ``import mapping row 1
+    (rule)``; rows are numbered from 1, as on screen."""
+    m = _ROW_KEY.match(key)
+    if not m:
+        return key or "connection"
+    goal, rows, index, attr = m.groups()
+    tail = f" ({attr})" if attr else ""
+    return f"{goal} {_ROW_NAMES[rows]} row {int(index) + 1}{tail}"
+
+
 def _problems_html(problems: Iterable[Problem], css_class: str, colour: str, title: str) -> str:
     items = "".join(
-        f"<li><code>{esc(p.key or 'connection')}</code>: {esc(p.message)}</li>" for p in problems
+        f"<li><code>{esc(human_key(p.key))}</code>: {esc(p.message)}</li>" for p in problems
     )
     return (
         f'<div class="{css_class}" style="color:{colour}"><b>{title}</b>'
@@ -193,10 +209,13 @@ def _values(value: object) -> str:
     return str(value)
 
 
-def before_after_html(samples: pl.DataFrame | None) -> str:
+def before_after_html(
+    samples: pl.DataFrame | None, people: dict[str, tuple[str, str]] | None = None
+) -> str:
     """Import samples (profile_id, created, property, before, after) as one row per profile.
 
-    A property the run changes shows ``before → after`` on a highlighted cell.
+    A property the run changes shows ``before → after`` on a highlighted cell. ``people`` gives
+    each profile id its (email or identifier, name), shown beside the id so a row is someone.
     """
     if samples is None or not len(samples):
         return "<p><i>No profile would change.</i></p>"
@@ -209,8 +228,16 @@ def before_after_html(samples: pl.DataFrame | None) -> str:
         entry = by_profile.setdefault(r["profile_id"], {"created": r.get("created"), "cells": {}})
         entry["cells"][r["property"]] = (r["before"], r["after"])
     out = []
+    people = people or {}
     for pid, entry in by_profile.items():
-        cells: list[Any] = [(esc(pid) + (" <i>(new)</i>" if entry["created"] else ""), "")]
+        who, name = people.get(pid, ("", ""))
+        cells: list[Any] = [
+            (f"<b>{esc(who)}</b>" if who else "", ""),
+            (esc(name), ""),
+            (f'<span style="color:{GREY}">{esc(pid)}</span>', "white-space:nowrap"),
+        ]
+        if entry["created"]:
+            cells[2] = (cells[2][0] + " <i>(new)</i>", "white-space:nowrap")
         for p in props:
             if p in entry["cells"]:
                 before, after = entry["cells"][p]
@@ -224,7 +251,7 @@ def before_after_html(samples: pl.DataFrame | None) -> str:
             else:
                 cells.append(("", ""))
         out.append(cells)
-    return table(["profile", *props], out, cls="cm-before-after")
+    return table(["email / identifier", "name", "profile", *props], out, cls="cm-before-after")
 
 
 def payload_html(samples: pl.DataFrame | None) -> str:
@@ -254,8 +281,10 @@ def payload_html(samples: pl.DataFrame | None) -> str:
     return table(["profile", "email", "outcome", "reason", "payload"], out, cls="cm-payloads")
 
 
-def samples_html(goal: str, samples: pl.DataFrame | None) -> str:
-    return before_after_html(samples) if goal == "import" else payload_html(samples)
+def samples_html(
+    goal: str, samples: pl.DataFrame | None, people: dict[str, tuple[str, str]] | None = None
+) -> str:
+    return before_after_html(samples, people) if goal == "import" else payload_html(samples)
 
 
 def import_notes_html(details: Mapping[str, object]) -> str:

@@ -14,7 +14,7 @@ import ipywidgets as W
 
 from cmtoolkit.connection.model import RULES, Connection, Identifier, ImportMapping
 from cmtoolkit.widgets.editor import ConnectionEditor
-from cmtoolkit.widgets.html import RULE_LABELS
+from cmtoolkit.widgets.html import RED, RULE_LABELS, esc
 from cmtoolkit.widgets.view import View, property_box, set_options
 
 
@@ -34,6 +34,10 @@ class _Rows(View):
     add_label = "Add"
     #: The row's property follows its field while it is still the one suggested for the field.
     follow_field = False
+    #: The status key of these rows (``import.mappings``): its problems show beside their row.
+    status_key = ""
+    #: Column headers over the rows, one per widget of a row.
+    headers: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, editor: ConnectionEditor) -> None:
         super().__init__(editor)
@@ -41,7 +45,10 @@ class _Rows(View):
         self.rows_box = W.VBox()
         self.add_button = W.Button(description=self.add_label, icon="plus")
         self.add_button.on_click(lambda _: self.add())
-        self.children = [self.rows_box, self.add_button, self.message]
+        header = W.HBox(
+            [W.HTML(f"<b>{text}</b>", layout=W.Layout(width=width)) for text, width in self.headers]
+        )
+        self.children = [header, self.rows_box, self.add_button, self.message]
 
     # subclasses: items(model), store(items), new_item(model), make_row(), fill(row, item, model),
     # read(row)
@@ -53,13 +60,30 @@ class _Rows(View):
             self.rows_box.children = [r["box"] for r in self.rows]
         for row, item in zip(self.rows, items, strict=True):
             self.fill(row, item, model)
+        self.show_row_problems()
+
+    def show_row_problems(self) -> None:
+        """Each status error about row i beside that row, numbered from 1 as on screen."""
+        if not self.status_key or not self.rows:
+            return
+        try:
+            errors = self.editor.status().errors
+        except Exception:  # the status bar says why the status cannot be computed
+            errors = []
+        for i, row in enumerate(self.rows):
+            prefix = f"{self.status_key}[{i}]"
+            mine = [p for p in errors if p.key == prefix or p.key.startswith(prefix + ".")]
+            row["error"].value = "".join(
+                f'<div style="color:{RED}">✖ row {i + 1}: {esc(p.message)}</div>' for p in mine
+            )
 
     def _row(self, index: int) -> dict[str, Any]:
         row = self.make_row()
         remove = W.Button(description="✕", tooltip="remove this row", layout=W.Layout(width="40px"))
         remove.on_click(lambda _: self.remove(index))
         row["remove"] = remove
-        row["box"] = W.HBox([*row["widgets"], remove])
+        row["error"] = W.HTML(layout=W.Layout(max_width="640px"))
+        row["box"] = W.HBox([*row["widgets"], remove, row["error"]])
         if self.follow_field:  # observed first: the property is renamed before the row is read
             row["field"].observe(lambda c: self._field_changed(row, c), "value")
         for widget in row["widgets"]:
@@ -135,6 +159,8 @@ class IdentifierLinker(_Rows):
 
     add_label = "Add identifier"
     follow_field = True
+    status_key = "import.identifiers"
+    headers = (("Campaign Monitor field", "220px"), ("profile property", "240px"))
 
     def __init__(self, editor: ConnectionEditor) -> None:
         super().__init__(editor)
@@ -169,6 +195,12 @@ class MappingEditor(_Rows):
 
     add_label = "Add variable"
     follow_field = True
+    status_key = "import.mappings"
+    headers = (
+        ("Campaign Monitor field", "220px"),
+        ("profile property", "240px"),
+        ("merge rule", "130px"),
+    )
 
     def __init__(self, editor: ConnectionEditor) -> None:
         super().__init__(editor)

@@ -17,6 +17,7 @@ import ipywidgets as W
 from IPython.display import HTML, display
 
 from cmtoolkit.campaign_monitor import CampaignMonitor, OAuthApp
+from cmtoolkit.connection.file import connection_path, find_connection
 from cmtoolkit.connection.status import Status
 from cmtoolkit.credentials import CredentialStore
 from cmtoolkit.errors import ConfigurationError, RunError
@@ -37,9 +38,10 @@ from cmtoolkit.widgets.html import (
 from cmtoolkit.widgets.lists import ListPicker
 from cmtoolkit.widgets.locate import resolve_workspace
 from cmtoolkit.widgets.mappings import IdentifierLinker, MappingEditor
-from cmtoolkit.widgets.preview import HistoryView, PreviewPane, RunPanel
+from cmtoolkit.widgets.preview import HistoryView, PreviewPane, RunPanel, sample_people
 from cmtoolkit.widgets.progress import progress_callback
 from cmtoolkit.widgets.published import publish
+from cmtoolkit.widgets.settings import ConnectionSettings, NameBox
 from cmtoolkit.widgets.status import SaveBar, StatusBar
 from cmtoolkit.workspace import Workspace
 
@@ -52,14 +54,23 @@ def open_editor(
     *,
     client: CampaignMonitor | None = None,
     credentials: CredentialStore | None = None,
+    create: bool = False,
 ) -> ConnectionEditor:
-    """The connection ``connection`` of the workspace folder ``workspace``.
+    """The connection ``connection`` of the workspace folder ``workspace``; with ``create``, a
+    new one (not saved until *Save*) when the workspace has none of that name.
 
     A relative folder name is found from the notebook's folder up to the repository root (and
     the default ``workspace`` is ``$CMTOOLKIT_WORKSPACE`` when set): see :mod:`.locate`.
     """
     if not isinstance(workspace, Workspace):
         workspace = Workspace.open(resolve_workspace(workspace))
+    if create and not connection_path(workspace.path, connection).exists():
+        try:
+            find_connection(workspace.path, connection)
+        except ConfigurationError:
+            return ConnectionEditor.new(
+                workspace, connection, client=client, credentials=credentials
+            )
     return ConnectionEditor.open(workspace, connection, client=client, credentials=credentials)
 
 
@@ -137,6 +148,12 @@ def auth_step(
     )
 
 
+def settings_step(editor: ConnectionEditor, interactive: bool) -> None:
+    """The connection's name (while new), on/off, schedule, objectives and alerts."""
+    if interactive:
+        show(W.VBox([NameBox(editor), ConnectionSettings(editor)]))
+
+
 def check_connection(editor: ConnectionEditor) -> None:
     """Batch: fail when the credential or the client does not work (nothing else can run)."""
     status = editor.status()
@@ -201,7 +218,7 @@ def preview_step(editor: ConnectionEditor, goals: Sequence[str], interactive: bo
     for g in goals:
         result = editor.preview(g)
         parts.append(counts_html(result.counts, title=f"{g}: what a run would do"))
-        parts.append(samples_html(g, result.samples))
+        parts.append(samples_html(g, result.samples, sample_people(editor, g, result)))
     show("".join(parts))
 
 

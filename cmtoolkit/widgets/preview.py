@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipywidgets as W
 
 from cmtoolkit.connection.model import Connection
+from cmtoolkit.errors import CmToolkitError, NotFound
 from cmtoolkit.sync import Run
 from cmtoolkit.widgets.debounce import Debouncer, Scheduler
 from cmtoolkit.widgets.editor import ConnectionEditor
@@ -14,6 +15,7 @@ from cmtoolkit.widgets.html import (
     counts_html,
     esc,
     history_html,
+    human_key,
     import_notes_html,
     result_html,
     samples_html,
@@ -21,6 +23,25 @@ from cmtoolkit.widgets.html import (
 from cmtoolkit.widgets.view import View
 
 DEFAULT_DELAY = 0.6
+
+
+def sample_people(editor: ConnectionEditor, goal: str, result: Run) -> dict[str, tuple[str, str]]:
+    """Who each sampled profile of an import preview is: stored ones from the store, new ones
+    from the identifier value the sample gives them."""
+    samples = result.samples
+    if goal != "import" or samples is None or not len(samples):
+        return {}
+    rows = samples.to_dicts()
+    people = editor.people(sorted({str(r["profile_id"]) for r in rows}))
+    imp = editor.model.import_
+    ident = imp.identifiers[0].property if imp and imp.identifiers else "email"
+    for r in rows:
+        pid = str(r["profile_id"])
+        if pid not in people and r["property"] == ident and r["after"]:
+            after = r["after"]
+            value = after[0] if isinstance(after, list) and after else after
+            people[pid] = (str(value), "")
+    return people
 
 
 class PreviewPane(View):
@@ -80,7 +101,8 @@ class PreviewPane(View):
             self.state.value = ""
             self.message.value = (
                 f'<span style="color:{RED}">The preview cannot run yet: '
-                f"{esc(exc if str(exc) else type(exc).__name__)}</span>"
+                f"{esc(exc if str(exc) else type(exc).__name__)}{esc(self._lists_hint(exc))}"
+                "</span>"
             )
             return
         self.result = result
@@ -89,11 +111,23 @@ class PreviewPane(View):
         self.counts.value = counts_html(
             result.counts, title=f"{self.goal}: what a run would do"
         ) + import_notes_html(result.details)
-        self.samples.value = samples_html(self.goal, result.samples)
+        people = sample_people(self.editor, self.goal, result)
+        self.samples.value = samples_html(self.goal, result.samples, people)
         self.state.value = (
             f'<span style="color:{GREY}">dry run in {result.duration_s or 0:.1f} s; nothing was '
             "written</span>"
         )
+
+    def _lists_hint(self, exc: Exception) -> str:
+        """For a list id the account does not have: the lists it does have."""
+        if not (isinstance(exc, NotFound) and exc.code == 101):
+            return ""
+        try:
+            names = self.editor.list_names()
+        except CmToolkitError:
+            return ""
+        shown = ", ".join(f"{name} ({list_id})" for list_id, name in names.items())
+        return f" The client's lists: {shown or 'none'}."
 
 
 class RunPanel(View):
@@ -102,15 +136,28 @@ class RunPanel(View):
     def __init__(self, editor: ConnectionEditor, goals: tuple[str, ...] | None = None) -> None:
         super().__init__(editor)
         self.results: list[Run] = []
+        self.pending: str | None = None
         choices = list(goals or ("import", "export", "targeting"))
         self.goal = W.Dropdown(description="Goal", options=choices)
         self.dry_run = W.Checkbox(description="Dry run", value=False, indent=False)
         self.full = W.Checkbox(description="Full (ignore what was synced)", indent=False)
         self.run_button = W.Button(description="Run now", icon="play", button_style="success")
-        self.run_button.on_click(lambda _: self.run())
+        self.run_button.on_click(lambda _: self.ask())
+        self.question = W.HTML()
+        self.confirm_button = W.Button(
+            description="Yes, run it", icon="check", button_style="danger"
+        )
+        self.confirm_button.on_click(lambda _: self.confirm())
+        self.cancel_button = W.Button(description="Cancel", icon="times")
+        self.cancel_button.on_click(lambda _: self.cancel())
+        self.confirm_box = W.HBox(
+            [self.question, self.confirm_button, self.cancel_button],
+            layout=W.Layout(display="none"),
+        )
         self.output = W.HTML()
         self.children = [
             W.HBox([self.goal, self.dry_run, self.full, self.run_button]),
+            self.confirm_box,
             self.output,
             self.message,
         ]
@@ -124,8 +171,51 @@ class RunPanel(View):
         else:
             self.message.value = ""
 
-    def run(self) -> Run | None:
+    def ask(self) -> None:
+        """Run now: a dry run is done at once; a real run first says what it would do (the
+        preview's counts) and waits for *Yes, run it*. A goal whose status has errors is refused."""
         goal = self.goal.value
+        if self.dry_run.value:
+            self.run()
+            return
+        errors = [p for p in self.editor.status().errors if _concerns(p.key, goal)]
+        if errors:
+            self.output.value = (
+                f'<span style="color:{RED}">✖ {esc(goal)} cannot run: fix first — '
+                + "; ".join(esc(f"{human_key(p.key)}: {p.message}") for p in errors)
+                + "</span>"
+            )
+            return
+        self.output.value = f"<i>checking what the {esc(goal)} run would do…</i>"
+        try:
+            preview = self.editor.preview(goal, full=self.full.value)
+        except Exception as exc:
+            self.output.value = f'<span style="color:{RED}">{esc(exc)}</span>'
+            return
+        counts = ", ".join(f"{k} {v:,}" for k, v in preview.counts.items() if v)
+        self.question.value = (
+            f"<b>Run {esc(goal)} for real?</b> The preview says: {esc(counts or 'nothing to do')}. "
+        )
+        self.pending = goal
+        self.output.value = ""
+        self.confirm_box.layout.display = "flex"
+
+    def confirm(self) -> Run | None:
+        """*Yes, run it*: the run asked about (the goal chosen then)."""
+        goal, self.pending = self.pending, None
+        self.confirm_box.layout.display = "none"
+        if goal is None:
+            return None
+        return self.run(goal)
+
+    def cancel(self) -> None:
+        self.pending = None
+        self.confirm_box.layout.display = "none"
+        self.output.value = "<i>not run</i>"
+
+    def run(self, goal: str | None = None) -> Run | None:
+        """Run (or dry-run) ``goal`` (the chosen one) now, without asking."""
+        goal = goal or self.goal.value
         self.output.value = f"<i>running {esc(goal)}…</i>"
         try:
             if self.dry_run.value:
@@ -138,6 +228,14 @@ class RunPanel(View):
         self.results.append(result)
         self.output.value = result_html(result)
         return result
+
+
+def _concerns(key: str, goal: str) -> bool:
+    """Whether a status problem's key is about ``goal`` (or the whole connection)."""
+    head = key.split(".")[0].split("[")[0]
+    if head in ("schedule", "alerts"):  # matter to the scheduler, not to a run by hand
+        return False
+    return head not in ("import", "export", "targeting") or head == goal
 
 
 class HistoryView(View):

@@ -10,7 +10,7 @@ from cmtoolkit.connection.model import Connection
 from cmtoolkit.connection.status import Status
 from cmtoolkit.errors import CmToolkitError
 from cmtoolkit.widgets.editor import ConnectionEditor
-from cmtoolkit.widgets.html import GREEN, esc, status_html
+from cmtoolkit.widgets.html import AMBER, GREEN, esc, status_html
 from cmtoolkit.widgets.view import View
 
 
@@ -34,8 +34,7 @@ class StatusBar(View):
 
     def recheck(self) -> None:
         """Forget what was read from Campaign Monitor (lists, fields) and check again."""
-        if self.editor._catalog is not None:
-            self.editor._catalog.clear()
+        self.editor.recheck()
         self._follow(self.editor.model)
 
     @property
@@ -66,10 +65,23 @@ class SaveBar(View):
         self.revert_button.disabled = not self.editor.path.exists()
 
     def save(self) -> None:
+        """Save; while the status has errors, save switched off and say so (a scheduled run of
+        a broken connection would only fail)."""
         try:
+            errors = self.editor.status().errors
+            if errors and self.editor.model.enabled:
+                self.editor.edit(enabled=False)
             path = self.editor.save()
         except (CmToolkitError, OSError) as exc:
             self.show_error(f"not saved: {exc}")
+            return
+        if errors:
+            self.message.value = ""
+            self.state.value = (
+                f'<span style="color:{AMBER}">⚠ saved to {esc(path)} <b>switched off</b>: '
+                f"{len(errors)} problem(s) to fix first (listed above); switch it on once the "
+                "status is green</span>"
+            )
             return
         self.message.value = ""
         self.state.value = f'<span style="color:{GREEN}">✔ saved to {esc(path)}</span>'

@@ -19,7 +19,7 @@ from cmtoolkit.connection.model import (
     TargetingGoal,
 )
 from cmtoolkit.emulator import Emulator
-from cmtoolkit.errors import AuthenticationError, ConfigurationError, RunInProgress
+from cmtoolkit.errors import ConfigurationError, NotFound, RunInProgress
 from cmtoolkit.sync import GOALS, GoalName, Run, RunState, configured_goals, resolve_goals, sync
 from cmtoolkit.sync.locking import RunLock
 from cmtoolkit.workspace import Workspace
@@ -114,7 +114,7 @@ def test_a_failing_goal_is_recorded_failed_with_its_error_and_raised(
     ws: Workspace, emulator: Emulator, cm: Any
 ) -> None:
     conn = connection(emulator, lists=(MISSING_LIST,))
-    with pytest.raises(AuthenticationError, match="Invalid ListID") as info:
+    with pytest.raises(NotFound, match="Invalid ListID") as info:
         sync(ws.context(conn, cm), "import")
     (entry,) = ws.connection(conn, client=cm).history()
     assert entry.state is RunState.FAILED and not entry.ok

@@ -72,7 +72,7 @@ def test_list_picker_shows_lists_with_counts_and_edits_the_import_goal(editor, s
 def test_mapping_editor_adds_removes_and_changes_rules(editor) -> None:
     mappings = MappingEditor(editor)
     assert len(mappings.rows) == 4
-    assert "loyalty points" in mappings.rows[0]["field"].options  # custom fields of the list
+    assert "loyalty points" in mappings.rows[0]["field"]._options_values  # the list's fields
     pick(mappings.rows[3]["rule"], "add")
     assert editor.model.import_.mappings[3] == ImportMapping("city", "city", "add")
     mappings.add_button.click()
@@ -157,7 +157,10 @@ def test_status_bar_shows_readiness_and_broken_choices(editor, setup) -> None:
     pick(mappings.rows[3]["rule"], "sum")
     assert not bar.status.import_ready and bar.status.export_ready
     assert any(e.startswith("import.mappings[3].rule: 'sum' needs a number") for e in bar.errors)
-    assert "cm-errors" in bar.html.value and "import.mappings[3].rule" in bar.html.value
+    # the key as the analyst sees it: the row numbered from 1, as on screen
+    assert "cm-errors" in bar.html.value and "import mapping row 4 (rule)" in bar.html.value
+    assert "✖ row 4: &#x27;sum&#x27; needs a number" in mappings.rows[3]["error"].value
+    assert all(not r["error"].value for r in mappings.rows[:3])
     pick(mappings.rows[3]["rule"], "set")
     assert bar.status.import_ready
 
@@ -254,8 +257,8 @@ def test_export_editor_binds_the_export_goal_and_previews_payloads(editor, setup
         "note",
         None,
     )
-    assert "Name" in view.mappings.rows[0]["field"].options
-    assert "EmailAddress" not in view.mappings.rows[0]["field"].options  # not writable
+    assert "Name" in view.mappings.rows[0]["field"]._options_values
+    assert "EmailAddress" not in view.mappings.rows[0]["field"]._options_values  # not writable
     clock.advance(1)
     assert pane.result.counts["EXPORTED"] == 1
     assert "note = &#x27;news|vip&#x27;" in pane.samples.value
@@ -265,7 +268,8 @@ def test_targeting_editor_binds_the_targeting_goal(editor, setup) -> None:
     clock = ManualScheduler()
     view = TargetingEditor(editor)
     pane = PreviewPane(editor, "targeting", scheduler=clock)
-    assert pane.result.counts["EXPORTED"] == 3  # every member of vip or news
+    # every member of vip or news who is an active subscriber (zed@ is not: NOT_SUBSCRIBED)
+    assert pane.result.counts["EXPORTED"] == 2 and pane.result.counts["NOT_SUBSCRIBED"] == 1
     assert view.segments.value == ("vip", "news")
     view.segments.set_state({"index": [option_index(view.segments, "vip")]})
     view.field.set_state({"value": "Audiences"})
@@ -300,7 +304,9 @@ def test_run_panel_runs_the_current_model_and_history_shows_it(editor) -> None:
     panel.run_button.click()
     assert panel.results[-1].state == "PREVIEW"
     panel.dry_run.value = False
-    panel.run_button.click()
+    panel.run_button.click()  # asks first, with the preview's counts
+    assert len(panel.results) == 1 and "The preview says: CREATED 2" in panel.question.value
+    panel.confirm_button.click()
     result = panel.results[-1]
     assert result.state == "FINISHED" and result.counts["CREATED"] == 2
     assert 'data-state="FINISHED"' in panel.output.value
@@ -428,6 +434,6 @@ def test_run_step_refuses_a_goal_its_status_says_is_not_ready(editor) -> None:
 
     editor.edit_import(lists=())
     assert not editor.status().import_ready
-    with pytest.raises(ConfigurationError, match=r"not ready to run import: import\.lists"):
+    with pytest.raises(ConfigurationError, match=r"not ready(.|\n)*import\.lists: select"):
         nb.run_step(editor, ["import"], interactive=False)
     assert editor.history() == []
