@@ -52,17 +52,22 @@ def match_statements(email_property: str | None, objectives: Sequence[str]) -> l
             GROUP BY e.email""",
             params,
         ),
+        # Only stored events in the read's time range and campaigns can be the same event
+        # again (the lag window's overlap), so the anti-join builds on those alone.
         Statement(
             f"""CREATE OR REPLACE TEMP TABLE {NEW_TABLE} AS
-            SELECT DISTINCT o.profile_id, r.campaign_id, r.campaign, r.event, r."at",
-                   coalesce(r.detail, '') AS detail
-            FROM {READ_TABLE} AS r JOIN {OWNER_TABLE} AS o USING (email)
-            WHERE o.owners = 1 AND o.consents AND r."at" IS NOT NULL
-              AND NOT EXISTS (
-                SELECT 1 FROM email_events AS x
-                WHERE x.profile_id = o.profile_id AND x.campaign_id = r.campaign_id
-                  AND x.event = r.event AND x."at" = r."at"
-                  AND x.detail = coalesce(r.detail, ''))"""
+            WITH candidate AS (
+                SELECT DISTINCT o.profile_id, r.campaign_id, r.campaign, r.event, r."at",
+                       coalesce(r.detail, '') AS detail
+                FROM {READ_TABLE} AS r JOIN {OWNER_TABLE} AS o USING (email)
+                WHERE o.owners = 1 AND o.consents AND r."at" IS NOT NULL),
+            stored AS (
+                SELECT profile_id, campaign_id, event, "at", detail FROM email_events
+                WHERE "at" >= (SELECT min("at") FROM {READ_TABLE})
+                  AND campaign_id IN (SELECT DISTINCT campaign_id FROM {READ_TABLE}))
+            SELECT c.* FROM candidate AS c ANTI JOIN stored AS x
+              ON x.profile_id = c.profile_id AND x.campaign_id = c.campaign_id
+             AND x.event = c.event AND x."at" = c."at" AND x.detail = c.detail"""
         ),
     ]
 

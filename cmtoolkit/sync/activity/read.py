@@ -10,7 +10,9 @@ staging table ``activity_read`` in batches, so a few million events never become
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -23,6 +25,7 @@ from cmtoolkit.connection.activity import EmailActivity
 LAG = timedelta(hours=1)
 LOOKBACK = timedelta(days=30)
 BATCH_ROWS = 200_000
+SELECTIONS_IN_FLIGHT = 4
 READ_TABLE = "activity_read"
 Cursors = dict[tuple[str, str], datetime]
 
@@ -100,12 +103,36 @@ def read_activity(
 
     campaigns = list(source.campaigns(client_id, sent_from=(start - LOOKBACK).date()))
     read.requests += 1
-    for n, campaign in enumerate(campaigns):
+    selections = []
+    for campaign in campaigns:
         read.campaigns[campaign.campaign_id] = campaign.name
         for event in settings.events:
             cursor = cursors.get((campaign.campaign_id, event))
             since = start if cursor is None else max(start, cursor - LAG)
-            for frame in source.campaign_event_frames(campaign.campaign_id, event, since=since):
+            selections.append((campaign, event, since))
+
+    def fetch(campaign_id: str, event: str, since: datetime) -> list[pl.DataFrame]:
+        return list(source.campaign_event_frames(campaign_id, event, since=since))
+
+    # A few (campaign, event) selections at once: a re-run reads mostly near-empty ones, one
+    # request each, so their round trips overlap; the client bounds the requests in flight.
+    with ThreadPoolExecutor(SELECTIONS_IN_FLIGHT, thread_name_prefix="cmtoolkit-activity") as pool:
+        futures: deque[tuple[CampaignLike, str, Future[list[pl.DataFrame]]]] = deque()
+        queue = iter(selections)
+        done = 0
+        while True:
+            while len(futures) < SELECTIONS_IN_FLIGHT:
+                nxt = next(queue, None)
+                if nxt is None:
+                    break
+                campaign, event, since = nxt
+                futures.append(
+                    (campaign, event, pool.submit(fetch, campaign.campaign_id, event, since))
+                )
+            if not futures:
+                break
+            campaign, event, future = futures.popleft()
+            for frame in future.result():
                 read.requests += 1
                 if not frame.height:
                     continue
@@ -123,7 +150,8 @@ def read_activity(
                 read.rows += frame.height
                 if pending_rows >= BATCH_ROWS:
                     flush()
-        if progress is not None:
-            progress("email activity", n + 1, len(campaigns))
+            done += 1
+            if progress is not None and done % len(settings.events) == 0:
+                progress("email activity", done // len(settings.events), len(campaigns))
     flush()
     return read
