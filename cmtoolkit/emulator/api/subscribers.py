@@ -49,11 +49,6 @@ class SubscriberResources(Resources):
         tracking = as_bool(ctx.q("includetrackingpreference") or "")
         return Result(200, lst.records([row], tracking=tracking, details=True)[0])
 
-    def history(self, ctx: Ctx, list_id: str) -> Result:
-        _, lst = self._list(ctx, list_id)
-        self._row(ctx, lst)
-        return Result(200, [])  # the emulator sends no campaigns
-
     def add_subscriber(self, ctx: Ctx, list_id: str) -> Result:
         c, lst = self._list(ctx, list_id)
         body = ctx.obj()
