@@ -179,9 +179,11 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> Staged:
             f"SELECT line, error_message FROM {REJECTS} ORDER BY line LIMIT {MAX_REPORTED}"
         ).fetchall()
     except duckdb.Error as exc:
+        problem = _short(str(exc))
+        if "maximum line size" in problem.lower():
+            problem = f"a line is longer than {MAX_LINE_BYTES >> 20} MB; split that cell or line"
         raise LoadError(
-            f"{path}: not a readable CSV file: {_short(str(exc))}",
-            problems=[(None, _short(str(exc)))],
+            f"{path}: not a readable CSV file: {problem}", problems=[(None, problem)]
         ) from exc
     if rejects:
         raise load_error(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -179,3 +180,38 @@ def test_line_numbers_hold_in_a_large_csv(ws, tmp_path):
         ws.store.load(csv, types={"points": "number"})
     assert info.value.problems == [(45_002, "'points': 'oops' is not a valid number")]
     assert ws.store.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("profile_id,,city", "line 1: column 2 has no name"),
+        ("profile_id,city, ", "line 1: column 3 has no name"),
+        ("profile_id,city,tier,city", "line 1: columns 2 and 4 are both named 'city'"),
+        ("profile_id,_cm_row", "line 1: column 2: the name '_cm_row' is reserved"),
+        ("profile_id," + ",".join(f"c{i}" for i in range(5000)), "5,001 columns"),
+    ],
+)
+def test_a_csv_header_is_checked_before_duckdb_reads_the_file(seeded, tmp_path, header, expected):
+    """DuckDB would rename an empty name column1 and a repeat city_1 without a word."""
+    before = snapshot(seeded)
+    path = write(tmp_path / "h.csv", header + "\np9" + "," * header.count(",") + "\n")
+    with pytest.raises(LoadError, match=re.escape(expected)):
+        seeded.store.load(path)
+    assert snapshot(seeded) == before
+
+
+def test_ids_with_control_characters_and_overlong_lines(seeded, tmp_path, monkeypatch):
+    before = snapshot(seeded)
+    nul = write(tmp_path / "nul.csv", "profile_id,city\np8,a\np2\0,b\np9\t,c\n")
+    with pytest.raises(LoadError) as info:
+        seeded.store.load(nul)
+    assert [line for line, _ in info.value.problems] == [3, 4]
+    assert "control character" in str(info.value)
+    long = write(tmp_path / "long.csv", "profile_id,note\np8," + "x" * 3_000_000 + "\n")
+    seeded.store.load(long)  # past DuckDB's 2 MB default
+    monkeypatch.setattr("cmtoolkit.profiles.sources.MAX_LINE_BYTES", 1 << 20)
+    with pytest.raises(LoadError, match="a line is longer than 1 MB") as info:
+        seeded.store.load(long)
+    assert len(str(info.value)) < 400  # not an echo of the line
+    assert snapshot(seeded) != before  # only the one good load changed it

@@ -182,3 +182,37 @@ def test_injection_in_rule_values_and_property_names_is_inert(ws):
     )
     assert got == {"s1": set(), "s2": set(), "s3": {"a"}, "s4": set()}
     assert ws.store.count() == 2
+
+
+def test_membership_files_stay_inside_the_workspace_unless_allowed(loaded, people, tmp_path):
+    first = people["profile_id"][0]
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text(f"{first}\n", encoding="utf-8")
+    link = loaded.path / "link.csv"
+    link.symlink_to(outside)  # a symlink out counts as outside
+    for target in (str(outside), "../elsewhere.csv", "link.csv", "/etc/passwd"):
+        with pytest.raises(ConfigurationError, match="outside the workspace") as info:
+            refresh(loaded, f"leak: {{file: {target}}}\n")
+        assert "allow_outside_workspace: true" in str(info.value)
+    allowed = refresh(loaded, f"partner: {{file: {outside}, allow_outside_workspace: true}}\n")
+    assert allowed == {"partner": {first}}
+    (loaded.path / "ids.csv").write_text(f"{first}\n", encoding="utf-8")
+    assert refresh(loaded, "inside: {file: ids.csv}\n") == {"inside": {first}}
+    with pytest.raises(ConfigurationError, match="allow_outside_workspace"):
+        refresh(loaded, "x: {file: ids.csv, allow_outside_workspace: 'yes'}\n")
+
+
+def test_segments_yaml_not_utf8_or_nested_too_deep_is_refused_naming_it(loaded):
+    loaded.segments_path.write_bytes(
+        "# ok\nx: {property: city, equals: K\xf6ln}\n".encode("latin-1")
+    )
+    with pytest.raises(ConfigurationError, match=r"segments\.yaml: line 2 is not UTF-8"):
+        loaded.segments.list()
+    for depth in (51, 3000):  # 3000: past the YAML parser's own recursion
+        text = "deep: " + "{not: " * depth + "{property: city, exists: true}" + "}" * depth
+        loaded.segments_path.write_text(text + "\n", encoding="utf-8")
+        with pytest.raises(ConfigurationError, match="more than 50 levels deep"):
+            loaded.segments.list()
+    text = "ok: " + "{not: " * 48 + "{property: city, exists: true}" + "}" * 48
+    loaded.segments_path.write_text(text + "\n", encoding="utf-8")
+    assert [i.name for i in loaded.segments.refresh()] == ["ok"]
