@@ -109,7 +109,7 @@ class EmailActivityPhase:
             result = con.execute(statement.sql, dict(statement.params)).fetchone()
             if statement.sql.lstrip().startswith("UPDATE") and result:
                 updated += int(result[0])
-        counts["properties_updated"] = updated
+        counts["profiles_updated"] = updated  # profiles whose derived values changed
         return {"email_activity": counts}
 
 

@@ -31,7 +31,7 @@ _SQL: dict[str, str] = {
 def derive_statements(
     properties: Sequence[tuple[str, str]], now: datetime, last_run: datetime | None = None
 ) -> list[Statement]:
-    """Aggregate once, then set each configured property where it differs.
+    """Aggregate once, then set the configured properties of the profiles where one differs.
 
     With ``last_run`` (the previous run of the same settings), only profiles whose values can
     have changed are aggregated: those with new events (``activity_new``) and those with an
@@ -56,15 +56,17 @@ def derive_statements(
             params,
         )
     ]
-    for name, prop in properties:
-        p, d = quote_ident(prop), quote_ident(name)
-        out.append(
-            Statement(
-                f"""UPDATE profiles SET {p} = d.{d}, updated_at = now()
-                FROM {DERIVED_TABLE} AS d
-                WHERE profiles.profile_id = d.profile_id AND profiles.{p} IS DISTINCT FROM d.{d}"""
-            )
+    # One UPDATE for all of them: one pass over the profiles that changed.
+    sets = ", ".join(f"{quote_ident(p)} = d.{quote_ident(n)}" for n, p in properties)
+    differs = " OR ".join(
+        f"profiles.{quote_ident(p)} IS DISTINCT FROM d.{quote_ident(n)}" for n, p in properties
+    )
+    out.append(
+        Statement(
+            f"""UPDATE profiles SET {sets}, updated_at = now() FROM {DERIVED_TABLE} AS d
+            WHERE profiles.profile_id = d.profile_id AND ({differs})"""
         )
+    )
     return out
 
 
