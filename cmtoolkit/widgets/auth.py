@@ -114,7 +114,10 @@ class AuthPanel(View):
         self.client = W.Dropdown(description="Client", options=[], layout=W.Layout(width="420px"))
         self.client.observe(self._client_changed, "value")
         self.reset_button = W.Button(
-            description="Reset Authentication", icon="sign-out", button_style="warning"
+            description="Reset Authentication",
+            icon="sign-out",
+            button_style="warning",
+            layout=W.Layout(width="auto"),
         )
         self.reset_button.on_click(lambda _: self.reset())
         self.link = W.HTML()

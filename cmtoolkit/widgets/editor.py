@@ -339,6 +339,12 @@ class ConnectionEditor:
             rows = con.execute(sql, [profile_ids]).fetchall()
         return {str(pid): (str(who or ""), str(n or "")) for pid, who, n in rows}
 
+    def segment_sizes(self) -> dict[str, int | None]:
+        """Each defined segment's size at its last refresh (None: never refreshed)."""
+        if not self.workspace.database_path.exists():
+            return dict.fromkeys(self.segment_names())
+        return {info.name: info.size for info in self.workspace.segments.list()}
+
     def segment_names(self) -> list[str]:
         return self.workspace.segment_names()
 

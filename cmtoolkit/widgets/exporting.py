@@ -85,24 +85,46 @@ class ExportMappingRows(_Rows):
         return None
 
 
+#: Room for the longest label ("Consent to track", "Matching property"): none is cut.
+LABEL = {"description_width": "150px"}
+
+
+def segment_options(editor: ConnectionEditor) -> list[tuple[str, str]]:
+    """``(label, name)``: each segment with its size at its last refresh."""
+    out = []
+    for name, size in editor.segment_sizes().items():
+        label = f"{name} — {size:,} profiles" if size is not None else f"{name} (not refreshed)"
+        out.append((label, name))
+    return out
+
+
 class ExportEditor(View):
     """Export: which segment goes to which lists, matched on which property, with which values."""
 
     def __init__(self, editor: ConnectionEditor) -> None:
         super().__init__(editor)
-        self.segment = W.Dropdown(description="Segment", options=[])
+        self.segment = W.Dropdown(
+            description="Segment", options=[], style=LABEL, layout=W.Layout(width="520px")
+        )
         self.segment.observe(self._segment_changed, "value")
         self.lists = ListSelect(editor, "export")
         self.match_property = property_box("Matching property", "property holding the email")
-        self.match_property.layout = W.Layout(width="360px")
+        self.match_property.layout = W.Layout(width="420px")
+        self.match_property.style = LABEL
         self.match_property.observe(
             lambda c: self._edit(match_property=c["new"].strip() or None), "value"
         )
-        self.consent = W.Dropdown(description="Consent to track", options=list(CONSENT_TO_TRACK))
+        self.consent = W.Dropdown(
+            description="Consent to track", options=list(CONSENT_TO_TRACK), style=LABEL
+        )
         self.consent.observe(lambda c: self._edit(consent_to_track=c["new"]), "value")
-        self.resubscribe = W.Checkbox(description="Resubscribe unsubscribed contacts")
+        self.resubscribe = W.Checkbox(
+            description="Resubscribe unsubscribed contacts",
+            indent=False,
+            layout=W.Layout(width="auto"),
+        )
         self.resubscribe.observe(lambda c: self._edit(resubscribe=bool(c["new"])), "value")
-        self.on_leave = W.Dropdown(description="On leaving", options=list(ON_LEAVE))
+        self.on_leave = W.Dropdown(description="On leaving", options=list(ON_LEAVE), style=LABEL)
         self.on_leave.observe(lambda c: self._edit(on_leave=c["new"]), "value")
         self.mappings = ExportMappingRows(editor)
         self.children = [
@@ -127,7 +149,7 @@ class ExportEditor(View):
 
     def redraw(self, model: Connection) -> None:
         exp = model.export
-        set_options(self.segment, self.editor.segment_names(), exp.segment if exp else None)
+        set_options(self.segment, segment_options(self.editor), exp.segment if exp else None)
         self.match_property.options = tuple(sorted(self.editor.properties()))
         self.match_property.value = (exp.match_property if exp else None) or ""
         self.consent.value = exp.consent_to_track if exp else "Unchanged"
@@ -143,7 +165,9 @@ class TargetingEditor(View):
         self.lists = ListSelect(editor, "targeting")
         self.field = W.Text(description="Field", continuous_update=False)
         self.field.observe(self._field_changed, "value")
-        self.segments = W.SelectMultiple(description="Segments", options=[], rows=5)
+        self.segments = W.SelectMultiple(
+            description="Segments", options=[], rows=5, layout=W.Layout(width="520px")
+        )
         self.segments.observe(self._segments_changed, "value")
         self.children = [self.lists, self.field, self.segments, self.message]
         self.start()
@@ -151,8 +175,9 @@ class TargetingEditor(View):
     def redraw(self, model: Connection) -> None:
         tgt = model.targeting
         chosen = tuple(tgt.segments) if tgt else ()
-        names = self.editor.segment_names()
-        options = names + [s for s in chosen if s not in names]
+        options = segment_options(self.editor)
+        known = {name for _, name in options}
+        options += [(f"⚠ {s} (not defined)", s) for s in chosen if s not in known]
         if list(self.segments.options) != options:
             self.segments.options = options
         self.segments.value = chosen

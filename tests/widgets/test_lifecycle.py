@@ -13,12 +13,14 @@ from cmtoolkit.emulator import DEFAULT_API_KEY
 from cmtoolkit.errors import NotFound
 from cmtoolkit.widgets import (
     AuthPanel,
+    ExportEditor,
     IdentifierLinker,
     ListPicker,
     MappingEditor,
     PreviewPane,
     RunPanel,
     SaveBar,
+    TargetingEditor,
 )
 from cmtoolkit.widgets import notebook as nb
 from cmtoolkit.widgets.settings import ConnectionSettings, NameBox
@@ -217,3 +219,11 @@ def test_preview_rows_name_the_person_beside_the_profile_id(editor) -> None:
     assert html.index("p1", ann) > ann
     assert "Robert Baker" in html  # p2's stored name beside its id
     assert "<b>cat@example.com</b>" in html  # a new profile: the identifier it would get
+
+
+def test_segment_choices_show_their_sizes(editor) -> None:
+    export, targeting = ExportEditor(editor), TargetingEditor(editor)
+    labels = dict((v, k) for k, v in export.segment.options if v)
+    assert labels == {"news": "news — 3 profiles", "vip": "vip — 1 profiles"}
+    assert dict((v, k) for k, v in targeting.segments.options) == labels
+    assert export.consent.style.description_width == "150px"  # "Consent to track" not cut
