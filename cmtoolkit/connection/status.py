@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from cmtoolkit.campaign_monitor.fields import STANDARD_FIELDS, WRITABLE_STANDARD_FIELDS
+from cmtoolkit.connection import export_status
 from cmtoolkit.connection.model import Connection
 from cmtoolkit.errors import AuthenticationError, CmToolkitError, PermissionDenied
 
@@ -340,8 +341,10 @@ def _check_fields(
         if consent and consent.field not in STANDARD_FIELDS and consent.field not in fields:
             missing("import.consent_from.field", consent.field)
     elif goal_name == "export" and conn.export is not None:
+        types = {k: _attr(f, "data_type", "DataType") for k, f in fields.items()}
+        created = export_status.check_fields(conn, list_name, types, c.error, c.warn)
         for i, out in enumerate(conn.export.mappings):
-            if out.field not in STANDARD_FIELDS and out.field not in fields:
+            if out.field not in STANDARD_FIELDS and out.field not in fields and not created:
                 missing(f"export.mappings[{i}].field", out.field)
     elif goal_name == "targeting" and conn.targeting is not None:
         name = conn.targeting.field
@@ -445,6 +448,8 @@ def _live_store(conn: Connection, store: ProfileStore, c: _Checks) -> None:
                     f"property {out.property!r} does not exist; field {out.field!r} will be sent "
                     "empty",
                 )
+    sample = getattr(store, "sample_values", None)  # optional: a store that can sample values
+    export_status.check_store(conn, props, sample, c.error, c.warn)
     if conn.targeting is not None:
         for i, name in enumerate(conn.targeting.segments):
             if name not in segments:

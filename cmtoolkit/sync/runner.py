@@ -185,6 +185,20 @@ class _ProfileSide:
     def segment_names(self) -> list[str]:
         return self.runner.segments.names()
 
+    def sample_values(self, prop: str, n: int) -> list[str]:
+        """First values of ``prop`` from up to ``n`` profiles, sampled (status checks the
+        matching property holds email addresses)."""
+        from cmtoolkit.profiles.quoting import quote_ident
+
+        if not self.runner.store.path.exists():
+            return []
+        with self.runner.store.connect() as con:
+            rows = con.execute(
+                f"SELECT v FROM (SELECT {quote_ident(prop)}[1] AS v FROM profiles) "
+                f"WHERE v IS NOT NULL USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE (1)"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
 
 class ConnectionRunner:
     """One connection of a workspace: ``Workspace(path).connection(name)``.

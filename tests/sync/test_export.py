@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -558,3 +559,40 @@ def test_sigkill_after_acknowledged_batches_resumes_without_resending(
     assert env.imports() == 3  # only the last batch was sent again
     assert env.account_state() == clean.account_state()
     assert env.state() == clean.state()
+
+
+def test_status_catches_what_would_fail_every_row(export_env: Env) -> None:
+    """A matching property that holds no emails and segment names into a Number field are
+    errors; an export matching property other than the import's email identifier a warning."""
+    from cmtoolkit.connection.model import Identifier, ImportGoal
+    from cmtoolkit.sync import ConnectionRunner
+
+    env = export_env
+
+    def status(conn: Connection) -> Any:
+        runner = ConnectionRunner(env.ws.store, env.ws.segments, env.ws.path, conn, client=env.cm)
+        return runner.status()
+
+    good = status(env.connection())
+    assert good.export_ready and not good.errors
+    wrong = status(env.connection(match_property="full_name"))
+    (problem,) = [p for p in wrong.errors if p.key == "export.match_property"]
+    assert "'full_name' does not hold email addresses" in problem.message
+    assert "0 of 4 sampled" in problem.message and not wrong.export_ready
+    numbers = status(env.connection(mappings=(ExportMapping("segments", "points"),)))
+    assert not numbers.export_ready
+    assert any("segments are names" in p.message for p in numbers.errors)
+    both = replace(
+        env.connection(match_property="website"),
+        import_=ImportGoal(
+            lists=(env.list_id,), identifiers=(Identifier("EmailAddress", "email"),)
+        ),
+    )
+    warned = [p.message for p in status(both).warnings if p.key == "export.match_property"]
+    assert warned and "'website'" in warned[0] and "'email'" in warned[0]
+    missing = status(env.connection(mappings=(ExportMapping("profile_id", "new field"),)))
+    assert any("does not exist on list" in p.message for p in missing.errors)
+    created = status(
+        env.connection(mappings=(ExportMapping("profile_id", "new field"),), create_missing=True)
+    )
+    assert created.export_ready and any("will create" in p.message for p in created.warnings)
