@@ -114,9 +114,11 @@ def _is_papermill_anchor(cell: NotebookNode) -> bool:
     return cell.cell_type == "markdown" and '<span id="papermill-error-cell"' in cell.source
 
 
-def add_header(nb: NotebookNode, report: Report) -> NotebookNode:
-    """Put the run's outcome first: a banner for a failure, a status line otherwise."""
-    nb.cells.insert(0, nbformat.v4.new_markdown_cell(header_markdown(report.run)))
+def add_header(nb: NotebookNode, report: Report, rows: str = "") -> NotebookNode:
+    """Put the run's outcome first: a banner for a failure, a status line otherwise; then
+    ``rows``, the people the run did not send (:func:`cmtoolkit.widgets.rows.run_rows_html`)."""
+    text = header_markdown(report.run) + (f"\n\n{rows}" if rows else "")
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(text))
     nb.cells[0].metadata["tags"] = [HEADER_TAG]
     return nb
 

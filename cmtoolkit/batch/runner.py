@@ -49,6 +49,7 @@ from cmtoolkit.sync import Run, RunState, ledger, resolve_goals, utc_now
 from cmtoolkit.sync.locking import RunLock
 from cmtoolkit.sync.scratch import scratch_dir
 from cmtoolkit.widgets import published_run
+from cmtoolkit.widgets.rows import run_rows_html
 from cmtoolkit.workspace import Workspace
 
 log = logging.getLogger("cmtoolkit.batch")
@@ -214,7 +215,8 @@ def _run_goal(
     if run.error:
         run = replace(run, error=redact(run.error, secrets))
     report = Report(run, notebook=notebook.name)
-    nb = add_header(scrub(nb, secrets), report)
+    rows = run_rows_html(ws.store, conn.name, run.run_id)  # the people not sent, first 100
+    nb = add_header(scrub(nb, secrets), report, rows)
     return _write_report(ws.reports_dir, slug(conn.name), nb, report)
 
 

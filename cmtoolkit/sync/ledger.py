@@ -195,3 +195,17 @@ def rows(
         },
     ).pl()
     return frame
+
+
+def count_rows(
+    con: duckdb.DuckDBPyConnection, run_id: str, outcomes: Sequence[str] | None = None
+) -> int:
+    """How many row-level records a run holds (of ``outcomes``, when given)."""
+    found = con.execute(
+        """
+        SELECT count(*) FROM run_rows WHERE run_id = $run_id
+          AND (len($outcomes::VARCHAR[]) = 0 OR list_contains($outcomes::VARCHAR[], outcome))
+        """,
+        {"run_id": run_id, "outcomes": [o.upper() for o in outcomes or ()]},
+    ).fetchall()
+    return int(found[0][0])

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 import yaml
 
@@ -80,3 +81,26 @@ def test_rows_to_csv_and_by_run(
 def test_unknown_run_is_a_clear_error(rows_ws: Env, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["rows", "news-export", "--run", "nope", "--workspace", str(rows_ws.ws.path)])
     assert code == 2 and "no run 'nope'" in capsys.readouterr().err
+
+
+def test_rows_html_shows_the_people_not_sent_and_counts_the_rest(rows_ws: Env) -> None:
+    from cmtoolkit.batch.reports import Report, add_header
+    from cmtoolkit.widgets.rows import rows_html, run_rows, run_rows_html
+
+    ws = Workspace.open(rows_ws.ws.path)
+    with ws.store.connect() as con:
+        (run,) = ledger.history(con, "news-export")
+    text = run_rows_html(ws.store, "news-export", run.run_id)
+    assert "Not sent: 2 people" in text and "not-an-email" in text
+    assert (
+        "person1@example.com" in text
+        and "<td style='padding:2px 8px;vertical-align:top'>207" in text
+    )
+    assert "person0@example.com" not in text  # exported
+    one = run_rows(ws.store, "news-export", run.run_id, limit=1)
+    assert (one.total, one.rows.height, one.rest) == (2, 1, 1)
+    assert "… and 1 more" in rows_html(one) and f"--run {run.run_id}" in rows_html(one)
+    assert run_rows_html(ws.store, "news-export", None) == ""  # a preview has no rows
+
+    nb = add_header(nbformat.v4.new_notebook(), Report(run), text)
+    assert "Not sent: 2 people" in nb.cells[0].source and "Run FINISHED" in nb.cells[0].source
