@@ -177,7 +177,16 @@ def _offline(conn: Connection, c: _Checks) -> None:
         imp = conn.import_
         if not imp.lists:
             c.error("import.lists", "select at least one Campaign Monitor list to import from")
-        if not imp.mappings and imp.save_list_names_to is None and not imp.allow_create:
+        if imp.email_activity is not None and not any(
+            i.field == "EmailAddress" for i in imp.identifiers
+        ):
+            c.error(
+                "import.email_activity",
+                "email behaviour is matched to profiles by email address: add an identifier "
+                "{field: EmailAddress, property: email}",
+            )
+        quiet = imp.email_activity is None  # reading email behaviour changes profiles too
+        if quiet and not imp.mappings and imp.save_list_names_to is None and not imp.allow_create:
             c.warn(
                 "import.mappings",
                 "no mappings, no list names and no profile creation: the import changes "

@@ -252,3 +252,22 @@ import:
         parse_connection(text.replace("[open, click]", "[open, forward]"))
     with pytest.raises(ConnectionFileError, match="last_opened"):
         parse_connection(text.replace("last_open:", "last_opened:"))
+
+
+def test_status_asks_for_an_email_identifier(emu: Emulator, ws: Workspace, cm: Any) -> None:
+    from cmtoolkit.connection.status import connection_status
+
+    conn = connection(emu)
+    assert conn.import_ is not None
+    bad = Connection(
+        name="news",
+        campaign_monitor=conn.campaign_monitor,
+        import_=ImportGoal(
+            lists=conn.import_.lists,
+            identifiers=(Identifier("Name", "email"),),
+            email_activity=EmailActivity(),
+        ),
+    )
+    keys = {p.key for p in connection_status(bad).errors}
+    assert "import.email_activity" in keys
+    assert "import.email_activity" not in {p.key for p in connection_status(conn).errors}

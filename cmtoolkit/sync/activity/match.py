@@ -52,8 +52,8 @@ def match_statements(email_property: str | None, objectives: Sequence[str]) -> l
             GROUP BY e.email""",
             params,
         ),
-        # Only stored events in the read's time range and campaigns can be the same event
-        # again (the lag window's overlap), so the anti-join builds on those alone.
+        # Only stored events of a campaign read, from its earliest event read on, can be the
+        # same event again (the lag window's overlap): the anti-join builds on those alone.
         Statement(
             f"""CREATE OR REPLACE TEMP TABLE {NEW_TABLE} AS
             WITH candidate AS (
@@ -61,10 +61,12 @@ def match_statements(email_property: str | None, objectives: Sequence[str]) -> l
                        coalesce(r.detail, '') AS detail
                 FROM {READ_TABLE} AS r JOIN {OWNER_TABLE} AS o USING (email)
                 WHERE o.owners = 1 AND o.consents AND r."at" IS NOT NULL),
+            bounds AS (
+                SELECT campaign_id, min("at") AS lo FROM {READ_TABLE} GROUP BY campaign_id),
             stored AS (
-                SELECT profile_id, campaign_id, event, "at", detail FROM email_events
-                WHERE "at" >= (SELECT min("at") FROM {READ_TABLE})
-                  AND campaign_id IN (SELECT DISTINCT campaign_id FROM {READ_TABLE}))
+                SELECT e.profile_id, e.campaign_id, e.event, e."at", e.detail
+                FROM email_events AS e JOIN bounds AS b
+                  ON e.campaign_id = b.campaign_id AND e."at" >= b.lo)
             SELECT c.* FROM candidate AS c ANTI JOIN stored AS x
               ON x.profile_id = c.profile_id AND x.campaign_id = c.campaign_id
              AND x.event = c.event AND x."at" = c."at" AND x.detail = c.detail"""
