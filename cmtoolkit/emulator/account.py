@@ -30,6 +30,9 @@ class Client:
     segments: list[Segment] = field(default_factory=list)
     suppression: dict[str, Suppressed] = field(default_factory=dict)
     campaigns: list[Campaign] = field(default_factory=list)  # sent campaigns (activity.py)
+    #: Per list, subscribers imported with RestartSubscriptionBasedAutoresponders (the emulator
+    #: sends no email: tests read this to see that the flag reached Campaign Monitor).
+    autoresponder_restarts: dict[str, int] = field(default_factory=dict)
     _supp_order: dict[tuple[Any, ...], list[str]] = field(default_factory=dict, repr=False)
 
     def details(self) -> dict[str, object]:

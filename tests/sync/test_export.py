@@ -596,3 +596,33 @@ def test_status_catches_what_would_fail_every_row(export_env: Env) -> None:
         env.connection(mappings=(ExportMapping("profile_id", "new field"),), create_missing=True)
     )
     assert created.export_ready and any("will create" in p.message for p in created.warnings)
+
+
+def test_create_missing_and_restart_autoresponders(export_env: Env) -> None:
+    """create_missing makes the missing Text and MultiSelectMany fields and the missing options
+    (the preview plans as if they existed and changes nothing); restart_autoresponders reaches
+    Campaign Monitor with the import."""
+    env = export_env
+    mappings = (
+        ExportMapping("profile_id", "member id"),
+        ExportMapping("segments", "member of"),
+        ExportMapping("property", "interests", "interests"),
+    )
+    env.ws.store.set_values(pl.DataFrame({"profile_id": ["p0001"], "interests": [["darts"]]}))
+    conn = env.connection(mappings=mappings, create_missing=True, restart_autoresponders=True)
+    fields_before = {f.field_name: f.options for f in env.cm.custom_fields(env.list_id)}
+    planned = preview(env.ws.context(conn, env.cm), "export")
+    assert {f.field_name: f.options for f in env.cm.custom_fields(env.list_id)} == fields_before
+    result = env.run(conn)
+    assert planned.counts == result.counts and result.counts["EXPORTED"] == 4
+    fields = {f.field_name: f for f in env.cm.custom_fields(env.list_id)}
+    assert fields["member id"].data_type == "Text"
+    assert fields["member of"].data_type == "MultiSelectMany"
+    assert set(fields["member of"].options) == {"news", "vip"}
+    assert fields["interests"].options[-1] == "darts"  # added, the others kept
+    sub = env.subscriber("person1@example.com").custom_fields
+    assert sub["member id"] == ("p0001",) and set(sub["member of"]) == {"news", "vip"}
+    assert sub["interests"] == ("darts",)
+    with env.emulator.lock:
+        assert env.emulator.account.clients[0].autoresponder_restarts[env.list_id] == 4
+    assert env.run(conn).counts["UNCHANGED"] == 4

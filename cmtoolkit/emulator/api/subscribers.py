@@ -181,6 +181,9 @@ class SubscriberResources(Resources):
             if lower in c.suppression:
                 c.unsuppress(email)
             _apply(lst, row, item, consent, _mobile(item, strict=False))
+        if as_bool(body.get("restartsubscriptionbasedautoresponders", False)):
+            restarts = c.autoresponder_restarts  # one failure at most per unique address
+            restarts[list_id] = restarts.get(list_id, 0) + len(seen) - len(failures)
         result = {
             "FailureDetails": failures,
             "TotalUniqueEmailsSubmitted": len(seen),
