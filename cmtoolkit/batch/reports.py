@@ -34,7 +34,8 @@ from cmtoolkit.widgets import run_from_dict
 from cmtoolkit.workspace import Workspace
 
 HEADER_TAG = "cmtoolkit-report-header"
-REMOVED_TAGS = {"injected-parameters", "papermill-error-cell-tag"}
+# "interactive": how-to text and widgets for the analyst at the screen, not for a report
+REMOVED_TAGS = {"injected-parameters", "papermill-error-cell-tag", "interactive"}
 REDACTED = "[redacted]"
 
 

@@ -117,7 +117,7 @@ class AuthPanel(View):
             description="Reset Authentication",
             icon="sign-out",
             button_style="warning",
-            layout=W.Layout(width="auto"),
+            layout=W.Layout(width="210px", min_width="210px"),
         )
         self.reset_button.on_click(lambda _: self.reset())
         self.link = W.HTML()

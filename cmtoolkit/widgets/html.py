@@ -309,14 +309,15 @@ def import_notes_html(details: Mapping[str, object]) -> str:
     return f'<ul class="cm-import-notes">{items}</ul>' if notes else ""
 
 
-def result_html(result: Run) -> str:
-    """One goal's run (or dry run): state, duration, counts, error."""
+def result_html(result: Run, *, duration: bool = True) -> str:
+    """One goal's run (or dry run): state, duration (left out where a report's header already
+    gives the run's one duration), counts, error."""
     colour = GREEN if result.ok else RED
     kind = "dry run" if result.dry_run else f"run {esc(result.run_id or '')}"
+    took = f" in {result.duration_s or 0:.1f} s" if duration else ""
     head = (
         f'<p class="cm-result" data-state="{esc(result.state)}"><b>{esc(result.goal)}</b> '
-        f'{kind}: <b style="color:{colour}">{esc(result.state)}</b> in '
-        f"{result.duration_s or 0:.1f} s</p>"
+        f'{kind}: <b style="color:{colour}">{esc(result.state)}</b>{took}</p>'
     )
     error = f'<p style="color:{RED}">{esc(result.error)}</p>' if result.error else ""
     return head + counts_html(result.counts) + import_notes_html(result.details) + error

@@ -27,7 +27,9 @@ def publish(run: Run) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in run.counts.items())
     kind = "preview" if run.dry_run else "run"
     text = f"{run.goal} {kind}: {run.state} {counts}".rstrip()
-    display({"text/html": result_html(run), "text/plain": text, RESULT_MIME: data}, raw=True)
+    # No duration here: the report's header gives the run's one duration.
+    html = result_html(run, duration=False)
+    display({"text/html": html, "text/plain": text, RESULT_MIME: data}, raw=True)
 
 
 def published_run(nb: NotebookNode) -> Run | None:

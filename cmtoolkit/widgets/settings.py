@@ -23,9 +23,9 @@ from cmtoolkit.widgets.html import GREY, RED, esc
 from cmtoolkit.widgets.view import View
 
 CUSTOM = "custom"
-#: (label, cron expression in UTC); None = run by hand only.
-PRESETS: tuple[tuple[str, str | None], ...] = (
-    ("Not scheduled (run by hand)", None),
+#: (label, cron expression in UTC); "" = run by hand only (None would show a blank choice).
+PRESETS: tuple[tuple[str, str], ...] = (
+    ("Not scheduled (run by hand)", ""),
     ("Every hour", "0 * * * *"),
     ("Every day at 03:00 UTC", "0 3 * * *"),
     ("Weekdays at 06:00 UTC", "0 6 * * 1-5"),
@@ -156,8 +156,8 @@ class ConnectionSettings(View):
     def redraw(self, model: Connection) -> None:
         self.enabled.value = model.enabled
         presets = {cron: label for label, cron in PRESETS if cron != CUSTOM}
-        if model.schedule in presets:
-            self.preset.value = model.schedule
+        if (model.schedule or "") in presets:
+            self.preset.value = model.schedule or ""
         else:
             self.preset.value = CUSTOM
         self.cron.value = model.schedule or ""
@@ -204,7 +204,7 @@ class ConnectionSettings(View):
             self.cron.disabled = False
             self.cron_note.value = "<i>type a cron expression (UTC) and press Enter</i>"
             return
-        self.editor.edit(schedule=change["new"])
+        self.editor.edit(schedule=change["new"] or None)
 
     def _cron_changed(self, change: dict[str, Any]) -> None:
         if self.updating:

@@ -22,7 +22,10 @@ class StatusBar(View):
         self.status: Status | None = None
         self.html = W.HTML()
         self.refresh_button = W.Button(
-            description="Check again", icon="refresh", tooltip="re-read Campaign Monitor"
+            description="Check again",
+            icon="refresh",
+            tooltip="re-read Campaign Monitor",
+            layout=W.Layout(width="140px", min_width="140px"),
         )
         self.refresh_button.on_click(lambda _: self.recheck())
         self.children = [W.HBox([self.html, self.refresh_button]), self.message]

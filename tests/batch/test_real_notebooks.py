@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cmtoolkit.batch.runner import default_notebooks_dir, run_connection
@@ -32,6 +34,10 @@ def test_run_all_through_the_analyst_notebooks(make_workspace, batch_env):
         page = (ws.reports_dir / report.html).read_text()
         assert "Run FINISHED" in page and "injected-parameters" not in page
         assert "open_editor" not in page  # no code input
+        # no how-to for the analyst at the screen, and the run's one duration (the header's)
+        assert "Interactive:" not in page and "Run now" not in page and "Press" not in page
+        if report.run.goal == "import":  # its history holds this run alone: one duration
+            assert set(re.findall(r"(\d+\.\d) s\b", page)) == {f"{report.run.duration_s:.1f}"}
     runs = ws.connection("news").history()
     assert {r.run_id for r in runs} == {g.run_id for g in result.runs}
 
