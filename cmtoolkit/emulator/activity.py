@@ -117,25 +117,36 @@ class Activity:
 
 
 class ActivityCache:
-    """Generated activity per (campaign, list version, seed); a few campaigns kept at a time."""
+    """Generated activity per campaign, kept up to ``budget`` bytes (oldest used dropped first).
 
-    def __init__(self, keep: int = 6) -> None:
-        self.keep = keep
-        self._hits: OrderedDict[tuple[object, ...], Activity] = OrderedDict()
+    A campaign's activity is history: it is computed once per list size (rows appended since
+    can be recipients of campaigns sent later only) and its waves, not again after every state
+    change, as a real server's reports do not change when a subscriber leaves later.
+    """
+
+    def __init__(self, budget: int = 512 * 2**20) -> None:
+        self.budget = budget
+        self._bytes = 0
+        self._hits: OrderedDict[tuple[object, ...], tuple[Activity, int]] = OrderedDict()
 
     def activity(
         self, seed: int, campaign: Campaign, lst: MailingList, sends: Sequence[int]
     ) -> Activity:
-        key = (seed, campaign.campaign_id, lst.version, tuple(campaign.waves), tuple(sends))
+        key = (seed, campaign.campaign_id, len(lst), tuple(campaign.waves))
         hit = self._hits.get(key)
-        if hit is None:
-            hit = generate(seed, campaign, lst, sends)
-            self._hits[key] = hit
-            while len(self._hits) > self.keep:
-                self._hits.popitem(last=False)
-        else:
+        if hit is not None:
             self._hits.move_to_end(key)
-        return hit
+            return hit[0]
+        act = generate(seed, campaign, lst, sends)
+        size = act.recipients.nbytes + sum(
+            e.rows.nbytes + e.at.nbytes + e.detail.nbytes for e in act.kinds.values()
+        )
+        self._hits[key] = (act, size)
+        self._bytes += size
+        while self._bytes > self.budget and len(self._hits) > 1:
+            _, (_, dropped) = self._hits.popitem(last=False)
+            self._bytes -= dropped
+        return act
 
 
 def list_sends(campaigns: Sequence[Campaign], list_id: str) -> list[int]:
