@@ -1,8 +1,8 @@
 """Sent campaigns and their activity (opens, clicks, bounces, unsubscribes), generated lazily.
 
 A campaign stores only its settings; its events are a pure function of (seed, campaign, list
-row) and the list's columns, computed with numpy when a request needs them and cached per list
-``version`` (a few campaigns at a time). A million recipients × fifty campaigns is therefore tens
+row) and the list's columns, computed with numpy when a request needs them and kept by
+:class:`ActivityCache`. A million recipients × fifty campaigns is therefore tens
 of millions of *possible* events and a few million actual ones, and none of them is a Python
 object until a page of them is rendered.
 
