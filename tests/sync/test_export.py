@@ -626,3 +626,48 @@ def test_create_missing_and_restart_autoresponders(export_env: Env) -> None:
     with env.emulator.lock:
         assert env.emulator.account.clients[0].autoresponder_restarts[env.list_id] == 4
     assert env.run(conn).counts["UNCHANGED"] == 4
+
+
+def test_ledger_rows_only_for_changes_and_kept_for_the_last_runs(export_env: Env) -> None:
+    """UNCHANGED rows are counted only; row detail is kept for the last history.keep_runs runs
+    of the connection, counts forever (DESIGN §7)."""
+    env = export_env
+    conn = replace(env.connection(), keep_runs=2)
+    first = env.run(conn)
+    unchanged = env.run(conn)
+    assert unchanged.counts["UNCHANGED"] == 4 and env.run_rows(unchanged.run_id) == {}
+    third = env.run(conn, full=True)
+    assert len(env.run_rows(third.run_id)) == 4
+    assert env.run_rows(first.run_id) == {}  # pruned: more than 2 runs ago
+    with env.ws.store.connect() as con:
+        kept = dict(con.execute("SELECT run_id, counts FROM runs").fetchall())
+    assert json.loads(kept[first.run_id])["EXPORTED"] == 4  # its counts stay
+
+
+def test_connection_file_export_options_and_history() -> None:
+    from cmtoolkit.connection.file import parse_connection
+    from cmtoolkit.errors import ConnectionFileError
+
+    base = {
+        "name": "x",
+        "campaign_monitor": {"credential": "default", "client_id": "a" * 32},
+        "export": {
+            "segment": "news",
+            "lists": ["b" * 32],
+            "match_property": "email",
+            "create_missing": True,
+            "invalid_values": "skip_row",
+            "restart_autoresponders": True,
+        },
+        "history": {"keep_runs": 5},
+    }
+    conn = parse_connection(base)
+    assert conn.export is not None and conn.keep_runs == 5
+    assert (conn.export.create_missing, conn.export.invalid_values) == (True, "skip_row")
+    assert conn.export.restart_autoresponders
+    assert parse_connection(conn.to_dict()) == conn  # written back as read
+    assert parse_connection({**base, "history": None}).keep_runs == 30
+    with pytest.raises(ConnectionFileError, match=r"export\.invalid_values"):
+        parse_connection({**base, "export": {**base["export"], "invalid_values": "drop"}})
+    with pytest.raises(ConnectionFileError, match=r"history\.keep_runs"):
+        parse_connection({**base, "history": {"keep_runs": 0}})
