@@ -15,6 +15,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -138,6 +139,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def sys_executable() -> str:
+    return sys.executable
+
+
 def new_token() -> str:
     return secrets.token_hex(16)
 
@@ -175,13 +180,19 @@ def run_all(page: Any) -> None:
 
 DONE_JS = """() => {
   const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-  return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.innerText));
+  const failed = document.querySelector(
+    ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']");
+  return failed !== null
+    || (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.innerText)));
 }"""
 
 
 def wait_all_ran(page: Any, timeout_ms: int = 180_000) -> None:
-    """Every code cell shows an execution count (run, not queued ``[*]``)."""
+    """Every code cell shows an execution count (run, not queued ``[*]``); a cell that failed
+    (Run All stops there) fails at once, with its traceback."""
     page.wait_for_function(DONE_JS, timeout=timeout_ms)
+    errors = error_outputs(page)
+    assert not errors, "a cell failed:\n" + "\n".join(errors)
     page.get_by_text("cmtoolkit | Idle").wait_for()
 
 

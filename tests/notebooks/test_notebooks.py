@@ -200,3 +200,15 @@ def test_widget_state_inside_a_kernel_holds_no_secret(setup: Setup, tmp_path: Pa
     text = outputs_text(nb)
     assert "widget state clean" in text and "credential stored: api_key" in text
     assert_no_secret(out)
+
+
+def test_a_new_connection_opens_in_every_notebook(setup: Setup, tmp_path: Path) -> None:
+    """01 starts it (not saved); once saved with no goal, 02-04 open it to fill its goals in."""
+    execute(NOTEBOOKS / "01_connect.ipynb", tmp_path / "01.ipynb", setup,
+            connection="weekly", interactive=True)  # fmt: skip
+    assert not (setup.ws.connections_dir / "weekly.yaml").exists()
+    (setup.ws.connections_dir / "weekly.yaml").write_text(
+        "name: weekly\nid: abcdef12\nenabled: false\ncampaign_monitor: {credential: default}\n"
+    )
+    for name in ("02_import.ipynb", "03_export.ipynb", "04_run_and_history.ipynb"):
+        execute(NOTEBOOKS / name, tmp_path / name, setup, connection="weekly", interactive=True)
