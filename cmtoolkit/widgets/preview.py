@@ -35,12 +35,15 @@ def sample_people(editor: ConnectionEditor, goal: str, result: Run) -> dict[str,
     people = editor.people(sorted({str(r["profile_id"]) for r in rows}))
     imp = editor.model.import_
     ident = imp.identifiers[0].property if imp and imp.identifiers else "email"
+    new: dict[str, dict[str, str]] = {}
     for r in rows:
-        pid = str(r["profile_id"])
-        if pid not in people and r["property"] == ident and r["after"]:
-            after = r["after"]
-            value = after[0] if isinstance(after, list) and after else after
-            people[pid] = (str(value), "")
+        pid, after = str(r["profile_id"]), r["after"]
+        if pid in people or not after or r["property"] not in (ident, "full_name", "name"):
+            continue
+        value = after[0] if isinstance(after, list) else after
+        new.setdefault(pid, {})[r["property"]] = str(value)
+    for pid, values in new.items():
+        people[pid] = (values.get(ident, ""), values.get("full_name") or values.get("name", ""))
     return people
 
 

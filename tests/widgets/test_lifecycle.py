@@ -219,6 +219,8 @@ def test_preview_rows_name_the_person_beside_the_profile_id(editor) -> None:
     assert html.index("p1", ann) > ann
     assert "Robert Baker" in html  # p2's stored name beside its id
     assert "<b>cat@example.com</b>" in html  # a new profile: the identifier it would get
+    cat = html.index("<b>cat@example.com</b>")
+    assert html.index("Cat Cole", cat) < html.index("(new)", cat)  # and its name
 
 
 def test_segment_choices_show_their_sizes(editor) -> None:
