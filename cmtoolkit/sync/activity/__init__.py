@@ -10,7 +10,8 @@ is locked, writing inside the import's one store transaction. Design record:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import duckdb
@@ -27,6 +28,8 @@ from cmtoolkit.sync.statement import execute
 
 __all__ = ["EmailActivityPhase", "activity_phase"]
 
+#: DuckDB memory while the phase stages and writes (see EmailActivityPhase._capped)
+MEMORY_LIMIT = "1GB"
 DefineProperty = Callable[[duckdb.DuckDBPyConnection, str, str], bool]
 
 
@@ -40,6 +43,19 @@ class EmailActivityPhase:
         self.connection_key = getattr(ctx.connection, "state_key", None) or ctx.connection.name
         self.now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         self.read: ActivityRead | None = None
+
+    @contextmanager
+    def _capped(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        """DuckDB's memory capped at :data:`MEMORY_LIMIT` while the phase works (the import's
+        own limit is higher): the staged contacts and events spill to its temp folder instead
+        of growing the process; the import's limit comes back afterwards."""
+        (before,) = con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        try:
+            yield
+        finally:
+            if before:  # DuckDB's own text of its setting, e.g. "1.3 GiB"
+                con.execute(f"SET memory_limit = '{str(before).replace(chr(39), '')}'")
 
     def stage(self, con: duckdb.DuckDBPyConnection, attached: bool = False) -> ActivityRead:
         """Read Campaign Monitor into ``con``: before the store is attached for writing (run),
@@ -55,9 +71,10 @@ class EmailActivityPhase:
             raise ConfigurationError(
                 "import.email_activity reads the client's campaigns: set campaign_monitor.client_id"
             )
-        self.read = read_activity(
-            source, client_id, self.settings, cursors, con, self.now, self.ctx.progress
-        )
+        with self._capped(con):
+            self.read = read_activity(
+                source, client_id, self.settings, cursors, con, self.now, self.ctx.progress
+            )
         return self.read
 
     def _match(self, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -88,6 +105,12 @@ class EmailActivityPhase:
         self, con: duckdb.DuckDBPyConnection, define: DefineProperty
     ) -> dict[str, DetailValue]:
         """Inside the import's transaction: add the new events, move the cursors, derive."""
+        with self._capped(con):
+            return self._apply(con, define)
+
+    def _apply(
+        self, con: duckdb.DuckDBPyConnection, define: DefineProperty
+    ) -> dict[str, DetailValue]:
         counts = self._match(con)
         key = fingerprint(self.settings.properties)
         row = con.execute(
