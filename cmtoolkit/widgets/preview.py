@@ -20,6 +20,7 @@ from cmtoolkit.widgets.html import (
     result_html,
     samples_html,
 )
+from cmtoolkit.widgets.progress import NotebookProgress
 from cmtoolkit.widgets.view import View
 
 DEFAULT_DELAY = 0.6
@@ -158,9 +159,12 @@ class RunPanel(View):
             layout=W.Layout(display="none"),
         )
         self.output = W.HTML()
+        self.progress: NotebookProgress | None = None
+        self.progress_box = W.VBox()
         self.children = [
             W.HBox([self.goal, self.dry_run, self.full, self.run_button]),
             self.confirm_box,
+            self.progress_box,
             self.output,
             self.message,
         ]
@@ -220,11 +224,13 @@ class RunPanel(View):
         """Run (or dry-run) ``goal`` (the chosen one) now, without asking."""
         goal = goal or self.goal.value
         self.output.value = f"<i>running {esc(goal)}…</i>"
+        self.progress = NotebookProgress()  # bars per stage, with rate and ETA, while it runs
+        self.progress_box.children = (self.progress.box,)
         try:
             if self.dry_run.value:
-                result = self.editor.preview(goal, full=self.full.value)
+                result = self.editor.preview(goal, full=self.full.value, progress=self.progress)
             else:
-                result = self.editor.sync(goal, full=self.full.value)
+                result = self.editor.sync(goal, full=self.full.value, progress=self.progress)
         except Exception as exc:
             self.output.value = f'<span style="color:{RED}">{esc(exc)}</span>'
             return None

@@ -9,8 +9,12 @@ bar redrawn a thousand times is noise in an executed report and in a scheduler's
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol, TextIO
+
+import ipywidgets as W
 
 from cmtoolkit.sync import Progress
 
@@ -51,6 +55,110 @@ class PlainProgress:
         return len(str(max(done, 0)))
 
 
+@dataclass
+class Meter:
+    """One stage's progress with its rate and ETA, as one line of text: what the notebook's bar
+    and the terminal's line both show. ``clock`` is injectable (tests)."""
+
+    stage: str
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default=0.0)
+    done: int = 0
+    total: int | None = None
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def update(self, done: int, total: int | None) -> None:
+        self.done = done
+        if total is not None:
+            self.total = total
+
+    @property
+    def rate(self) -> float | None:
+        elapsed = self.clock() - self.started
+        return self.done / elapsed if elapsed > 0 and self.done else None
+
+    @property
+    def eta(self) -> float | None:
+        rate = self.rate
+        if rate is None or not self.total:
+            return None
+        return max(0.0, (self.total - self.done) / rate)
+
+    @property
+    def finished(self) -> bool:
+        return self.total is not None and self.done >= self.total
+
+    def text(self) -> str:
+        count = f"{self.done:,}/{self.total:,}" if self.total else f"{self.done:,}"
+        parts = [f"{self.stage}: {count}"]
+        if self.total:
+            parts[0] += f" ({min(100, self.done * 100 // self.total)}%)"
+        rate = self.rate
+        if rate is not None:
+            parts.append(f"{rate:,.0f}/s")
+        eta = self.eta
+        if eta is not None and not self.finished:
+            parts.append(f"ETA {_seconds(eta)}")
+        return " · ".join(parts)
+
+
+def _seconds(s: float) -> str:
+    s = round(s)
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+class NotebookProgress:
+    """One ipywidgets bar per stage (pages read, batches sent), with its rate and ETA; ``box``
+    is what a notebook shows. Updates reach the page while the run goes on."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.box = W.VBox()
+        self.meters: dict[str, Meter] = {}
+        self._bars: dict[str, tuple[W.IntProgress, W.HTML]] = {}
+
+    def __call__(self, stage: str, done: int, total: int | None = None) -> None:
+        meter = self.meters.get(stage)
+        if meter is None:
+            meter = self.meters[stage] = Meter(stage, self.clock)
+            bar = W.IntProgress(min=0, max=max(total or 1, 1), layout=W.Layout(width="320px"))
+            label = W.HTML()
+            self._bars[stage] = (bar, label)
+            self.box.children = (*self.box.children, W.HBox([bar, label]))
+        meter.update(done, total)
+        bar, label = self._bars[stage]
+        if meter.total:
+            bar.max = max(meter.total, 1)
+            bar.value = min(done, bar.max)
+        else:
+            bar.bar_style = "info"
+            bar.value = bar.max  # no total: a full, striped bar says "working"
+        if meter.finished:
+            bar.bar_style = "success"
+        label.value = meter.text()
+
+
+class TerminalProgress:
+    """The same line in a terminal, redrawn in place (``\\r``), a newline when a stage ends."""
+
+    def __init__(
+        self, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.stream = stream
+        self.clock = clock
+        self.meters: dict[str, Meter] = {}
+
+    def __call__(self, stage: str, done: int, total: int | None = None) -> None:
+        meter = self.meters.get(stage)
+        if meter is None:
+            meter = self.meters[stage] = Meter(stage, self.clock)
+        meter.update(done, total)
+        end = "\n" if meter.finished else ""
+        print(f"\r{meter.text()}", end=end, file=self.stream or sys.stderr, flush=True)
+
+
 class TqdmProgress:
     """One ``tqdm`` bar per stage; ``tqdm`` is ``tqdm.auto`` (widgets in a live notebook)."""
 
@@ -85,7 +193,7 @@ def progress_callback(*, interactive: bool | None = None) -> Progress:
         try:  # optional: tqdm is not a dependency
             from tqdm.auto import tqdm
         except ImportError:
-            pass
+            return NotebookProgress() if _in_kernel() else TerminalProgress()
         else:
             return TqdmProgress(tqdm)
     return PlainProgress()
@@ -95,4 +203,13 @@ def _in_kernel() -> bool:
     return "ipykernel" in sys.modules
 
 
-__all__ = ["Bar", "BarFactory", "PlainProgress", "TqdmProgress", "progress_callback"]
+__all__ = [
+    "Bar",
+    "BarFactory",
+    "Meter",
+    "NotebookProgress",
+    "PlainProgress",
+    "TerminalProgress",
+    "TqdmProgress",
+    "progress_callback",
+]

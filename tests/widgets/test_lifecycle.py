@@ -229,3 +229,14 @@ def test_segment_choices_show_their_sizes(editor) -> None:
     assert labels == {"news": "news — 3 profiles", "vip": "vip — 1 profiles"}
     assert dict((v, k) for k, v in targeting.segments.options) == labels
     assert export.consent.style.description_width == "150px"  # "Consent to track" not cut
+
+
+def test_run_now_shows_progress_bars_while_it_runs(editor, setup) -> None:
+    editor.edit_export(lists=(setup.customers,))
+    panel = RunPanel(editor, ("export",))
+    panel.run_button.click()
+    panel.confirm_button.click()
+    assert panel.results[-1].state == "FINISHED"
+    (send,) = panel.progress.meters.values()  # the export's batches, with a bar
+    assert send.stage == "send" and send.finished and send.total == send.done > 0
+    assert panel.progress_box.children == (panel.progress.box,)

@@ -75,3 +75,52 @@ def test_batch_runs_get_plain_lines_on_stdout(capsys: pytest.CaptureFixture[str]
         "import: 60/100",
         "import: 100/100",
     ]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_meter_gives_rate_and_eta_as_one_line():
+    from cmtoolkit.widgets.progress import Meter
+
+    clock = Clock()
+    m = Meter("send", clock)
+    m.update(0, 10_000)
+    assert m.text() == "send: 0/10,000 (0%)"
+    clock.t += 2
+    m.update(2_500, 10_000)
+    assert m.text() == "send: 2,500/10,000 (25%) · 1,250/s · ETA 6 s"
+    clock.t += 100
+    m.update(3_000, None)  # a total once given stays
+    assert m.text().endswith("29/s · ETA 3 min 58 s") and m.total == 10_000
+    m.update(10_000, 10_000)
+    assert m.finished and "ETA" not in m.text()
+
+
+def test_notebook_bars_and_terminal_lines_come_from_the_same_meter():
+    import ipywidgets as W
+
+    from cmtoolkit.widgets.progress import NotebookProgress, TerminalProgress
+
+    clock, out = Clock(), io.StringIO()
+    bars, line = NotebookProgress(clock), TerminalProgress(out, clock)
+    for p in (bars, line):
+        p("send", 0, 400)
+    clock.t += 1
+    for p in (bars, line):
+        p("send", 100, 400)
+        p("pages", 3)
+    (send_bar, send_label), (pages_bar, pages_label) = bars._bars["send"], bars._bars["pages"]
+    assert isinstance(send_bar, W.IntProgress) and (send_bar.value, send_bar.max) == (100, 400)
+    assert send_label.value == "send: 100/400 (25%) · 100/s · ETA 3 s"
+    assert pages_label.value.startswith("pages: 3") and pages_bar.bar_style == "info"
+    assert "\rsend: 100/400 (25%) · 100/s · ETA 3 s" in out.getvalue()
+    for p in (bars, line):
+        p("send", 400, 400)
+    assert send_bar.bar_style == "success" and out.getvalue().endswith("(100%) · 400/s\n")
+    W.Widget.close_all()
