@@ -193,7 +193,13 @@ def progress_callback(*, interactive: bool | None = None) -> Progress:
         try:  # optional: tqdm is not a dependency
             from tqdm.auto import tqdm
         except ImportError:
-            return NotebookProgress() if _in_kernel() else TerminalProgress()
+            if not _in_kernel():
+                return TerminalProgress()
+            from IPython.display import display
+
+            bars = NotebookProgress()
+            display(bars.box)
+            return bars
         else:
             return TqdmProgress(tqdm)
     return PlainProgress()
