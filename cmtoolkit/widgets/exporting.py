@@ -15,7 +15,7 @@ from cmtoolkit.connection.model import (
     ExportMapping,
 )
 from cmtoolkit.widgets.editor import ConnectionEditor
-from cmtoolkit.widgets.html import VALUE_TYPE_LABELS
+from cmtoolkit.widgets.html import VALUE_TYPE_LABELS, sizes_html
 from cmtoolkit.widgets.lists import ListSelect
 from cmtoolkit.widgets.mappings import _Rows, default_property
 from cmtoolkit.widgets.view import View, property_box, set_options
@@ -169,7 +169,8 @@ class TargetingEditor(View):
             description="Segments", options=[], rows=5, layout=W.Layout(width="520px")
         )
         self.segments.observe(self._segments_changed, "value")
-        self.children = [self.lists, self.field, self.segments, self.message]
+        self.sizes = W.HTML()
+        self.children = [self.lists, self.field, self.segments, self.sizes, self.message]
         self.start()
 
     def redraw(self, model: Connection) -> None:
@@ -181,6 +182,7 @@ class TargetingEditor(View):
         if list(self.segments.options) != options:
             self.segments.options = options
         self.segments.value = chosen
+        self.sizes.value = sizes_html(self.editor.segment_sizes(), chosen)
         self.field.value = tgt.field if tgt else "Segments"
 
     def _field_changed(self, change: dict[str, Any]) -> None:

@@ -323,6 +323,26 @@ def result_html(result: Run, *, duration: bool = True) -> str:
     return head + counts_html(result.counts) + import_notes_html(result.details) + error
 
 
+def sizes_html(sizes: dict[str, int | None], chosen: Sequence[str] = (), width: int = 260) -> str:
+    """Segment sizes as horizontal bars (the chosen ones highlighted), to compare at a glance."""
+    known = {k: v for k, v in sizes.items() if v is not None}
+    if not known:
+        return ""
+    biggest = max(known.values()) or 1
+    rows = []
+    for name, size in sorted(known.items(), key=lambda kv: -kv[1]):
+        colour = GREEN if name in chosen else GREY
+        bar = (
+            f'<span style="display:inline-block;height:10px;background:{colour};'
+            f'width:{max(1, round(width * size / biggest))}px"></span>'
+        )
+        rows.append(
+            f'<tr><td style="padding:1px 8px 1px 0">{esc(name)}</td><td>{bar}</td>'
+            f'<td style="padding-left:6px;text-align:right">{size:,}</td></tr>'
+        )
+    return f'<table class="cm-sizes" style="font-size:12px">{"".join(rows)}</table>'
+
+
 # --- history -----------------------------------------------------------------------------------
 
 
