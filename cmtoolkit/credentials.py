@@ -90,9 +90,7 @@ def looks_like_secret(value: str) -> bool:
     longest_word = max((len(w) for w in re.split(r"[_.-]", value)), default=0)
     # A run of 16+ hex digits with a digit in it is a key's body, whatever words surround it
     # (the emulator's "emulator-dev-api-key-0000000000000000").
-    hex_run = any(
-        any(c.isdigit() for c in run) for run in re.findall(r"[0-9a-fA-F]{16,}", value)
-    )
+    hex_run = any(any(c.isdigit() for c in run) for run in re.findall(r"[0-9a-fA-F]{16,}", value))
     return (has_digit and has_alpha and longest_word >= 20) or hex_run
 
 
