@@ -671,3 +671,17 @@ def test_connection_file_export_options_and_history() -> None:
         parse_connection({**base, "export": {**base["export"], "invalid_values": "drop"}})
     with pytest.raises(ConnectionFileError, match=r"history\.keep_runs"):
         parse_connection({**base, "history": {"keep_runs": 0}})
+
+
+def test_state_follows_the_connection_id_through_an_upgrade_and_a_rename(export_env: Env) -> None:
+    env = export_env
+    env.run(env.connection())  # no id yet: state kept under the name
+    with_id = replace(env.connection(), id="6f1c9a52")
+    planned = preview(env.ws.context(with_id, env.cm), "export")
+    assert planned.counts["UNCHANGED"] == 4  # the preview sees the state the run will adopt
+    assert env.run(with_id).counts["UNCHANGED"] == 4
+    with env.ws.store.connect() as con:
+        keys = {r[0] for r in con.execute("SELECT connection FROM export_state").fetchall()}
+    assert keys == {"6f1c9a52"}
+    renamed = replace(with_id, name="newsletter export")
+    assert env.run(renamed).counts["UNCHANGED"] == 4  # a rename keeps the run state

@@ -67,7 +67,7 @@ def finish(
         {"run_id": run_id},
     )
     con.unregister("exp_run_rows")
-    remember(con, plan.spec.connection, plan.spec.goal, out)
+    remember(con, plan.spec.key, plan.spec.goal, out)
     return count_outcomes(out), out
 
 
@@ -92,8 +92,8 @@ def execute_plan(ctx: GoalContext, run_id: str, plan: Plan) -> Outcome:
     leavers = plan.rows.filter(pl.col("action") == "leave")
     total = imports.height + leavers.height
     plan.rows = plan.rows.drop("payload")  # the ledger needs no payload: free it while sending
-    journal = AckJournal(ctx.root, spec.connection, spec.goal)
-    writer = StateWriter(store, spec.connection, spec.goal, journal)
+    journal = AckJournal(ctx.root, spec.key, spec.goal)
+    writer = StateWriter(store, spec.key, spec.goal, journal)
     try:
         send_imports(
             ctx.client,

@@ -7,9 +7,8 @@ The statements are generated apart from where they run (:func:`plan_statements` 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import duckdb
 import orjson
@@ -20,6 +19,7 @@ from cmtoolkit.profiles.consent import consent_predicate
 from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.sync.exports.acknowledgements import AckJournal, write_state
 from cmtoolkit.sync.exports.live import install_segments, live_segments
+from cmtoolkit.sync.exports.options import AddOptions, OptionCreator, with_missing_options
 from cmtoolkit.sync.exports.refusals import install as install_states
 from cmtoolkit.sync.exports.refusals import read_states
 from cmtoolkit.sync.exports.spec import EXPORT_OUTCOMES, FieldType, GoalSpec
@@ -27,9 +27,6 @@ from cmtoolkit.sync.exports.values import value_sql
 from cmtoolkit.sync.goal import GoalContext
 from cmtoolkit.sync.scratch import scratch_dir
 from cmtoolkit.sync.statement import Statement, execute
-
-if TYPE_CHECKING:
-    from cmtoolkit.campaign_monitor import CampaignMonitor
 
 MEMORY_LIMIT = "1GB"  # the plan's DuckDB; see compute_plan
 # Campaign Monitor's (and the emulator's) address rule, applied before sending.
@@ -192,7 +189,7 @@ def list_plan_sql(
     """exp_plan rows of one list: outcome and reason decided, or ``send`` with its payload."""
     params: dict[str, object] = {
         "list_id": list_id,
-        "connection": spec.connection,
+        "connection": spec.key,
         "goal": spec.goal,
         "consent": spec.consent_to_track,
         "resubscribe": "R" if spec.resubscribe else "-",
@@ -318,7 +315,7 @@ def leavers_sql(spec: GoalSpec, leave_field: str | None) -> Statement:
           AND (c.profile_id IS NULL OR NOT c.consented)
         """,
         {
-            "connection": spec.connection,
+            "connection": spec.key,
             "goal": spec.goal,
             "lists": list(spec.lists),
             "objectives": list(spec.objectives),
@@ -355,10 +352,6 @@ def extract_sql(spec: GoalSpec) -> Statement:
     )
 
 
-#: ``add_options(list_id, field, options)``: make the options exist (a run) or not (a preview).
-AddOptions = Callable[[str, FieldType, list[str]], None]
-
-
 def plan_goal(
     con: duckdb.DuckDBPyConnection,
     spec: GoalSpec,
@@ -388,38 +381,34 @@ def plan_goal(
     return plan
 
 
-def with_missing_options(
-    con: duckdb.DuckDBPyConnection,
-    spec: GoalSpec,
-    types: Mapping[str, Mapping[str, FieldType]],
-    add_options: AddOptions | None,
-) -> dict[str, dict[str, FieldType]]:
-    """``types`` with every value a candidate has for a MultiSelect field among its options."""
-    out: dict[str, dict[str, FieldType]] = {k: dict(v) for k, v in types.items()}
-    for i, v in enumerate(spec.values):
-        wanted: list[str] | None = None
-        for list_id, fields in out.items():
-            ft = fields[v.field]
-            if ft.data_type not in ("MultiSelectOne", "MultiSelectMany"):
-                continue
-            if wanted is None:
-                wanted = [
-                    r[0]
-                    for r in con.execute(
-                        f"SELECT min(x) FROM (SELECT trim(unnest(v{i})) AS x FROM exp_cand) "
-                        "WHERE x <> '' GROUP BY lower(x) ORDER BY lower(x)"
-                    ).fetchall()
-                ]
-            have = {o.lower() for o in ft.options}
-            new = [o for o in wanted if o.lower() not in have]
-            if new:
-                if add_options is not None:
-                    add_options(list_id, ft, new)
-                fields[v.field] = FieldType(ft.name, ft.data_type, (*ft.options, *new))
-    return out
-
-
 # --- planning on the store -----------------------------------------------------------------------
+
+
+def adopt_statements(spec: GoalSpec) -> list[Statement]:
+    """A real run first moves state kept under the connection's name to its id (an upgrade, or
+    a connection used before its file had an id): copied under the id, then removed under the
+    name (an UPDATE of the key columns would go through DuckDB's delete-and-insert)."""
+    if spec.key == spec.connection:
+        return []
+    params = {"key": spec.key, "name": spec.connection, "goal": spec.goal}
+    tables = {
+        "export_state": "list_id, profile_id, email, hash, exported_at",
+        "export_suppressions": "list_id, email, code, reason, seen_at",
+    }
+    out = []
+    for table, columns in tables.items():
+        mine = "connection = $name AND goal = $goal"
+        out.append(
+            Statement(
+                f"INSERT INTO {table} (connection, goal, {columns}) "
+                f"SELECT $key, goal, {columns} FROM {table} WHERE {mine} AND NOT EXISTS "
+                f"(SELECT 1 FROM {table} WHERE connection = $key AND goal = $goal)",
+                params,
+            )
+        )
+        mine_params = {"name": spec.connection, "goal": spec.goal}
+        out.append(Statement(f"DELETE FROM {table} WHERE {mine}", mine_params))
+    return out
 
 
 def session_sql(spill: str) -> list[Statement]:
@@ -432,6 +421,9 @@ def session_sql(spill: str) -> list[Statement]:
 
 #: A temp copy of export_state that shadows the stored one, for a preview to fold a journal into.
 STATE_OVERLAY = [
+    # Copied first: once the temp table exists, "main.export_state" names the temp catalog's
+    # main schema, i.e. the temp table itself.
+    Statement("CREATE TEMP TABLE exp_state_copy AS SELECT * FROM export_state"),
     Statement(
         """
         CREATE TEMP TABLE export_state (
@@ -440,7 +432,8 @@ STATE_OVERLAY = [
             PRIMARY KEY (connection, goal, list_id, profile_id))
         """
     ),
-    Statement("INSERT INTO temp.export_state SELECT * FROM main.export_state"),
+    Statement("INSERT INTO temp.export_state SELECT * FROM exp_state_copy"),
+    Statement("DROP TABLE exp_state_copy"),
 ]
 
 
@@ -456,11 +449,15 @@ def compute_plan(
     store = ctx.store
     live = live_segments(ctx, spec)
     states = read_states(ctx.client, spec.client_id, spec, active=spec.only_subscribed)
-    journal = AckJournal(ctx.root, spec.connection, spec.goal)
+    journal = AckJournal(ctx.root, spec.key, spec.goal)
+    adopt = adopt_statements(spec)
+    if adopt and not preview:
+        with store.transaction() as con:
+            execute(con, adopt)
     leftover = journal.read()  # acknowledged by an interrupted run, not yet in the store
     if leftover is not None and not preview:
         with store.transaction() as con:
-            write_state(con, spec.connection, spec.goal, leftover)
+            write_state(con, spec.key, spec.goal, leftover)
         journal.close(remove=True)
         leftover = None
     elif journal.rejected and not preview:
@@ -469,9 +466,11 @@ def compute_plan(
         execute(con, session_sql(str(spill)))
         install_segments(con, live)
         install_states(con, states)
-        if leftover is not None:  # a preview sees the state as the next run will
+        if leftover is not None or (adopt and preview):  # seen as the next run will see it
             execute(con, STATE_OVERLAY)
-            write_state(con, spec.connection, spec.goal, leftover)
+            execute(con, adopt[:2] if preview else [])
+            if leftover is not None:
+                write_state(con, spec.key, spec.goal, leftover)
         return plan_goal(
             con,
             spec,
@@ -480,18 +479,3 @@ def compute_plan(
             leave_field=leave_field,
             add_options=None if preview else OptionCreator(ctx.client),
         )
-
-
-class OptionCreator:
-    """Adds missing MultiSelect options in Campaign Monitor (``create_missing``, a run only)."""
-
-    def __init__(self, client: CampaignMonitor) -> None:
-        self.client = client
-
-    def __call__(self, list_id: str, ft: FieldType, options: list[str]) -> None:
-        keys = {f.field_name.casefold(): f.key for f in self.client.custom_fields(list_id)}
-        key = keys.get(ft.name.casefold())
-        if key is None:
-            self.client.create_custom_field(list_id, ft.name, ft.data_type, options)
-        else:
-            self.client.update_custom_field_options(list_id, key, options, keep_existing=True)

@@ -68,6 +68,13 @@ class GoalSpec:
     restart_autoresponders: bool = False
     only_subscribed: bool = False  # targeting: update existing subscribers only
     client_id: str | None = None  # whose suppression list Campaign Monitor checks
+    #: What export state is kept under: the connection's id (DESIGN §4), its name before it has
+    #: one. The ledger's runs stay under the name.
+    state_key: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.state_key or self.connection
 
     @classmethod
     def from_connection(cls, conn: Connection) -> GoalSpec:
@@ -95,6 +102,7 @@ class GoalSpec:
             invalid_values=goal.invalid_values,
             restart_autoresponders=goal.restart_autoresponders,
             client_id=conn.campaign_monitor.client_id,
+            state_key=conn.state_key,
         )
 
 

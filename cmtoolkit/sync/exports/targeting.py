@@ -45,6 +45,7 @@ def targeting_spec(conn: Connection) -> GoalSpec:
         on_leave="clear",
         only_subscribed=True,
         client_id=conn.campaign_monitor.client_id,
+        state_key=conn.state_key,
     )
 
 

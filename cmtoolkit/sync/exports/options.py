@@ -1,0 +1,63 @@
+"""``create_missing`` for MultiSelect fields: the options the candidates' values need, added
+before sending (a run) or only assumed (a preview). See docs/export.md."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from cmtoolkit.sync.exports.spec import FieldType, GoalSpec
+
+if TYPE_CHECKING:
+    from cmtoolkit.campaign_monitor import CampaignMonitor
+
+#: ``add_options(list_id, field, options)``: make the options exist (a run) or not (a preview).
+AddOptions = Callable[[str, FieldType, list[str]], None]
+
+
+def with_missing_options(
+    con: duckdb.DuckDBPyConnection,
+    spec: GoalSpec,
+    types: Mapping[str, Mapping[str, FieldType]],
+    add_options: AddOptions | None,
+) -> dict[str, dict[str, FieldType]]:
+    """``types`` with every value a candidate has for a MultiSelect field among its options."""
+    out: dict[str, dict[str, FieldType]] = {k: dict(v) for k, v in types.items()}
+    for i, v in enumerate(spec.values):
+        wanted: list[str] | None = None
+        for list_id, fields in out.items():
+            ft = fields[v.field]
+            if ft.data_type not in ("MultiSelectOne", "MultiSelectMany"):
+                continue
+            if wanted is None:
+                wanted = [
+                    r[0]
+                    for r in con.execute(
+                        f"SELECT min(x) FROM (SELECT trim(unnest(v{i})) AS x FROM exp_cand) "
+                        "WHERE x <> '' GROUP BY lower(x) ORDER BY lower(x)"
+                    ).fetchall()
+                ]
+            have = {o.lower() for o in ft.options}
+            new = [o for o in wanted if o.lower() not in have]
+            if new:
+                if add_options is not None:
+                    add_options(list_id, ft, new)
+                fields[v.field] = FieldType(ft.name, ft.data_type, (*ft.options, *new))
+    return out
+
+
+class OptionCreator:
+    """Adds missing MultiSelect options in Campaign Monitor (``create_missing``, a run only)."""
+
+    def __init__(self, client: CampaignMonitor) -> None:
+        self.client = client
+
+    def __call__(self, list_id: str, ft: FieldType, options: list[str]) -> None:
+        keys = {f.field_name.casefold(): f.key for f in self.client.custom_fields(list_id)}
+        key = keys.get(ft.name.casefold())
+        if key is None:
+            self.client.create_custom_field(list_id, ft.name, ft.data_type, options)
+        else:
+            self.client.update_custom_field_options(list_id, key, options, keep_existing=True)
