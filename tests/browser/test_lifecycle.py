@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from cmtoolkit.connection.file import load_connection
+from cmtoolkit.credentials import CredentialStore, OAuthCredential
+from cmtoolkit.emulator import OAuthApp
 from tests.browser import lab as L
 from tests.widgets.env import SENTINEL_KEY, Setup
 
@@ -38,12 +40,20 @@ def _copy_with_connection(src: Path, dst: Path, connection: str) -> None:
     dst.write_text(json.dumps(nb, indent=1))
 
 
+REDIRECT_PORT = L.free_port()
+OAUTH_APP = OAuthApp(
+    client_id="100042",
+    client_secret="browser-test-app-secret",
+    redirect_uri=f"http://127.0.0.1:{REDIRECT_PORT}/callback",
+)
+
+
 @pytest.fixture
 def lab(
     emulator_factory: Callable[..., Any], cm_factory: Callable[..., Any], tmp_path: Path
 ) -> Iterator[tuple[L.Lab, Setup, Any]]:
     sync_playwright = L.requirements()
-    emu = emulator_factory(api_key=SENTINEL_KEY)
+    emu = emulator_factory(api_key=SENTINEL_KEY, oauth_apps=[OAUTH_APP])
     home = tmp_path / "lab"
     home.mkdir()
     for nb in (L.ROOT / "notebooks").glob("0*.ipynb"):
@@ -54,6 +64,10 @@ def lab(
         tmp_path,
         CMTOOLKIT_API_URL=emu.base_url,
         CMTOOLKIT_CREDENTIALS=str(tmp_path / "credentials.json"),
+        # the registered app the notebook's "Connect with Campaign Monitor" uses
+        CMTOOLKIT_OAUTH_CLIENT_ID=OAUTH_APP.client_id,
+        CMTOOLKIT_OAUTH_CLIENT_SECRET=OAUTH_APP.client_secret,
+        CMTOOLKIT_OAUTH_REDIRECT_URI=OAUTH_APP.redirect_uri,
     )
     env.pop("CM_API_KEY", None)
     env.pop("CMTOOLKIT_WORKSPACE", None)
@@ -182,6 +196,42 @@ def test_create_configure_switch_on_and_run_a_connection(lab: tuple[L.Lab, Setup
             assert SENTINEL_KEY not in page.content()
         except Exception:
             L.screenshot(page, "lifecycle_failure.png")
+            raise
+        finally:
+            browser.close()
+
+
+def test_connect_with_oauth_through_the_emulators_allow_page(
+    lab: tuple[L.Lab, Setup, Any], tmp_path: Path
+) -> None:
+    running, setup, sync_playwright = lab
+    with sync_playwright() as p:
+        browser = L.launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.set_default_timeout(60_000)
+        try:
+            L.open_notebook(page, running, "01_connect.ipynb")
+            L.run_all(page)
+            L.wait_all_ran(page)
+            page.get_by_role("button", name="Connect with Campaign Monitor").click()
+            with page.expect_popup() as popup_info:
+                page.get_by_role("link", name="Open Campaign Monitor").click()
+            popup = popup_info.value
+            popup.get_by_role("button", name="Allow access").click()
+            page.get_by_text("connected: OAuth tokens saved as credential 'default'").wait_for()
+            client = widget(page, "dropdown", "Client").locator("select")
+            page.wait_for_function(
+                "id => [...document.querySelectorAll('option')].some(o =>"
+                " o.textContent.includes(id))",
+                arg=setup.client_id,
+            )
+            L.screenshot(page, "lifecycle_01_oauth_connected.png")
+            assert client.count() == 1
+            stored = CredentialStore(tmp_path / "credentials.json").get("default")
+            assert isinstance(stored, OAuthCredential) and stored.client_id == "100042"
+            assert "browser-test-app-secret" not in page.content()
+        except Exception:
+            L.screenshot(page, "lifecycle_oauth_failure.png")
             raise
         finally:
             browser.close()
