@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import duckdb
 
-from cmtoolkit.sync.imports.spec import ImportSpec
+from cmtoolkit.sync.imports.spec import LEAVING_STATES, ImportSpec
 from cmtoolkit.sync.statement import Statement
 
 __all__ = [
@@ -57,6 +57,8 @@ def adopt_statements(spec: ImportSpec) -> list[Statement]:
 def leaver_statements(spec: ImportSpec) -> list[Statement]:
     """Leavers read outside ``states`` matter only when this connection applied them from that
     list before (DESIGN §5.6: a subscriber who *left*); the others are dropped unseen."""
+    if all(state in spec.states for state in LEAVING_STATES):
+        return []  # every leaver is selected: nothing to drop
     return [
         Statement(
             """
@@ -117,7 +119,9 @@ def sum_columns(spec: ImportSpec, params: dict[str, object]) -> tuple[str, str]:
         live = "NOT c.delta_hit AND c.selected"
         same = f"len({x}) > 0 AND {_text(x)} IS NOT DISTINCT FROM {known}"
         columns.append(
-            f", CASE WHEN {live} THEN CASE WHEN {same} THEN [] ELSE {x} END END AS in_{t.alias}"
+            # not live (a leaver outside `states`, a delta hit): nothing to add, not NULL, which
+            # the sum would read as a total of 0
+            f", CASE WHEN {live} AND NOT ({same}) THEN {x} ELSE []::VARCHAR[] END AS in_{t.alias}"
             f", coalesce({live} AND {same}, false) AS dup_{t.alias}"
             f", CASE WHEN {live} AND len({x}) > 0 AND NOT ({same}) THEN {_text(x)}"
             f" WHEN c.legacy_same AND {last} IS NULL THEN {_text(x)} END AS rec_{t.alias}"
@@ -201,9 +205,8 @@ def sums_statements(spec: ImportSpec) -> list[Statement]:
         )
     return [
         Statement(
-            f"CREATE OR REPLACE TEMP TABLE imp_summed AS "
-            f"SELECT DISTINCT ON (list_id, subscriber, field, property) * "
-            f"FROM ({' UNION ALL '.join(parts)})",
+            # One row per contact and sum target: a subscriber is read once per list.
+            f"CREATE OR REPLACE TEMP TABLE imp_summed AS {' UNION ALL '.join(parts)}",
             params,
         ),
         Statement(
