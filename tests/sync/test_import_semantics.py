@@ -324,3 +324,20 @@ def test_the_python_api_passes_the_same_gate(account, ws, cm):
     with pytest.raises(NotReady, match="disabled"):
         runner.sync("import")
     assert runner.sync("import", force=True).ok
+
+
+def test_cmtoolkit_run_passes_the_same_gate_before_any_notebook_starts(
+    account, ws, emulator, monkeypatch, capsys
+):
+    from dataclasses import replace
+
+    conn = replace(env_connection(connection(account, lists=(account.l1,))), enabled=False)
+    save_connection(conn, connection_path(ws.path, "news"))
+    assert cli(ws, emulator, monkeypatch, "run", "news", "--goal", "import") == 2
+    assert "is disabled (enabled: false)" in capsys.readouterr().err
+    bad = env_connection(connection(account, identifiers=(Identifier("EmailAddress", "emial"),)))
+    save_connection(bad, connection_path(ws.path, "news"))
+    assert cli(ws, emulator, monkeypatch, "run", "news", "--goal", "import", "--force") == 2
+    err = capsys.readouterr().err
+    assert "is not ready" in err and "did you mean 'email'" in err
+    assert not list(ws.reports_dir.glob("**/*.ipynb"))  # no notebook ran
