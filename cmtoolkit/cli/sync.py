@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from cmtoolkit.cli.arguments import (
@@ -61,9 +62,22 @@ def cmd_preview(args: argparse.Namespace) -> int:
         return 0
     for r in results:
         print(f"{r.goal} preview of {r.connection}: {describe_counts(r.counts, grouped=True)}")
+        for note in import_notes(r.details):
+            print(f"  {note}")
         if r.samples is not None and r.samples.height:
             print(text_table(r.samples.head(args.sample).to_dicts()))
     return 0
+
+
+def import_notes(details: Mapping[str, object]) -> list[str]:
+    """What an import's counts do not say (DESIGN §5), one line each."""
+    notes = []
+    summed, leavers = details.get("already_summed"), details.get("leavers")
+    if isinstance(summed, int) and summed:
+        notes.append(f"sum: {summed:,} values already summed, not added again")
+    if isinstance(leavers, int) and leavers:
+        notes.append(f"leavers: {leavers:,} subscribers left a list (its name taken away)")
+    return notes
 
 
 def text_table(rows: list[dict[str, object]]) -> str:
@@ -121,6 +135,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 f"{goal} of {result.connection}: {result.state} ({describe_counts(result.counts)})"
             )
             print(line if result.ok else f"{line}: {result.error}")
+            for note in import_notes(result.details):
+                print(f"  {note}")
         if not result.ok:
             break
     if args.json:

@@ -300,7 +300,7 @@ def test_sync_refuses_a_disabled_connection_unless_forced(
 ):
     from dataclasses import replace
 
-    account.add(account.l1, "ann@example.com", "Ann", city="Paris")
+    account.add(account.l1, "ann@example.com", "Ann", city="Paris", loyalty_points=5)
     conn = replace(env_connection(connection(account, lists=(account.l1,))), enabled=False)
     save_connection(conn, connection_path(ws.path, "news"))
     assert cli(ws, emulator, monkeypatch, "sync", "news", "--goal", "import") == 2
@@ -311,6 +311,11 @@ def test_sync_refuses_a_disabled_connection_unless_forced(
     assert cli(ws, emulator, monkeypatch, "sync", "news", "--goal", "import", "--force") == 0
     assert profile(ws, "p1")["city"] == ["Paris"]
     assert load_connection(connection_path(ws.path, "news")).id  # written on first use
+    capsys.readouterr()
+    args = ("sync", "news", "--goal", "import", "--force", "--full")
+    assert cli(ws, emulator, monkeypatch, *args) == 0
+    assert "sum: 1 values already summed, not added again" in capsys.readouterr().out
+    assert profile(ws, "p1")["points"] == ["15"]
     assert json.loads("[]") == []
 
 
