@@ -128,6 +128,7 @@ class ExportMachine(RuleBasedStateMachine):
         self.ws.store.load(profile_frame(rows, consent), types={"level": "number", "email": "text"})
         self.model = Model(rows, consent, threshold=1, vip=["p0", "p1"], cm=cm_model)
         self.write_segments()
+        self.ws.segments.refresh()  # stored membership exists, as in any used workspace
         self.export = GoalCfg(
             "export",
             lists=(self.lists[0],),
