@@ -13,7 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cmtoolkit.connection.client import client_for
+from cmtoolkit.connection.file import duplicate_id_problem
+from cmtoolkit.connection.status import Problem, Status, connection_status
 from cmtoolkit.errors import CmToolkitError, ConfigurationError
+from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.sync import ledger
 from cmtoolkit.sync.exports import ExportGoal, TargetingGoal
 from cmtoolkit.sync.goal import Goal, GoalContext, GoalName, Progress
@@ -24,7 +28,6 @@ from cmtoolkit.sync.run import Run, RunState, utc_now
 if TYPE_CHECKING:
     from cmtoolkit.campaign_monitor import CampaignMonitor
     from cmtoolkit.connection.model import Connection
-    from cmtoolkit.connection.status import Status
     from cmtoolkit.profiles.segments import Segments
     from cmtoolkit.profiles.store import Store
 
@@ -188,8 +191,6 @@ class _ProfileSide:
     def sample_values(self, prop: str, n: int) -> list[str]:
         """First values of ``prop`` from up to ``n`` profiles, sampled (status checks the
         matching property holds email addresses)."""
-        from cmtoolkit.profiles.quoting import quote_ident
-
         if not self.runner.store.path.exists():
             return []
         with self.runner.store.connect() as con:
@@ -234,8 +235,6 @@ class ConnectionRunner:
     @property
     def client(self) -> CampaignMonitor:
         if self._client is None:
-            from cmtoolkit.connection.client import client_for
-
             self._client = client_for(self.model)
         return self._client
 
@@ -251,9 +250,6 @@ class ConnectionRunner:
         )
 
     def status(self, *, live: bool = True) -> Status:
-        from cmtoolkit.connection.file import duplicate_id_problem
-        from cmtoolkit.connection.status import Problem, connection_status
-
         status = connection_status(
             self.model, client=self.client if live else None, store=_ProfileSide(self)
         )
