@@ -387,7 +387,7 @@ def plan_goal(
 def adopt_statements(spec: GoalSpec) -> list[Statement]:
     """A real run first moves state kept under the connection's name to its id (an upgrade, or
     a connection used before its file had an id): copied under the id, then removed under the
-    name (nothing moves when state under the id exists already)."""
+    name (when state under the id exists already, it wins and the name's is dropped)."""
     if spec.key == spec.connection:
         return []
     params = {"key": spec.key, "name": spec.connection, "goal": spec.goal}
