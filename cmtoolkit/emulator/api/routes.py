@@ -17,9 +17,7 @@ from cmtoolkit.emulator.api.request import Ctx, Result
 from cmtoolkit.emulator.api.subscribers import SubscriberResources
 
 
-class Api(
-    ClientResources, ListResources, FieldResources, SubscriberResources, CampaignResources
-):
+class Api(ClientResources, ListResources, FieldResources, SubscriberResources, CampaignResources):
     """Routes ``/api/v3.3`` requests to the account; the caller holds the emulator lock."""
 
     def __init__(self, account: Account, seed: int = 0, page_cache_bytes: int = 0) -> None:
