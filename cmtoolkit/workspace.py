@@ -157,3 +157,7 @@ class Workspace:
     def segment_names(self) -> list[str]:
         """Segments defined in ``segments.yaml``."""
         return self.segments.names()
+
+    def sample_values(self, prop: str, n: int) -> list[str]:
+        """Sampled first values of ``prop`` (status checks a matching property's emails)."""
+        return self.store.sample_values(prop, n)

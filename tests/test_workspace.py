@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -91,12 +92,17 @@ def test_connection_by_name_slug_or_file(tmp_path: Path, client: CampaignMonitor
     ws = Workspace.create(tmp_path / "ws")
     path = save_connection(NEWS, connection_path(ws.path, NEWS.name))
     assert ws.connection_names() == ["Newsletter sync"]
+    ids = set()
     for name in ("Newsletter sync", "newsletter-sync", str(path)):
         runner = ws.connection(name, client=client)
         assert isinstance(runner, ConnectionRunner)
-        assert runner.model == NEWS and runner.name == "Newsletter sync"
+        # First use writes the file's stable id (DESIGN §4); everything else is as saved.
+        assert runner.model.id and replace(runner.model, id=None) == NEWS
+        assert runner.name == "Newsletter sync"
+        ids.add(runner.model.id)
         assert runner.client is client and runner.root == ws.path
         assert runner.store.path == ws.database_path
+    assert len(ids) == 1 and f"id: {ids.pop()}" in path.read_text(encoding="utf-8")
     assert ws.connection(NEWS, client=client).model is NEWS  # a model already loaded
     assert ws.connection("newsletter-sync", client=client).history() == []
 
@@ -126,3 +132,24 @@ def test_context_is_what_a_goal_runs_on(tmp_path: Path, client: CampaignMonitor)
     assert not plain.full and plain.progress is None
     plain.report("read", 1, None)  # no progress callback: nothing to call
     assert seen == [("read", 1, 2)]
+
+
+def test_sample_values_are_first_values_of_profiles_that_have_one(tmp_path: Path) -> None:
+    # Status samples the export's matching property through the workspace (the notebooks' path)
+    # as through a ConnectionRunner: both reach the store's one sampler.
+    ws = Workspace.create(tmp_path / "ws")
+    assert ws.sample_values("email", 5) == []
+    ws.store.load(
+        pl.DataFrame(
+            {
+                "profile_id": [f"p{i}" for i in range(40)],
+                "email": [f"u{i}@example.com" if i % 2 else None for i in range(40)],
+            }
+        )
+    )
+    sample = ws.sample_values("email", 5)
+    assert len(sample) == 5 and all(
+        v.startswith("u") and v.endswith("@example.com") for v in sample
+    )
+    assert sample == ws.sample_values("email", 5)  # repeatable
+    assert len(ws.sample_values("email", 100)) == 20

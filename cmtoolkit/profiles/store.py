@@ -310,6 +310,22 @@ class Store:
         with self.transaction() as con:
             return define_property(con, name, type)
 
+    def sample_values(self, prop: str, n: int) -> list[str]:
+        """First values of ``prop`` from up to ``n`` profiles, sampled repeatably (status checks
+        that an export's matching property holds email addresses)."""
+        if not self.path.exists():
+            return []
+        with self.connect() as con:
+            if prop not in defined_properties(con):
+                return []
+            rows = con.execute(
+                # The sample is drawn after the filter: sampling first would leave a store where
+                # few profiles have the property with next to nothing to check.
+                f"SELECT v FROM (SELECT {quote_ident(prop)}[1] AS v FROM profiles "
+                f"WHERE v IS NOT NULL) USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE (1)"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     # --- profiles ------------------------------------------------------------------------------
 
     def count(self) -> int:

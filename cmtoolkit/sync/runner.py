@@ -17,7 +17,6 @@ from cmtoolkit.connection.client import client_for
 from cmtoolkit.connection.file import duplicate_id_problem
 from cmtoolkit.connection.status import Problem, Status, connection_status
 from cmtoolkit.errors import CmToolkitError, ConfigurationError
-from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.sync import ledger
 from cmtoolkit.sync.exports import ExportGoal, TargetingGoal
 from cmtoolkit.sync.goal import Goal, GoalContext, GoalName, Progress
@@ -189,16 +188,7 @@ class _ProfileSide:
         return self.runner.segments.names()
 
     def sample_values(self, prop: str, n: int) -> list[str]:
-        """First values of ``prop`` from up to ``n`` profiles, sampled (status checks the
-        matching property holds email addresses)."""
-        if not self.runner.store.path.exists():
-            return []
-        with self.runner.store.connect() as con:
-            rows = con.execute(
-                f"SELECT v FROM (SELECT {quote_ident(prop)}[1] AS v FROM profiles) "
-                f"WHERE v IS NOT NULL USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE (1)"
-            ).fetchall()
-        return [str(r[0]) for r in rows]
+        return self.runner.store.sample_values(prop, n)
 
 
 class ConnectionRunner:
