@@ -24,7 +24,7 @@ from cmtoolkit.emulator.activity import (
     Events,
     list_sends,
 )
-from cmtoolkit.emulator.api.paging import envelope
+from cmtoolkit.emulator.api.paging import envelope, page_and_size
 from cmtoolkit.emulator.api.request import Ctx, Result, parse_date
 from cmtoolkit.emulator.api.resource import Resources
 from cmtoolkit.emulator.api_error import ApiError
@@ -68,7 +68,7 @@ class CampaignResources(Resources):
 
     def client_campaigns(self, ctx: Ctx, client_id: str) -> Result:
         c = self._client(ctx, client_id)
-        page, size = _page(ctx, low=1)
+        page, size = page_and_size(ctx, low=1)
         descending = _direction(ctx, "desc")
         lo = _date(ctx, "sentfromdate")
         hi = _date(ctx, "senttodate")
@@ -114,7 +114,7 @@ class CampaignResources(Resources):
     def campaign_recipients(self, ctx: Ctx, campaign_id: str) -> Result:
         c, campaign = self._campaign(ctx, campaign_id)
         lst, act = self.activity(c, campaign)
-        page, size = _page(ctx)
+        page, size = page_and_size(ctx)
         field = (ctx.q("orderfield") or "email").lower()
         if field not in ("email", "list"):
             raise ApiError(400, 802, "Invalid order field: must be email or list")
@@ -129,7 +129,7 @@ class CampaignResources(Resources):
     def campaign_events(self, ctx: Ctx, campaign_id: str, kind: str) -> Result:
         c, campaign = self._campaign(ctx, campaign_id)
         lst, act = self.activity(c, campaign)
-        page, size = _page(ctx)
+        page, size = page_and_size(ctx)
         field = (ctx.q("orderfield") or "date").lower()
         if field not in ("date", "email", "list"):
             raise ApiError(400, 802, "Invalid order field: must be date, email or list")
@@ -241,22 +241,6 @@ def _records(kind: str, lst: MailingList, ev: Events, idx: np.ndarray) -> list[d
         )
         out.append(record)
     return out
-
-
-def _page(ctx: Ctx, low: int = 10) -> tuple[int, int]:
-    try:
-        page = int(ctx.q("page") or "1")
-    except ValueError:
-        page = 0
-    if page < 1:
-        raise ApiError(400, 800, "Invalid page number")
-    try:
-        size = int(ctx.q("pagesize") or "1000")
-    except ValueError:
-        size = 0
-    if not low <= size <= 1000:
-        raise ApiError(400, 801, f"The page size must be between {low} and 1000")
-    return page, size
 
 
 def _direction(ctx: Ctx, default: str) -> bool:

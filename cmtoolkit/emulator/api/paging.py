@@ -23,8 +23,8 @@ from cmtoolkit.emulator.segment import Segment
 PageKey = tuple[Any, ...]
 
 
-def paging(ctx: Ctx) -> tuple[int, int, str, bool, int | None]:
-    """Page number, page size, order field, descending, and the ``date`` filter (or None)."""
+def page_and_size(ctx: Ctx, low: int = 10) -> tuple[int, int]:
+    """The ``page`` and ``pagesize`` parameters, refused as the API refuses them (800, 801)."""
     try:
         page = int(ctx.q("page") or "1")
     except ValueError:
@@ -35,8 +35,14 @@ def paging(ctx: Ctx) -> tuple[int, int, str, bool, int | None]:
         size = int(ctx.q("pagesize") or "1000")
     except ValueError:
         size = 0
-    if not 10 <= size <= 1000:
-        raise ApiError(400, 801, "The page size must be between 10 and 1000")
+    if not low <= size <= 1000:
+        raise ApiError(400, 801, f"The page size must be between {low} and 1000")
+    return page, size
+
+
+def paging(ctx: Ctx) -> tuple[int, int, str, bool, int | None]:
+    """Page number, page size, order field, descending, and the ``date`` filter (or None)."""
+    page, size = page_and_size(ctx)
     order_field = (ctx.q("orderfield") or "email").lower()
     if order_field not in ("email", "name", "date"):
         raise ApiError(400, 802, "Invalid order field: must be email, name or date")
