@@ -46,6 +46,7 @@ def test_every_command_is_registered():
         "preview",
         "sync",
         "history",
+        "rows",
         "run",
         "schedule",
         "demo",

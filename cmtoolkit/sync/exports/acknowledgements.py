@@ -42,6 +42,17 @@ class AckJournal:
         self._file: BinaryIO | None = None
         self.rejected: list[tuple[int, bytes]] = []  # (line number, line) of the last read
 
+    @classmethod
+    def taking_over(cls, workspace: Path, key: str, name: str, goal: str) -> AckJournal:
+        """The journal under the connection's state key. One an interrupted export left under
+        the connection's name, before the connection had an id, is moved to it first: its
+        acknowledged rows must reach the state, not be sent again."""
+        journal = cls(workspace, key, goal)
+        old = cls(workspace, name, goal)
+        if key != name and old.path.exists() and not journal.path.exists():
+            old.path.replace(journal.path)
+        return journal
+
     def append(self, rows: pa.Table) -> None:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -449,8 +449,12 @@ def compute_plan(
     store = ctx.store
     live = live_segments(ctx, spec)
     states = read_states(ctx.client, spec.client_id, spec, active=spec.only_subscribed)
-    journal = AckJournal(ctx.root, spec.key, spec.goal)
     adopt = adopt_statements(spec)
+    journal = (
+        AckJournal(ctx.root, spec.key, spec.goal)
+        if preview
+        else AckJournal.taking_over(ctx.root, spec.key, spec.connection, spec.goal)
+    )
     if adopt and not preview:
         with store.transaction() as con:
             execute(con, adopt)
