@@ -314,10 +314,7 @@ class _Parser(Reader):
                 for k, v in value.items()
             }
         data = self.mapping(value, key, ("field", "Yes", "No"))
-        field = self.text(
-            self.required(data, key, "field", "name the field that carries consent"),
-            f"{key}.field",
-        )
+        field = self.required_text(data, key, "field", "name the field that carries consent")
         hint = "e.g. [email_marketing]"
         yes = self.texts(data.get("Yes"), f"{key}.Yes", hint)
         no = self.texts(data.get("No"), f"{key}.No", hint)
@@ -328,26 +325,16 @@ class _Parser(Reader):
     def identifier(self, value: object, key: str) -> Identifier:
         data = self.mapping(value, key, ("field", "property"))
         return Identifier(
-            field=self.text(
-                self.required(data, key, "field", "name a Campaign Monitor field"),
-                f"{key}.field",
-            ),
-            property=self.text(
-                self.required(data, key, "property", "name the profile property to match"),
-                f"{key}.property",
+            field=self.required_text(data, key, "field", "name a Campaign Monitor field"),
+            property=self.required_text(
+                data, key, "property", "name the profile property to match"
             ),
         )
 
     def import_mapping(self, value: object, key: str) -> ImportMapping:
         data = self.mapping(value, key, ("field", "property", "rule"))
-        field = self.text(
-            self.required(data, key, "field", "name the Campaign Monitor field to read"),
-            f"{key}.field",
-        )
-        prop = self.text(
-            self.required(data, key, "property", "name the profile property to write"),
-            f"{key}.property",
-        )
+        field = self.required_text(data, key, "field", "name the Campaign Monitor field to read")
+        prop = self.required_text(data, key, "property", "name the profile property to write")
         rule = data.get("rule", "set")
         return ImportMapping(field, prop, self.choice(rule, f"{key}.rule", RULES, "rule"))
 
@@ -420,10 +407,7 @@ class _Parser(Reader):
                 f"'property' only applies to 'value: property' (this mapping exports {kind}); "
                 "remove it or set 'value: property'",
             )
-        field = self.text(
-            self.required(data, key, "field", "name the Campaign Monitor field to write"),
-            f"{key}.field",
-        )
+        field = self.required_text(data, key, "field", "name the Campaign Monitor field to write")
         return ExportMapping(value=kind, field=field, property=prop)
 
     def targeting_goal(self, value: object) -> TargetingGoal:

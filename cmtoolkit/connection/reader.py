@@ -44,6 +44,9 @@ class Reader:
             self.fail(_join(key, name), f"missing required key '{name}': {hint}")
         return data[name]
 
+    def required_text(self, data: Mapping[str, object], key: str, name: str, hint: str) -> str:
+        return self.text(self.required(data, key, name, hint), _join(key, name))
+
     def text(self, value: object, key: str, hint: str = "") -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             self.fail(key, f"expected text, got {kind_of(value)}{'; ' + hint if hint else ''}")
