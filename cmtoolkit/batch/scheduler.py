@@ -1,11 +1,12 @@
-"""When connections run: cron evaluation (UTC), the crontab entry, and a foreground scheduler.
+"""When connections run: what is scheduled, the crontab entry, and a foreground scheduler.
 
 ``schedule`` in a connection file is a five-field cron expression in **UTC**
-(:mod:`cmtoolkit.connection.cron` validates it). System cron reads entries in the machine's
-local time zone, so ``schedule install`` does not translate each expression into a crontab line:
-it installs **one** entry per workspace that runs ``cmtoolkit schedule run --once`` every minute,
-and that tick decides in UTC what is due. The entry sits between marker comments, so installing
-again replaces it (idempotent) and ``--remove`` takes it out, leaving the user's other lines alone.
+(:mod:`cmtoolkit.connection.cron` validates and evaluates it). System cron reads entries in the
+machine's local time zone, so ``schedule install`` does not translate each expression into a
+crontab line: it installs **one** entry per workspace that runs ``cmtoolkit schedule run --once``
+every minute, and that tick decides in UTC what is due. The entry sits between marker comments,
+so installing again replaces it (idempotent) and ``--remove`` takes it out, leaving the user's
+other lines alone.
 
 The scheduler runs due connections **one at a time**: a connection that falls due while another
 runs waits in a queue, and a connection already queued is not queued twice. Which fire times were
@@ -34,136 +35,12 @@ from typing import Any
 import yaml
 
 from cmtoolkit.batch import alerts as alerting
-from cmtoolkit.connection.cron import CRON_FIELDS, cron_problem
+from cmtoolkit.connection.cron import Cron
 from cmtoolkit.connection.file import list_connections, load_connection
 from cmtoolkit.errors import CmToolkitError, ConfigurationError
 from cmtoolkit.sync.ledger import utc_now
 
 log = logging.getLogger("cmtoolkit.batch.scheduler")
-
-_MACRO_EXPANSION = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-
-
-@dataclass(frozen=True)
-class Cron:
-    """A parsed cron expression; times are naive UTC or aware datetimes (compared in UTC)."""
-
-    expression: str
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]  # 0 = Sunday
-    days_any: bool
-    weekdays_any: bool
-
-    @classmethod
-    def parse(cls, expression: str) -> Cron:
-        problem = cron_problem(expression)
-        if problem:
-            raise ConfigurationError(f"schedule {expression!r}: {problem}")
-        text = _MACRO_EXPANSION.get(expression.strip().lower(), expression.strip())
-        parts = text.split()
-        sets = [
-            _expand(part, low, high, names)
-            for part, (_, low, high, names) in zip(parts, CRON_FIELDS, strict=True)
-        ]
-        weekdays = frozenset(d % 7 for d in sets[4])
-        return cls(
-            expression,
-            frozenset(sets[0]),
-            frozenset(sets[1]),
-            frozenset(sets[2]),
-            frozenset(sets[3]),
-            weekdays,
-            parts[2].startswith("*"),
-            parts[4].startswith("*"),
-        )
-
-    def matches(self, when: datetime) -> bool:
-        when = _utc(when)
-        if when.minute not in self.minutes or when.hour not in self.hours:
-            return False
-        if when.month not in self.months:
-            return False
-        day_ok = when.day in self.days
-        weekday_ok = (when.isoweekday() % 7) in self.weekdays
-        # Vixie cron: when both day fields are restricted, either may match.
-        if self.days_any or self.weekdays_any:
-            return day_ok and weekday_ok
-        return day_ok or weekday_ok
-
-    def next_after(self, when: datetime) -> datetime:
-        """The first fire time strictly after ``when`` (naive UTC, whole minutes)."""
-        t = _utc(when).replace(second=0, microsecond=0) + timedelta(minutes=1)
-        limit = t + timedelta(days=366 * 5)
-        while t < limit:
-            if t.month not in self.months:
-                t = (t.replace(day=1, hour=0, minute=0) + timedelta(days=32)).replace(day=1)
-                continue
-            if not self._day_ok(t):
-                t = t.replace(hour=0, minute=0) + timedelta(days=1)
-                continue
-            if t.hour not in self.hours:
-                t = t.replace(minute=0) + timedelta(hours=1)
-                continue
-            if t.minute not in self.minutes:
-                t += timedelta(minutes=1)
-                continue
-            return t
-        raise ConfigurationError(f"schedule {self.expression!r} never fires")
-
-    def fires_between(self, start: datetime, end: datetime) -> list[datetime]:
-        """Fire times in ``(start, end]``."""
-        out: list[datetime] = []
-        t = _utc(start)
-        end = _utc(end)
-        while True:
-            t = self.next_after(t)
-            if t > end:
-                return out
-            out.append(t)
-
-    def _day_ok(self, t: datetime) -> bool:
-        day_ok = t.day in self.days
-        weekday_ok = (t.isoweekday() % 7) in self.weekdays
-        if self.days_any or self.weekdays_any:
-            return day_ok and weekday_ok
-        return day_ok or weekday_ok
-
-
-def _expand(part: str, low: int, high: int, names: dict[str, int]) -> set[int]:
-    values: set[int] = set()
-    for item in part.split(","):
-        base, _, step_text = item.partition("/")
-        step = int(step_text) if step_text else 1
-        if base == "*":
-            start, stop = low, high
-        else:
-            bounds = [names.get(b.lower()) if names else None for b in base.split("-")]
-            nums = [
-                b if b is not None else int(raw)
-                for b, raw in zip(bounds, base.split("-"), strict=True)
-            ]
-            start = nums[0]
-            stop = nums[-1] if len(nums) == 2 else (high if step_text else nums[0])
-        values.update(range(start, stop + 1, step))
-    return values
-
-
-def _utc(when: datetime) -> datetime:
-    if when.tzinfo is not None:
-        when = when.astimezone(UTC).replace(tzinfo=None)
-    return when
-
 
 # --- what is scheduled ---------------------------------------------------------------------------
 

@@ -3,17 +3,19 @@ objectives it respects, and its alerts — what was YAML-only before.
 
 Every control writes the current model through the editor (Save keeps it). The schedule is a
 preset or a cron expression checked as it is typed (:func:`cmtoolkit.connection.cron.cron_problem`,
-UTC); objectives are picked from those the store's profiles hold, each with how many profiles
-consent to it.
+UTC), with its next three run times beside it; objectives are picked from those the store's
+profiles hold, each with how many profiles consent to it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import ipywidgets as W
 
-from cmtoolkit.connection.cron import cron_problem
+from cmtoolkit.connection.cron import cron_problem, next_runs
 from cmtoolkit.connection.model import Connection
 from cmtoolkit.errors import CmToolkitError
 from cmtoolkit.profiles.consent import CONSENTED
@@ -33,6 +35,11 @@ PRESETS: tuple[tuple[str, str], ...] = (
     ("Custom (cron, UTC)…", CUSTOM),
 )
 LABEL = {"description_width": "150px"}
+NEXT_RUNS = 3
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def wide() -> W.Layout:
@@ -90,10 +97,16 @@ class NameBox(View):
 
 
 class ConnectionSettings(View):
-    """On/off, schedule, consent objectives and alerts of the connection."""
+    """On/off, schedule, consent objectives and alerts of the connection.
 
-    def __init__(self, editor: ConnectionEditor) -> None:
+    ``clock`` gives "now" (naive UTC) for the schedule's next run times (fixed in tests).
+    """
+
+    def __init__(
+        self, editor: ConnectionEditor, *, clock: Callable[[], datetime] = utc_now
+    ) -> None:
         super().__init__(editor)
+        self.clock = clock
         self.enabled = W.ToggleButtons(
             description="Connection",
             options=[("Off", False), ("On: runs on its schedule", True)],
@@ -182,14 +195,17 @@ class ConnectionSettings(View):
         self.rejected.value = "" if rejected is None else str(rejected)
         self.webhook.value = str(alerts.get("webhook") or "")
 
-    @staticmethod
-    def _describe(schedule: str | None) -> str:
+    def _describe(self, schedule: str | None) -> str:
         if not schedule:
             return f'<span style="color:{GREY}">runs only when started by hand</span>'
         problem = cron_problem(schedule)
         if problem:
             return f'<span style="color:{RED}">{esc(problem)}</span>'
-        return f'<span style="color:{GREY}">UTC; the scheduler runs it when due</span>'
+        times = ", ".join(f"{t:%a %Y-%m-%d %H:%M}" for t in next_runs(schedule, self.clock()))
+        return (
+            f'<span class="cm-next-runs" style="color:{GREY}">next runs (UTC): '
+            f"<b>{esc(times)}</b></span>"
+        )
 
     # --- edits ----------------------------------------------------------------------------------
 

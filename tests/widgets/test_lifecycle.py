@@ -3,6 +3,7 @@ lifecycle widgets (switch on, schedule, objectives, alerts, new connection)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -149,6 +150,7 @@ def test_settings_switch_on_schedule_objectives_and_alerts(editor, setup) -> Non
     view.cron.set_state({"value": "30 5 * * 1-5"})
     assert editor.model.schedule == "30 5 * * 1-5"
     view.objectives.set_state({"index": [1]})
+    assert "next runs" in view.cron_note.value  # the times themselves: the test below
     assert editor.model.objectives == ("email_marketing",)
     view.on_failure.set_state({"value": True})
     view.rejected.set_state({"value": "10"})
@@ -164,6 +166,24 @@ def test_settings_switch_on_schedule_objectives_and_alerts(editor, setup) -> Non
         False, "30 5 * * 1-5", ("email_marketing",)
     )  # fmt: skip
     assert saved.alerts == editor.model.alerts
+
+
+def test_the_schedule_shows_its_next_three_run_times(editor) -> None:
+    now = datetime(2026, 11, 27, 5, 45)  # a Friday, before 06:00 UTC
+    view = ConnectionSettings(editor, clock=lambda: now)
+    pick(view.preset, "0 6 * * 1-5")  # weekdays at 06:00: today, then Monday and Tuesday
+    assert "Fri 2026-11-27 06:00, Mon 2026-11-30 06:00, Tue 2026-12-01 06:00" in (
+        view.cron_note.value
+    )
+    pick(view.preset, "custom")
+    view.cron.set_state({"value": "*/20 23 31 12 *"})  # New Year's Eve, every 20 minutes
+    assert "Thu 2026-12-31 23:00, Thu 2026-12-31 23:20, Thu 2026-12-31 23:40" in (
+        view.cron_note.value
+    )
+    view.cron.set_state({"value": "0 3 * *"})  # not a schedule: no times, the problem
+    assert "next runs" not in view.cron_note.value and "5 fields" in view.cron_note.value
+    pick(view.preset, "")
+    assert "only when started by hand" in view.cron_note.value
 
 
 def test_a_new_connection_name_credential_client_save(setup, tmp_path) -> None:
