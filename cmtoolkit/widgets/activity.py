@@ -3,14 +3,13 @@ the derived properties (:class:`EmailActivityEditor`), and engagement charts fro
 ``email_events`` (:func:`engagement_html`): opens and clicks per campaign, the share of profiles
 active in the last 30 and 90 days, and a histogram of opens per profile.
 
-The charts are inline SVG in one HTML fragment (no plotting library), so they show the same in
+The charts are inline SVG (:mod:`.charts`) in one HTML fragment, so they show the same in
 JupyterLab, in an ``HTML`` widget and in the static nbconvert report.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +20,7 @@ from cmtoolkit.connection.activity import DERIVED, EVENTS, EmailActivity, since_
 from cmtoolkit.connection.model import Connection
 from cmtoolkit.profiles.events import has_events
 from cmtoolkit.profiles.store import Store
+from cmtoolkit.widgets.charts import bars_svg
 from cmtoolkit.widgets.editor import ConnectionEditor
 from cmtoolkit.widgets.html import GREY, esc
 from cmtoolkit.widgets.view import View
@@ -221,60 +221,6 @@ def engagement_html(store: Store, campaigns: int = 12) -> str:
         '<div class="cmtoolkit-engagement" style="display:flex;flex-wrap:wrap;gap:16px">'
         f"{per_campaign}{shares}{histogram}</div>"
     )
-
-
-def bars_svg(
-    title: str,
-    labels: Sequence[str],
-    series: dict[str, Sequence[float]],
-    colours: dict[str, str],
-    *,
-    unit: str = "",
-    width: int = 640,
-    height: int = 260,
-) -> str:
-    """A grouped bar chart as an ``<svg>`` with a title, value labels and a legend."""
-    top, bottom, left = 36, 70, 48
-    plot_h = height - top - bottom
-    peak = max([v for values in series.values() for v in values] or [0]) or 1
-    group = (width - left - 10) / max(len(labels), 1)
-    bar = max(min(group * 0.8 / max(len(series), 1), 40), 2)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="{esc(title)}" style="font:11px sans-serif">',
-        f'<text x="{left}" y="16" style="font-weight:bold;font-size:13px">{esc(title)}</text>',
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" '
-        'stroke="#8c959f"/>',
-    ]
-    for i, label in enumerate(labels):
-        x0 = left + i * group + (group - bar * len(series)) / 2
-        for j, (name, values) in enumerate(series.items()):
-            v = float(values[i])
-            h = plot_h * v / peak
-            x = x0 + j * bar
-            text = f"{v:.0f}{unit}" if unit else f"{v:,.0f}"
-            parts.append(
-                f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar - 1:.1f}" '
-                f'height="{h:.1f}" fill="{colours[name]}"><title>{esc(label)}: {esc(name)} '
-                f"{esc(text)}</title></rect>"
-            )
-            if len(labels) <= 12:
-                parts.append(
-                    f'<text x="{x + bar / 2:.1f}" y="{top + plot_h - h - 3:.1f}" '
-                    f'text-anchor="middle" style="font-size:9px">{esc(text)}</text>'
-                )
-        short = label if len(label) <= 18 else label[:17] + "…"
-        cx, cy = left + i * group + group / 2, top + plot_h + 12
-        parts.append(
-            f'<text x="{cx:.1f}" y="{cy:.1f}" text-anchor="end" '
-            f'transform="rotate(-30 {cx:.1f} {cy:.1f})">{esc(short)}</text>'
-        )
-    for j, name in enumerate(series):
-        x = width - 10 - 110 * (len(series) - j)
-        parts.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{colours[name]}"/>')
-        parts.append(f'<text x="{x + 14}" y="15">{esc(name)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def email_activity_step(editor: ConnectionEditor, interactive: bool) -> None:

@@ -107,6 +107,7 @@ class ExportEditor(View):
             description="Segment", options=[], style=LABEL, layout=W.Layout(width="520px")
         )
         self.segment.observe(self._segment_changed, "value")
+        self.sizes = W.HTML()  # the segments' sizes as a chart, beside the choice
         self.lists = ListSelect(editor, "export")
         self.match_property = property_box("Matching property", "property holding the email")
         self.match_property.layout = W.Layout(width="420px")
@@ -128,7 +129,7 @@ class ExportEditor(View):
         self.on_leave.observe(lambda c: self._edit(on_leave=c["new"]), "value")
         self.mappings = ExportMappingRows(editor)
         self.children = [
-            self.segment,
+            W.HBox([self.segment, self.sizes]),
             self.lists,
             self.match_property,
             W.HBox([self.consent, self.on_leave]),
@@ -150,6 +151,8 @@ class ExportEditor(View):
     def redraw(self, model: Connection) -> None:
         exp = model.export
         set_options(self.segment, segment_options(self.editor), exp.segment if exp else None)
+        chosen = (exp.segment,) if exp and exp.segment else ()
+        self.sizes.value = sizes_html(self.editor.segment_sizes(), chosen, width=420)
         self.match_property.options = tuple(sorted(self.editor.properties()))
         self.match_property.value = (exp.match_property if exp else None) or ""
         self.consent.value = exp.consent_to_track if exp else "Unchanged"

@@ -7,7 +7,6 @@ here ever receives a credential.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,6 +17,8 @@ import polars as pl
 from cmtoolkit.connection.model import Connection
 from cmtoolkit.connection.status import Problem, Status
 from cmtoolkit.sync import Run, RunState
+from cmtoolkit.sync.imports.plan import NumberSpread
+from cmtoolkit.widgets.charts import OUTCOME_SHADES, bars_svg, esc, hbars_svg, number
 
 GREEN, RED, GREY, AMBER = "#1a7f37", "#cf222e", "#8c959f", "#9a6700"
 CHANGED_BG = "#fff3b0"
@@ -43,10 +44,6 @@ VALUE_TYPE_LABELS = {
 }
 TABLE = 'style="border-collapse:collapse;font-size:13px;margin:4px 0"'
 CELL = "padding:3px 8px;border:1px solid #d0d7de;text-align:left;vertical-align:top"
-
-
-def esc(value: object) -> str:
-    return html.escape(str(value))
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, cls: str = "") -> str:
@@ -309,6 +306,34 @@ def import_notes_html(details: Mapping[str, object]) -> str:
     return f'<ul class="cm-import-notes">{items}</ul>' if notes else ""
 
 
+def number_spreads_html(details: Mapping[str, object]) -> str:
+    """An import preview's Number properties (``details["number_spreads"]``), each as a
+    histogram of every profile's value before and after the run; ``""`` when none changes."""
+    found = details.get("number_spreads")
+    if not isinstance(found, Mapping):
+        return ""
+    charts = []
+    colours = {"before": GREY, "after the run": "#0969da"}
+    for text in found.values():
+        spread = NumberSpread.from_detail(str(text))
+        if spread.before == spread.after:
+            continue
+        e = spread.edges
+        labels = [f"{number(e[i])}–{number(e[i + 1])}" for i in range(len(spread.before))]
+        rule = RULE_LABELS.get(spread.rule, spread.rule)
+        series = {"before": spread.before, "after the run": spread.after}
+        width = max(360, min(640, 80 + 60 * len(labels)))
+        title = f"{spread.property} ({rule}): profiles' values"
+        chart = bars_svg(title, labels, series, colours, width=width, height=230, cls=SPREAD)
+        charts.append(chart)
+    if not charts:
+        return ""
+    return f'<div style="display:flex;flex-wrap:wrap;gap:12px">{"".join(charts)}</div>'
+
+
+SPREAD = "cm-number-spread"
+
+
 def result_html(result: Run, *, duration: bool = True) -> str:
     """One goal's run (or dry run): state, duration (left out where a report's header already
     gives the run's one duration), counts, error."""
@@ -323,31 +348,39 @@ def result_html(result: Run, *, duration: bool = True) -> str:
     return head + counts_html(result.counts) + import_notes_html(result.details) + error
 
 
-def sizes_html(sizes: dict[str, int | None], chosen: Sequence[str] = (), width: int = 260) -> str:
-    """Segment sizes as horizontal bars (the chosen ones highlighted), to compare at a glance."""
-    known = {k: v for k, v in sizes.items() if v is not None}
-    if not known:
-        return ""
-    biggest = max(known.values()) or 1
-    rows = []
-    for name, size in sorted(known.items(), key=lambda kv: -kv[1]):
-        colour = GREEN if name in chosen else GREY
-        bar = (
-            f'<span style="display:inline-block;height:10px;background:{colour};'
-            f'width:{max(1, round(width * size / biggest))}px"></span>'
-        )
-        rows.append(
-            f'<tr><td style="padding:1px 8px 1px 0">{esc(name)}</td><td>{bar}</td>'
-            f'<td style="padding-left:6px;text-align:right">{size:,}</td></tr>'
-        )
-    return f'<table class="cm-sizes" style="font-size:12px">{"".join(rows)}</table>'
+def sizes_html(sizes: dict[str, int | None], chosen: Sequence[str] = (), width: int = 520) -> str:
+    """Segment sizes as horizontal bars, biggest first (the chosen ones highlighted): ``""``
+    when no segment has a size yet."""
+    known = sorted(((k, v) for k, v in sizes.items() if v is not None), key=lambda kv: -kv[1])
+    colours = {name: GREEN if name in chosen else GREY for name, _ in known}
+    return hbars_svg(
+        "Segment sizes (profiles)", known, colours=colours, series="profiles", width=width,
+        cls="cm-sizes",
+    )  # fmt: skip
 
 
 # --- history -----------------------------------------------------------------------------------
 
 
+def history_chart_html(runs: Sequence[Run], *, last: int = 30) -> str:
+    """The ``last`` runs' counts over time (oldest left), one column per run stacked by outcome;
+    ``""`` when no run counted anything."""
+    shown = sorted(runs[:last], key=lambda r: r.started_at)
+    seen = {k for r in shown for k, v in r.counts.items() if v}
+    outcomes = [o for o in OUTCOME_SHADES if o in seen] + sorted(seen - set(OUTCOME_SHADES))
+    labels = [f"{r.started_at:%m-%d %H:%M} {r.goal}" for r in shown]
+    series = {o: [r.counts.get(o, 0) for r in shown] for o in outcomes}
+    colours = {o: OUTCOME_SHADES.get(o, GREY) for o in outcomes}
+    width = max(420, min(900, 120 + 34 * len(shown)))
+    return bars_svg(
+        "Outcomes per run over time (UTC)", labels, series, colours, stacked=True, width=width,
+        height=300, cls="cm-history-chart",
+    )  # fmt: skip
+
+
 def history_html(runs: Sequence[Run], *, width: int = 260) -> str:
-    """Runs, newest first, each with a bar of its counts per outcome (no matplotlib needed)."""
+    """Runs, newest first, each with a bar of its counts per outcome (no matplotlib needed),
+    under a chart of the counts over time."""
     if not runs:
         return "<p><i>No runs yet.</i></p>"
     biggest = max((sum(r.counts.values()) for r in runs), default=0) or 1
@@ -374,7 +407,7 @@ def history_html(runs: Sequence[Run], *, width: int = 260) -> str:
                 summary + (f" — {r.error}" if r.error else ""),
             )
         )
-    return table(
+    return history_chart_html(runs) + table(
         ["started (UTC)", "goal", "state", "duration", "contacts / profiles", "counts"],
         rows,
         cls="cm-history",

@@ -31,6 +31,7 @@ from cmtoolkit.widgets.html import (
     export_settings_html,
     history_html,
     import_settings_html,
+    number_spreads_html,
     samples_html,
     status_html,
     table,
@@ -218,6 +219,7 @@ def preview_step(editor: ConnectionEditor, goals: Sequence[str], interactive: bo
     for g in goals:
         result = editor.preview(g)
         parts.append(counts_html(result.counts, title=f"{g}: what a run would do"))
+        parts.append(number_spreads_html(result.details))
         parts.append(samples_html(g, result.samples, sample_people(editor, g, result)))
     show("".join(parts))
 

@@ -17,6 +17,7 @@ from cmtoolkit.widgets.html import (
     history_html,
     human_key,
     import_notes_html,
+    number_spreads_html,
     result_html,
     samples_html,
 )
@@ -112,9 +113,11 @@ class PreviewPane(View):
         self.result = result
         self.refreshes += 1
         self.message.value = ""
-        self.counts.value = counts_html(
-            result.counts, title=f"{self.goal}: what a run would do"
-        ) + import_notes_html(result.details)
+        self.counts.value = (
+            counts_html(result.counts, title=f"{self.goal}: what a run would do")
+            + import_notes_html(result.details)
+            + number_spreads_html(result.details)
+        )
         people = sample_people(self.editor, self.goal, result)
         self.samples.value = samples_html(self.goal, result.samples, people)
         self.state.value = (

@@ -2,8 +2,9 @@
 run, and the history notebook (DESIGN §7: "the rows are for people").
 
 One HTML fragment (inline styles, every value escaped) serves the report, an ``HTML`` widget and
-nbconvert alike: the first :data:`SHOWN` rows whose outcome is one of :data:`NOT_SENT`, with
-email, outcome, Campaign Monitor code and reason, and a count of the rest.
+nbconvert alike: a chart of how many were not sent for which reason, then the first
+:data:`SHOWN` rows whose outcome is one of :data:`NOT_SENT`, with email, outcome, Campaign
+Monitor code and reason, and a count of the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from cmtoolkit.sync import ledger
+from cmtoolkit.widgets.charts import OUTCOME_SHADES, hbars_svg
 
 if TYPE_CHECKING:
     from cmtoolkit.profiles.store import Store
@@ -24,6 +26,13 @@ if TYPE_CHECKING:
 NOT_SENT = ("REJECTED", "INVALID", "SUPPRESSED", "NOT_SUBSCRIBED")
 SHOWN = 100
 COLUMNS = ("email", "outcome", "code", "reason")
+#: Bars in the reasons chart; the rarer reasons are summed into one "other reasons" bar.
+REASON_BARS = 10
+
+#: A reason without the value that made it (``not a valid email address: x@`` → ``not a valid
+#: email address``); Campaign Monitor's ``code N: message`` up to the advice after ``;``.
+REASON_KIND = r"""CASE WHEN regexp_matches(reason, '^code [0-9]+:') THEN split_part(reason, ';', 1)
+    ELSE coalesce(nullif(regexp_replace(reason, ': [^:]*$', ''), ''), '(no reason given)') END"""
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,8 @@ class RunRows:
     run_id: str
     rows: pl.DataFrame
     total: int
+    #: (outcome, reason without its value, rows), most first: every row, not only those shown
+    reasons: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def rest(self) -> int:
@@ -46,11 +57,37 @@ def run_rows(
     outcomes: Sequence[str] = NOT_SENT,
     limit: int = SHOWN,
 ) -> RunRows:
-    """Read a run's not-sent rows from the ledger (at most ``limit``) and count them all."""
+    """Read a run's not-sent rows from the ledger (at most ``limit``), count them all and by
+    reason."""
     with store.connect() as con:
         rows = ledger.rows(con, connection, run_id=run_id, outcomes=outcomes, limit=limit)
         total = ledger.count_rows(con, run_id, outcomes)
-    return RunRows(run_id, rows, total)
+        reasons = con.execute(
+            f"""
+            SELECT outcome, {REASON_KIND} AS kind, count(*) AS n FROM run_rows
+            WHERE run_id = $run_id AND list_contains($outcomes::VARCHAR[], outcome)
+            GROUP BY outcome, kind ORDER BY n DESC, outcome, kind
+            """,
+            {"run_id": run_id, "outcomes": [o.upper() for o in outcomes]},
+        ).fetchall()
+    return RunRows(run_id, rows, total, tuple((o, k, int(n)) for o, k, n in reasons))
+
+
+def reasons_svg(found: RunRows) -> str:
+    """How many rows were not sent for which reason, as bars (coloured by outcome)."""
+    bars: list[tuple[str, float]] = []
+    colours: dict[str, str] = {}
+    for outcome, kind, n in found.reasons[:REASON_BARS]:
+        label = f"{outcome} · {kind}"
+        bars.append((label, float(n)))
+        colours[label] = OUTCOME_SHADES.get(outcome, "#8c959f")
+    rest = sum(n for _, _, n in found.reasons[REASON_BARS:])
+    if rest:
+        bars.append(("other reasons", float(rest)))
+    return hbars_svg(
+        "Not sent, by reason", bars, colours=colours, series="rows", width=760,
+        label_width=420, cls="cm-reasons",
+    )  # fmt: skip
 
 
 def rows_html(found: RunRows, *, title: str = "Not sent") -> str:
@@ -76,7 +113,7 @@ def rows_html(found: RunRows, *, title: str = "Not sent") -> str:
     )
     return (
         f"<div class='cmtoolkit-rows'><h3>{html.escape(title)}: {found.total:,} "
-        f"{'person' if found.total == 1 else 'people'}</h3>\n"
+        f"{'person' if found.total == 1 else 'people'}</h3>\n{reasons_svg(found)}\n"
         "<table style='border-collapse:collapse;font-size:90%'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>\n{rest}</div>"
     )

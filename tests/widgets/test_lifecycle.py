@@ -249,9 +249,8 @@ def test_segment_choices_show_their_sizes(editor) -> None:
     assert labels == {"news": "news — 3 profiles", "vip": "vip — 1 profiles"}
     assert dict((v, k) for k, v in targeting.segments.options) == labels
     assert export.consent.style.description_width == "150px"  # "Consent to track" not cut
-    chart = targeting.sizes.value  # sizes as bars, the chosen segments highlighted
-    assert chart.index("news") < chart.index("vip") and ">3</td>" in chart and ">1</td>" in chart
-    assert chart.count("#1a7f37") == 2  # both chosen (vip, news)
+    chart = targeting.sizes.value  # sizes as bars (tests/widgets/test_charts.py reads them)
+    assert chart.index("news") < chart.index("vip") and 'data-value="3"' in chart
 
 
 def test_run_now_shows_progress_bars_while_it_runs(editor, setup) -> None:

@@ -7,6 +7,7 @@ place that runs them, in order, and keeps them on the plan.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +41,27 @@ IMPORT_OUTCOMES = (
 
 # Consent decides on a created profile's new consent values, so a preview keeps them too.
 CONSENT_PROPERTIES = ("consented_objectives", "refused_objectives")
+
+
+@dataclass(frozen=True)
+class NumberSpread:
+    """A Number property's stored values (every profile) before and after the run, counted in
+    the same bins: bin ``i`` holds values in ``[edges[i], edges[i + 1])``."""
+
+    property: str
+    rule: str
+    edges: tuple[float, ...]
+    before: tuple[int, ...]
+    after: tuple[int, ...]
+
+    def to_detail(self) -> str:
+        """As text, for a preview's details (``Run.details["number_spreads"]``)."""
+        return json.dumps([self.property, self.rule, self.edges, self.before, self.after])
+
+    @classmethod
+    def from_detail(cls, text: str) -> NumberSpread:
+        prop, rule, edges, before, after = json.loads(text)
+        return cls(prop, rule, tuple(edges), tuple(before), tuple(after))
 
 
 @dataclass
@@ -77,6 +99,27 @@ class ImportPlan:
         if statement is None:
             return pl.DataFrame()
         return self.con.sql(statement.sql, params=dict(statement.params)).pl()
+
+    def number_spreads(self, bins: int = 8) -> list[NumberSpread]:
+        """Each Number property mapped with ``sum``, ``add`` or ``set``: its values before and
+        after, from the same merge the run applies (read before the plan is applied)."""
+        props, out = defined_properties(self.con), []
+        for t in self.targets:
+            number = props.get(t.property, "number" if t.rule == "sum" else None) == "number"
+            if t.kind != "field" or t.rule not in ("sum", "add", "set") or not number:
+                continue
+            st = spread_select(self.targets, t, props, self.values, bins)
+            found = self.con.execute(st.sql, dict(st.params)).fetchall()
+            if not found:
+                continue
+            start, step = float(found[0][3]), float(found[0][4])
+            width = max(int(b) for _, b, _, _, _ in found) + 1
+            counts = {"before": [0] * width, "after": [0] * width}
+            for side, b, n, _, _ in found:
+                counts[side][int(b)] = int(n)
+            edges = tuple(start + i * step for i in range(width + 1))
+            out.append(NumberSpread(t.property, t.rule, edges, *(tuple(counts[k]) for k in counts)))
+        return out
 
 
 def plan_import(
@@ -414,3 +457,41 @@ def samples_select(
     return Statement(
         f"WITH {ctes} {' UNION ALL '.join(parts)} ORDER BY profile_id, property", params
     )
+
+
+def spread_select(
+    targets: Sequence[Target], t: Target, props: Mapping[str, str], values: bool, bins: int
+) -> Statement:
+    """(side, bin, count, start, step) of ``t``'s numeric values before and after; the step is
+    1, 2 or 5 times a power of ten giving at most about ``bins`` bins."""
+    new = f"SELECT profile_id, new_{t.alias} AS v FROM imp_new WHERE changed"
+    params: dict[str, object] = {"bins": bins}
+    if not values:  # a preview's plan keeps no values: the merge again, for this target
+        again = merge_select(targets, props, "outcome IN ('CREATED', 'MODIFIED')", (t,))
+        new = f"SELECT profile_id, new_{t.alias} AS v FROM ({again.sql}) WHERE changed"
+        params.update(again.params)
+    x = "try_cast(trim(x) AS DOUBLE)"
+    sql = f"""
+        WITH changed AS ({new}),
+        raw AS (
+            SELECT 'before' AS side, {x} AS v FROM (SELECT unnest({stored(t, props)}) AS x
+                                                   FROM profiles p)
+            UNION ALL
+            SELECT 'after', {x} FROM (SELECT unnest({stored(t, props)}) AS x
+                                      FROM profiles p ANTI JOIN changed USING (profile_id))
+            UNION ALL
+            SELECT 'after', {x} FROM (SELECT unnest(v) AS x FROM changed)
+        ),
+        vals AS (SELECT side, v FROM raw WHERE isfinite(v)),
+        r AS (SELECT CASE WHEN max(v) > min(v) THEN (max(v) - min(v)) / $bins END AS raw,
+                     min(v) AS lo FROM vals),
+        m AS (SELECT lo, coalesce(pow(10, floor(log10(raw))), 1) AS mag,
+                     coalesce(raw / pow(10, floor(log10(raw))), 1) AS norm FROM r),
+        s AS (SELECT lo, mag * CASE WHEN norm <= 1 THEN 1 WHEN norm <= 2 THEN 2
+                                    WHEN norm <= 5 THEN 5 ELSE 10 END AS step FROM m),
+        g AS (SELECT floor(lo / step) * step AS start, step FROM s)
+        SELECT side, floor((v - start) / step)::BIGINT AS b, count(*), any_value(start),
+               any_value(step)
+        FROM vals, g GROUP BY side, b ORDER BY b
+        """
+    return Statement(sql, params)
