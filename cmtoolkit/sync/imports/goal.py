@@ -49,7 +49,13 @@ class ImportGoal:
                 counts=plan.counts,
                 samples=plan.samples(),
                 rows=plan.rows(limit=1000),
-                details={"new_properties": plan.new_properties, **plan.details, **extra},
+                details={
+                    "new_properties": plan.new_properties,
+                    **plan.details,
+                    **extra,
+                    # Number properties before -> after, for the notebook's preview chart
+                    "number_spreads": {n.property: n.to_detail() for n in plan.number_spreads()},
+                },
             )
 
     def run(self, ctx: GoalContext, run_id: str) -> Outcome:
