@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -368,10 +368,15 @@ class CampaignMonitor(CampaignActivity, Writes):
         order_direction: str = "asc",
         page_size: int = 1000,
         include_tracking_preference: bool = True,
+        totals: Callable[[int, int], None] | None = None,
     ) -> Iterator[tuple[int, pl.DataFrame]]:
         """``(i, frame)`` for every page of each ``(list_id, state)`` selection, in selection
         order then page order (what ``subscriber_frames`` of each in turn would give), with the
-        first pages of the next selections read while the current one is."""
+        first pages of every selection read at the start, so later selections start at once.
+
+        ``totals(i, records)``, when given, is called in the caller's thread with selection
+        ``i``'s ``TotalNumberOfRecords`` as soon as its first page is in (before the next frame
+        is yielded): a progress bar knows the whole read's size a few round trips in."""
         fetches = [
             self._subscriber_fetch(
                 list_id,
@@ -387,18 +392,31 @@ class CampaignMonitor(CampaignActivity, Writes):
         ]
         if self.max_in_flight == 1:
             for i, fetch in enumerate(fetches):
-                for frame in iterate_pages(fetch):
-                    yield i, frame
+                info, frame = fetch(1)
+                if totals is not None:
+                    totals(i, info.total)
+                yield i, frame
+                if info.size and info.page_count > 1:
+                    yield from ((i, f) for f in iterate_pages(fetch, start=2))
             return
         pool = self._executor()
-        firsts: dict[int, Future[tuple[PageInfo, pl.DataFrame]]] = {}
+        # A few frames of 1000 rows each: cheap to hold, and every selection's count is known
+        # after a round trip or two instead of when the reader reaches it.
+        firsts = {i: pool.submit(fetch, 1) for i, fetch in enumerate(fetches)}
+        unreported = dict(firsts) if totals is not None else {}
+
+        def report() -> None:
+            for j, future in list(unreported.items()):
+                if future.done() and not future.exception():
+                    del unreported[j]
+                    assert totals is not None
+                    totals(j, future.result()[0].total)
+
         try:
             for i, fetch in enumerate(fetches):
-                for j in range(i, min(len(fetches), i + self.max_in_flight)):
-                    if j not in firsts:
-                        firsts[j] = pool.submit(fetches[j], 1)
                 first = firsts.pop(i)
                 for frame in pages_in_order(first, fetch, pool, 2 * self.max_in_flight):
+                    report()
                     yield i, frame
         finally:
             for future in firsts.values():

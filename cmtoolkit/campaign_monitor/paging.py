@@ -149,9 +149,10 @@ def subscriber_query(
     ]
 
 
-def iterate_pages(fetch: Callable[[int], tuple[PageInfo, T]]) -> Iterator[T]:
-    """Yield page after page until ``NumberOfPages`` is reached (or a page comes back empty)."""
-    page = 1
+def iterate_pages(fetch: Callable[[int], tuple[PageInfo, T]], start: int = 1) -> Iterator[T]:
+    """Yield page after page from ``start`` until ``NumberOfPages`` is reached (or a page comes
+    back empty)."""
+    page = start
     while True:
         info, payload = fetch(page)
         yield payload

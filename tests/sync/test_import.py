@@ -606,9 +606,15 @@ class PagesSource:
 
         return [SimpleNamespace(list_id="L1", name="Newsletter")]
 
-    def subscriber_frames(self, list_id: str, state: str, **kw: Any) -> Any:
-        if state == "Active":  # the import reads the leaving states too (DESIGN §5.6)
-            yield from self.frames
+    def subscriber_frames_many(self, selections: Any, *, totals: Any = None, **kw: Any) -> Any:
+        for i, (_, state) in enumerate(selections):
+            # The import reads the leaving states too (DESIGN §5.6): only Active has pages.
+            if state == "Active":
+                if totals is not None:
+                    totals(i, sum(f.height for f in self.frames))
+                yield from ((i, f) for f in self.frames)
+            elif totals is not None:
+                totals(i, 0)
 
 
 def page(email: str, name: str, fields: list[tuple[str, str]]) -> pl.DataFrame:
@@ -631,6 +637,43 @@ def import_spec(**kw: Any) -> Any:
         "identifiers": (("EmailAddress", "email"),), "objectives": (),
     }  # fmt: skip
     return ImportSpec(**{**defaults, **kw})
+
+
+@pytest.mark.parametrize("goal", ["preview", "run"])
+def test_reading_reports_progress_up_to_the_lists_subscriber_count(
+    goal: str, emulator_factory: Any, ws: Workspace
+) -> None:
+    """The stage reports ``read`` progress (contacts read, total) through the goal context, for
+    the bars of notebooks and terminals: the total is every selected list's subscribers (every
+    state is selected), known from the first pages on, and the count reaches it."""
+    from cmtoolkit.campaign_monitor import ApiKeyAuth, CampaignMonitor
+    from cmtoolkit.emulator import DEFAULT_API_KEY
+    from cmtoolkit.secret import Secret
+
+    emu = emulator_factory(seed_size=2600)  # Newsletter: about 2,200 Active, three pages
+    lists = emu.list_ids[:2]
+    expected = sum(len(lst) for lst in emu.account.clients[0].lists[:2])
+    conn = Connection(
+        name="progress",
+        campaign_monitor=CampaignMonitorSettings("default", emu.client_id),
+        import_=ImportGoal(
+            lists=tuple(lists),
+            states=("Active", "Unconfirmed", "Unsubscribed", "Bounced", "Deleted"),
+            identifiers=(Identifier("EmailAddress", "email"),),
+            allow_create=True,
+            mappings=(ImportMapping("Name", "full_name", "set_if_empty"),),
+        ),
+    )
+    events: list[tuple[str, int, int | None]] = []
+    with CampaignMonitor(ApiKeyAuth(Secret(DEFAULT_API_KEY)), base_url=emu.base_url) as cm:
+        ctx = ws.context(conn, cm, progress=lambda *e: events.append(e))
+        (preview if goal == "preview" else sync)(ctx, "import")
+    read = [(done, total) for stage, done, total in events if stage == "read"]
+    assert len(read) > 8  # one per page: several per list
+    assert read[-1] == (expected, expected)
+    assert {total for _, total in read if total is not None} == {expected}
+    done = [d for d, _ in read]
+    assert done == sorted(done)
 
 
 def test_a_job_alongside_the_reading_fails_the_stage_with_its_own_error():

@@ -14,7 +14,7 @@ from cmtoolkit.sync.goal import GoalContext, GoalName, Outcome
 from cmtoolkit.sync.imports.apply import apply_import
 from cmtoolkit.sync.imports.plan import match_statement, plan_import
 from cmtoolkit.sync.imports.spec import ImportSpec
-from cmtoolkit.sync.imports.stage import stage_contacts
+from cmtoolkit.sync.imports.stage import ReadProgress, stage_contacts
 from cmtoolkit.sync.imports.state import adopt_statements
 from cmtoolkit.sync.statement import execute
 
@@ -39,7 +39,9 @@ class ImportGoal:
                 execute(con, [match_statement(spec, defined_properties(con))])
 
         with (
-            stage_contacts(ctx.client, spec, alongside=match_profiles, root=ctx.root) as stage,
+            stage_contacts(
+                ctx.client, spec, alongside=match_profiles, root=ctx.root, progress=read(ctx)
+            ) as stage,
             store.attached(stage.con),
         ):
             plan = plan_import(stage.con, spec, full=ctx.full, values=False, matched=True)
@@ -61,7 +63,7 @@ class ImportGoal:
     def run(self, ctx: GoalContext, run_id: str) -> Outcome:
         """Read, then plan and apply in one store transaction with the ledger rows and FINISHED."""
         spec = import_spec(ctx)
-        with stage_contacts(ctx.client, spec, root=ctx.root) as stage:
+        with stage_contacts(ctx.client, spec, root=ctx.root, progress=read(ctx)) as stage:
             con = stage.con
             activity = activity_phase(ctx)
             if activity is not None:  # read before the store is locked (DESIGN §6a)
@@ -84,6 +86,11 @@ class ImportGoal:
             counts=plan.counts,
             details={"new_properties": plan.new_properties, **plan.details, **extra},
         )
+
+
+def read(ctx: GoalContext) -> ReadProgress:
+    """The stage's reading as the goal's ``read`` progress (contacts read of the total)."""
+    return lambda done, total: ctx.report("read", done, total)
 
 
 def import_spec(ctx: GoalContext) -> ImportSpec:
