@@ -2,7 +2,8 @@
 
 Every runtime and ``dev`` dependency of pyproject.toml must be in environment.yml under its
 conda-forge name with the same version constraint (a lower bound, here), and environment.yml must
-hold nothing else but ``python``, ``pip`` and the editable install of the package itself.
+hold nothing else but ``python``, ``pip`` and the editable install of the package itself. Other
+extras (``bench``: dlt for bench/peers.py) are optional and stay out of it.
 """
 
 from __future__ import annotations
