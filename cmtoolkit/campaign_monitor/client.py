@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -26,9 +25,8 @@ from typing import Any, TypeVar
 import polars as pl
 import requests
 
-from cmtoolkit.errors import BadRequest
-
 from .auth import ApiKeyAuth, OAuthAuth, OAuthTokens, refresh_form, request_tokens
+from .batches import BatchAck, ConcurrentWrites
 from .campaigns import CampaignActivity
 from .concurrency import DEFAULT_MAX_IN_FLIGHT, Flow
 from .paging import (
@@ -40,12 +38,11 @@ from .paging import (
     state_segment,
     subscriber_query,
 )
-from .pipeline import as_completed, pages_in_order
+from .pipeline import pages_in_order
 from .records import (
     ClientDetails,
     ClientSummary,
     CustomField,
-    ImportResult,
     ListDetails,
     ListMembership,
     ListStats,
@@ -56,31 +53,16 @@ from .records import (
 )
 from .retry import RetryPolicy
 from .transport import Params, Transport, decode_json
-from .writes import MAX_IMPORT_BATCH, Row, Writes
+from .writes import MAX_IMPORT_BATCH
 
 __all__ = ["MAX_IMPORT_BATCH", "BatchAck", "CampaignMonitor"]
 
 log = logging.getLogger("cmtoolkit.campaign_monitor")
 
 T = TypeVar("T")
-#: One import request to make: the list and its ≤1000 wire-shaped rows.
-ImportJob = tuple[str, Sequence[Row]]
 
 
-@dataclass(frozen=True, slots=True)
-class BatchAck:
-    """The answer to one import batch: ``result`` when Campaign Monitor took it (rejected rows,
-    if any, in its failures), ``error`` when it refused the whole request as invalid (the
-    caller may split it). ``index`` is the batch's position in the input."""
-
-    index: int
-    list_id: str
-    rows: Sequence[Row]
-    result: ImportResult | None = None
-    error: BadRequest | None = None
-
-
-class CampaignMonitor(CampaignActivity, Writes):
+class CampaignMonitor(CampaignActivity, ConcurrentWrites):
     """A Campaign Monitor API v3.3 client.
 
     ``base_url`` defaults to ``CMTOOLKIT_API_URL``, then the real API. ``sleep``/``clock`` are
@@ -422,45 +404,9 @@ class CampaignMonitor(CampaignActivity, Writes):
             for future in firsts.values():
                 future.cancel()
 
-    def import_batches(
-        self,
-        batches: Iterable[ImportJob],
-        *,
-        resubscribe: bool = False,
-        queue_subscription_based_autoresponders: bool = False,
-        restart_subscription_based_autoresponders: bool = False,
-    ) -> Iterator[BatchAck]:
-        """Send ``(list_id, rows)`` import batches, ``max_in_flight`` at once, yielding each
-        :class:`BatchAck` as Campaign Monitor acknowledges it (not in input order).
-
-        Journal each acknowledgement as it arrives: a batch is acknowledged exactly when it is
-        yielded. A refused batch (HTTP 400 without a partial result) comes back as ``error`` for
-        the caller to split. Any other failure (after the transport's retries) stops sending:
-        the batches already in flight finish and are yielded, then the error is raised, so every
-        accepted batch has been seen. Closing the iterator early waits for the ones in flight
-        (the import is an upsert: re-sending one unseen batch changes nothing).
-        """
-
-        def send(job: tuple[int, ImportJob]) -> BatchAck:
-            index, (list_id, rows) = job
-            try:
-                result = self.import_batch(
-                    list_id,
-                    rows,
-                    resubscribe=resubscribe,
-                    queue_subscription_based_autoresponders=queue_subscription_based_autoresponders,
-                    restart_subscription_based_autoresponders=restart_subscription_based_autoresponders,
-                )
-            except BadRequest as exc:
-                return BatchAck(index, list_id, rows, error=exc)
-            return BatchAck(index, list_id, rows, result=result)
-
-        jobs = enumerate(batches)
-        if self.max_in_flight == 1:
-            yield from map(send, jobs)
-            return
-        for _, ack in as_completed(jobs, send, self._executor(), self.max_in_flight):
-            yield ack
+    def _pool_or_none(self) -> ThreadPoolExecutor | None:
+        """The worker threads, or None to call in this thread (``max_in_flight`` 1)."""
+        return None if self.max_in_flight == 1 else self._executor()
 
     def suppression_list(
         self,

@@ -10,8 +10,9 @@ requests are really on the wire; these only keep enough queued to fill it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from itertools import islice
 from typing import TypeVar
 
 from .paging import PageInfo
@@ -61,27 +62,45 @@ def pages_in_order(
 
 
 def as_completed(
-    jobs: Iterable[J], work: Callable[[J], R], pool: Executor, width: int
+    jobs: Iterable[J],
+    work: Callable[[J], R],
+    pool: Executor | None,
+    width: int,
+    follow_up: Callable[[J, R], Sequence[J]] | None = None,
 ) -> Iterator[tuple[J, R]]:
-    """``(job, work(job))`` for each job, as each finishes, at most ``width`` queued at once.
+    """``(job, work(job))`` for each job, as each finishes, at most ``width`` queued at once
+    (``pool`` None: one at a time, in this thread).
 
+    ``follow_up(job, result)`` may return jobs to run *instead of* yielding that result (a
+    refused import batch sent again in halves); they go ahead of the remaining ``jobs``. Once
+    a job has raised, follow-ups are not run and the result that asked for them is dropped.
     When a job raises, no further job starts; those already running finish and are yielded
     first (their results must not be lost: they were acknowledged), then the error is raised.
     Closing the iterator early waits for the running jobs and drops their results.
     """
-    running: dict[Future[R], J] = {}
+    ahead: deque[J] = deque()
     source = iter(jobs)
-    exhausted = False
+
+    def more(job: J, result: R, *, stopping: bool = False) -> bool:
+        """Queue ``job``'s follow-ups (none once stopping: its result is dropped then)."""
+        again = follow_up(job, result) if follow_up is not None else ()
+        if not stopping:
+            ahead.extendleft(reversed(again))
+        return bool(again)
+
+    if pool is None:
+        while taken := _take(ahead, source):
+            job = taken[0]
+            result = work(job)
+            if not more(job, result):
+                yield job, result
+        return
+    running: dict[Future[R], J] = {}
     failure: BaseException | None = None
     try:
         while True:
-            while failure is None and not exhausted and len(running) < width:
-                try:
-                    job = next(source)
-                except StopIteration:
-                    exhausted = True
-                    break
-                running[pool.submit(work, job)] = job
+            while failure is None and len(running) < width and (taken := _take(ahead, source)):
+                running[pool.submit(work, taken[0])] = taken[0]
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -91,10 +110,20 @@ def as_completed(
                 if error is not None:
                     failure = failure or error
                     continue
-                yield job, future.result()
+                result = future.result()
+                if more(job, result, stopping=failure is not None):
+                    continue
+                yield job, result
     finally:
         for future in running:
             future.cancel()
         wait(running)
     if failure is not None:
         raise failure
+
+
+def _take(ahead: deque[J], source: Iterator[J]) -> list[J]:
+    """The next job (follow-ups first) as a one-item list, or [] when there is none."""
+    if ahead:
+        return [ahead.popleft()]
+    return list(islice(source, 1))

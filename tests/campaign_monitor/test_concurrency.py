@@ -16,7 +16,7 @@ import pytest
 from cmtoolkit.campaign_monitor import CampaignMonitor, OAuthAuth
 from cmtoolkit.campaign_monitor.concurrency import Flow
 from cmtoolkit.emulator import Emulator
-from cmtoolkit.errors import ServerError
+from cmtoolkit.errors import BadRequest, ServerError
 
 Make = Callable[..., Any]
 STATES = ("Active", "Unconfirmed", "Unsubscribed", "Bounced", "Deleted")
@@ -200,6 +200,71 @@ def test_a_failing_batch_stops_sending_but_yields_what_was_acknowledged(
         assert len(emu.account.clients[0].lists[0]) == 50
     posts = [p for m, p, _ in emu.requests if m == "POST"]
     assert len(posts) < 40  # it stopped sending
+
+
+@pytest.mark.parametrize("in_flight", [1, 4])
+def test_a_refused_batch_is_split_until_the_bad_rows_stand_alone(
+    emulator_factory: Make, cm_factory: Make, monkeypatch: pytest.MonkeyPatch, in_flight: int
+) -> None:
+    """With ``split``, a whole-request 400 is sent again in halves ahead of the next batches,
+    faults and all; only the bad rows come back refused, each alone, and every other row is
+    acknowledged exactly once, placed by ``start`` in its input batch."""
+    emu = emulator_factory(seed_size=0)
+    cm = cm_factory(emu, max_in_flight=in_flight)
+    lst = cm.create_list(emu.client_id, "Empty")
+    real = cm.import_batch
+    bad = {"b5@example.com", "b37@example.com", "b38@example.com"}
+
+    def picky(list_id: str, batch: list[dict[str, object]], **kw: Any) -> Any:
+        if any(r["EmailAddress"] in bad for r in batch):
+            raise BadRequest("Invalid JSON in the request", status=400, code=400)
+        return real(list_id, batch, **kw)
+
+    monkeypatch.setattr(cm, "import_batch", picky)
+    emu.set_faults("500:p=0.2,method=POST")
+    jobs = [(lst, rows(20, 20 * k)) for k in range(4)]
+    acks = list(cm.import_batches(jobs, split=True))
+    refused = sorted(str(a.rows[0]["EmailAddress"]) for a in acks if a.error is not None)
+    assert refused == sorted(bad)
+    assert all(len(a.rows) == 1 for a in acks if a.error is not None)
+    placed = sorted(
+        (a.index, a.start + i, r["EmailAddress"]) for a in acks for i, r in enumerate(a.rows)
+    )
+    assert placed == [(k, i, f"b{20 * k + i}@example.com") for k in range(4) for i in range(20)]
+    with emu.lock:
+        assert len(emu.account.clients[0].lists[0]) == 80 - len(bad)
+    assert (cm.flow.peak > 1) == (in_flight > 1)
+    # Without split the refusal comes back whole, for the caller.
+    whole = list(cm.import_batches(jobs[:1]))
+    assert [len(a.rows) for a in whole] == [20] and whole[0].error is not None
+
+
+def test_single_calls_run_concurrently_and_a_failure_stops_the_rest(
+    emulator_factory: Make, cm_factory: Make
+) -> None:
+    emu = emulator_factory(seed_size=0)
+    cm = cm_factory(emu, max_in_flight=4)
+    lst = cm.create_list(emu.client_id, "Empty")
+    cm.import_batch(lst, rows(30))
+    emu.set_latency(0.02)
+    emails = [f"b{i}@example.com" for i in range(30)]
+    done = [e for e, _ in cm.concurrently(emails, lambda e: cm.unsubscribe(lst, e))]
+    assert sorted(done) == sorted(emails) and cm.flow.peak > 1
+    states = {s.email for s in cm.subscribers(lst, "Unsubscribed")}
+    assert states == set(emails)
+
+    def fails_at_ten(email: str) -> None:
+        if email == "b10@example.com":
+            raise ServerError("boom", status=500)
+        cm.delete_subscriber(lst, email)
+
+    seen: list[str] = []
+    with pytest.raises(ServerError):
+        for email, _ in cm.concurrently(emails, fails_at_ten):
+            seen.append(email)
+    assert "b10@example.com" not in seen and len(seen) < 29  # it stopped starting calls
+    deleted = {s.email for s in cm.subscribers(lst, "Deleted")}
+    assert deleted == set(seen)  # every call that went through was yielded
 
 
 def test_an_expired_token_is_refreshed_once_for_every_call_in_flight(

@@ -467,7 +467,9 @@ class Model:
     def run(self, cfg: GoalCfg, *, full: bool = False) -> dict[str, int]:
         """A complete run: imports list by list, then the leavers; returns the counts."""
         rows = self.plan(cfg, create=True, full=full)
-        for r in rows:
+        # A leaver's clear goes before a send to the same address (a member now holds it):
+        # the member's value is the one that stays (exports/send.py's waves).
+        for r in sorted(rows, key=lambda r: r.action != "clear"):
             if r.action in ("send", "clear"):
                 assert r.email is not None
                 self.cm.import_row(r.list_id, r.email, r.name, r.entries)

@@ -400,19 +400,18 @@ def test_killed_export_resumes_without_resending(
     clean.run(clean.connection())
 
     env = _big(killed_emu, make_client(killed_emu), tmp_path / "killed")
+    killed_emu.set_latency(0.05)  # the three batches are in flight together
     real = env.cm.import_batch
-    sent: list[int] = []
 
-    def dies_after_two(list_id: str, rows: Any, **kw: Any) -> Any:
-        if len(sent) == 2:
+    def dies_on_the_last(list_id: str, rows: Any, **kw: Any) -> Any:
+        if any(r["EmailAddress"] == "person2400@example.com" for r in rows):
             raise KeyboardInterrupt
-        out = real(list_id, rows, **kw)
-        sent.append(len(rows))
-        return out
+        return real(list_id, rows, **kw)
 
-    monkeypatch.setattr(env.cm, "import_batch", dies_after_two)
+    monkeypatch.setattr(env.cm, "import_batch", dies_on_the_last)
     with pytest.raises(KeyboardInterrupt):
         env.run(env.connection())
+    assert env.cm.flow.peak > 1
     assert len(env.state()) == 2000  # both acknowledged batches were recorded
     monkeypatch.setattr(env.cm, "import_batch", real)
     posts = env.imports()
@@ -505,7 +504,7 @@ from cmtoolkit.sync import GoalContext, sync
 from cmtoolkit.sync.exports import StateWriter
 from cmtoolkit.workspace import Workspace
 
-ws_path, conn_path, base_url, key = sys.argv[1:5]
+ws_path, conn_path, base_url, key, in_flight, peak_path = sys.argv[1:7]
 acks = []
 real_ack = StateWriter.ack
 
@@ -513,17 +512,25 @@ def ack_then_die(self, rows):
     real_ack(self, rows)  # journaled: Campaign Monitor accepted this batch
     acks.append(rows.height)
     if len(acks) == 2:
+        with open(peak_path, "w") as peak:
+            peak.write(str(client.flow.peak))
         os.kill(os.getpid(), signal.SIGKILL)  # before the store write of either batch
 
 StateWriter.ack = ack_then_die
-client = CampaignMonitor(ApiKeyAuth(Secret(key)), base_url=base_url)
+client = CampaignMonitor(
+    ApiKeyAuth(Secret(key)), base_url=base_url, max_in_flight=int(in_flight)
+)
 sync(Workspace(ws_path).context(load_connection(conn_path), client), "export")
 """
 
 
+@pytest.mark.parametrize("in_flight", [1, 4])
 def test_sigkill_after_acknowledged_batches_resumes_without_resending(
-    emulator_factory: Any, tmp_path: Path
+    emulator_factory: Any, tmp_path: Path, in_flight: int
 ) -> None:
+    """Killed (SIGKILL, no cleanup) once two batches are journalled: the next run sends exactly
+    the rows not journalled. One at a time, those are the last batch; four in flight, the
+    third batch was in flight (and maybe accepted) when the process died, and goes again."""
     import os
     import signal
     import subprocess
@@ -540,23 +547,36 @@ def test_sigkill_after_acknowledged_batches_resumes_without_resending(
     conn_path = save_connection(env.connection(), tmp_path / "news-export.yaml")
     script = tmp_path / "killer.py"
     script.write_text(SIGKILLER)
+    peak = tmp_path / "peak"
+    killed_emu.set_latency(0.05)  # the batches overlap when several may be in flight
     proc = subprocess.run(
         [sys.executable, str(script), str(env.ws.path), str(conn_path),
-         killed_emu.base_url, killed_emu.api_key],
+         killed_emu.base_url, killed_emu.api_key, str(in_flight), str(peak)],
         capture_output=True, text=True, timeout=120, env={**os.environ},
     )  # fmt: skip
+    killed_emu.set_latency(0)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert env.imports() == 2  # two batches went out and were acknowledged
-
+    assert (int(peak.read_text()) > 1) == (in_flight > 1)  # batches in flight together
+    posts = env.imports()
     journal = env.ws.path / ".journal" / "news-export.export.jsonl"
-    assert journal.exists()
+    lines = journal.read_bytes().splitlines()
+    journalled = sum(len(json.loads(line)["profile_id"]) for line in lines)
+    assert len(lines) == 2 and journalled in (1500, 2000)
+    if in_flight == 1:
+        assert posts == 2 and journalled == 2000  # two batches went out and were acknowledged
+    else:
+        assert posts in (2, 3)  # the third was in flight: accepted or not, it was not journalled
+
     dry = preview(env.ws.context(env.connection(), env.cm), "export")
-    assert (dry.counts["EXPORTED"], dry.counts["UNCHANGED"]) == (500, 2000)
+    assert (dry.counts["EXPORTED"], dry.counts["UNCHANGED"]) == (2500 - journalled, journalled)
     assert journal.exists()  # a preview writes nothing, not even the journal's fold
     resumed = env.run(env.connection())
     assert not journal.exists()
-    assert (resumed.counts["EXPORTED"], resumed.counts["UNCHANGED"]) == (500, 2000)
-    assert env.imports() == 3  # only the last batch was sent again
+    assert (resumed.counts["EXPORTED"], resumed.counts["UNCHANGED"]) == (
+        2500 - journalled,
+        journalled,
+    )
+    assert env.imports() == posts + 1  # only the batch not journalled was sent again
     assert env.account_state() == clean.account_state()
     assert env.state() == clean.state()
 

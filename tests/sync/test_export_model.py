@@ -17,6 +17,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,6 @@ from cmtoolkit.connection.model import (
 )
 from cmtoolkit.emulator import BOUNCED, Emulator
 from cmtoolkit.sync import preview, sync
-from cmtoolkit.sync.exports import send as send_module
 from cmtoolkit.workspace import Workspace
 from tests.conftest import make_client
 from tests.sync import model_budget
@@ -387,24 +387,27 @@ class ExportMachine(RuleBasedStateMachine):
     @precondition(lambda self: len(self.export.lists) == 2)
     @rule()
     def crash_mid_export(self) -> None:
-        """The process dies after the first list's batch was accepted; the next run resumes and
-        the end state is that of one complete run."""
-        real_post = send_module._post
+        """The process dies at the second import request (the other list's batch may be in
+        flight and accepted); the next run resumes and the end state is that of one complete
+        run."""
+        real = self.cm.import_batch
         calls = {"n": 0}
+        lock = threading.Lock()
 
-        def dying_post(*args: Any, **kwargs: Any) -> None:
-            if calls["n"] == 1:
-                raise SystemExit("killed mid-export")
-            calls["n"] += 1
-            real_post(*args, **kwargs)
+        def dying_import(*args: Any, **kwargs: Any) -> Any:
+            with lock:  # batches are sent from several threads
+                calls["n"] += 1
+                if calls["n"] == 2:
+                    raise SystemExit("killed mid-export")
+            return real(*args, **kwargs)
 
-        send_module._post = dying_post  # type: ignore[assignment]
+        self.cm.import_batch = dying_import
         try:
             sync(self.ws.context(self.connection(), self.cm), "export", raise_on_failure=False)
         except SystemExit:
             pass
         finally:
-            send_module._post = real_post  # type: ignore[assignment]
+            del self.cm.import_batch
         self.run_all_eventually()
 
     def run_all_eventually(self) -> None:

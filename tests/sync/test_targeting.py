@@ -149,3 +149,25 @@ def test_wrong_field_type_is_a_configuration_error(export_targets: Env) -> None:
     env = export_targets
     result = run(env, targeting(env, field="website"), raise_on_failure=False)
     assert result.state == "FAILED" and "not MultiSelectMany" in (result.error or "")
+
+
+def test_a_leavers_address_now_held_by_a_member_keeps_the_members_value(
+    export_targets: Env,
+) -> None:
+    """p0002 leaves every targeted segment while p0001 (sorted before it) takes its address:
+    the plan clears person2's field for p0002 and writes p0001's segments to the same person.
+    Sent concurrently they could land in any order; the clear goes first, the member's value
+    stays."""
+    env = export_targets
+    run(env, targeting(env))
+    assert fields(env, "person2@example.com") == ("news",)
+    env.set_members("news", ["p0000"])  # p0002 leaves
+    env.ws.store.set_values(
+        pl.DataFrame({"profile_id": ["p0001"], "email": [["Person2@example.com"]]})
+    )
+    posts = env.imports()
+    result = run(env, targeting(env))
+    rows = env.run_rows(result.run_id)
+    assert rows["p0002"][0] == "REMOVED" and rows["p0001"][0] == "EXPORTED"
+    assert fields(env, "person2@example.com") == ("vip",)
+    assert env.imports() == posts + 2  # the clear, then the member's row

@@ -1,4 +1,5 @@
-"""Sending a plan: imports in batches, leavers one call each; acknowledgements go to the writer.
+"""Sending a plan: imports in batches, leavers one call each, ``max_in_flight`` requests at
+once; acknowledgements go to the writer as they arrive.
 
 The store is not touched here: accepted rows go to a :class:`StateWriter`, and what did not go as
 planned is collected in a :class:`SendResult` for the finish step.
@@ -6,7 +7,7 @@ planned is collected in a :class:`SendResult` for the finish step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from cmtoolkit.sync.exports.plan import PLAN_SCHEMA
 
 if TYPE_CHECKING:
     from cmtoolkit.campaign_monitor import CampaignMonitor
+    from cmtoolkit.campaign_monitor.client import BatchAck
 
 #: Campaign Monitor's code for an address that is not in the list (or already removed).
 NOT_IN_LIST = 203
@@ -43,6 +45,24 @@ def _batch_rows(frame: pl.DataFrame) -> list[Payload]:
     return rows
 
 
+def waves(pending: pl.DataFrame) -> list[pl.DataFrame]:
+    """``pending`` in waves in which no subscriber (list, email in any case) is twice.
+
+    Batches of one wave go out concurrently in any order, so a subscriber's two rows must not
+    share one: a targeting leaver whose address a member now has (``clear``, then that
+    member's ``send``) is the case a plan can hold; its clear goes in an earlier wave, so the
+    member's value is the one that stays. Nearly always there is one wave.
+    """
+    key = [pl.col("list_id"), pl.col("email").str.to_lowercase()]
+    wave = pending.select(
+        ((pl.col("action") == "send").rank("ordinal").over(key) - 1).alias("wave")
+    ).to_series()
+    last = wave.max()
+    if not isinstance(last, int) or last == 0:
+        return [pending]
+    return [pending.filter(wave == w) for w in range(last + 1)]
+
+
 def send_imports(
     client: CampaignMonitor,
     pending: pl.DataFrame,
@@ -53,66 +73,65 @@ def send_imports(
     restart_autoresponders: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Import the ``send``/``clear`` rows list by list, ≤1000 per request; acks go to ``writer``.
+    """Import the ``send``/``clear`` rows, ≤1000 per request and ``max_in_flight`` requests at
+    once; each acknowledgement goes to ``writer`` (journalled) as it arrives.
 
     A 400 without ResultData (the whole request refused) is split in halves until the bad rows
     are alone, each of which is then ``REJECTED`` with that error.
     """
-    # The plan is ordered by list: walk each list's run of rows as zero-copy slices (a
-    # group_by would copy a million payloads once more).
+    done = 0
+    for wave in waves(pending):
+        batches = list(_batches(wave))
+        acks = client.import_batches(
+            ((list_id, _batch_rows(batch)) for list_id, batch in batches),
+            resubscribe=resubscribe,
+            restart_subscription_based_autoresponders=restart_autoresponders,
+            split=True,
+        )
+        split: set[int] = set()  # batches refused whole, sent again in parts
+        for ack in acks:
+            batch = batches[ack.index][1]
+            if len(ack.rows) == batch.height:
+                result.requests += 1
+            else:  # a batch split into n parts took 2n - 1 requests
+                result.requests += 2 if ack.index in split else 1
+                split.add(ack.index)
+            _acknowledged(ack, batch.slice(ack.start, len(ack.rows)), writer, result)
+            done += len(ack.rows)
+            if progress is not None:
+                progress(done)
+
+
+def _batches(pending: pl.DataFrame) -> Iterator[tuple[str, pl.DataFrame]]:
+    """``(list_id, rows)`` of ≤1000 rows of one list, as zero-copy slices of ``pending``.
+
+    The plan is ordered by list: its runs are walked as slices (a group_by would copy a
+    million payloads once more)."""
     done = 0
     runs = pending.get_column("list_id").rle()
     for list_id, length in zip(runs.struct.field("value"), runs.struct.field("len"), strict=True):
         for start in range(done, done + length, MAX_IMPORT_BATCH):
-            batch = pending.slice(start, min(MAX_IMPORT_BATCH, done + length - start))
-            _post(
-                client,
-                str(list_id),
-                batch,
-                _batch_rows(batch),
-                writer,
-                result,
-                (resubscribe, restart_autoresponders),
-            )
-            if progress is not None:
-                progress(start + batch.height)
+            yield str(list_id), pending.slice(start, min(MAX_IMPORT_BATCH, done + length - start))
         done += length
 
 
-def _post(
-    client: CampaignMonitor,
-    list_id: str,
-    batch: pl.DataFrame,
-    payloads: list[Payload],
-    writer: StateWriter,
-    result: SendResult,
-    flags: tuple[bool, bool],
+def _acknowledged(
+    ack: BatchAck, batch: pl.DataFrame, writer: StateWriter, result: SendResult
 ) -> None:
-    result.requests += 1
-    resubscribe, restart = flags
-    try:
-        answer = client.import_batch(
-            list_id,
-            payloads,
-            resubscribe=resubscribe,
-            restart_subscription_based_autoresponders=restart,
-        )
-    except BadRequest as exc:
-        if batch.height == 1:
-            reason = f"code {exc.code}: {exc}"
-            result.exceptions[(list_id, batch.item(0, "profile_id"))] = ("REJECTED", reason)
-            return
-        half = batch.height // 2
-        _post(client, list_id, batch.slice(0, half), payloads[:half], writer, result, flags)
-        _post(client, list_id, batch.slice(half), payloads[half:], writer, result, flags)
+    """Record one answer: rejected rows as exceptions, the accepted ones to the writer."""
+    if ack.error is not None:  # refused alone (a split ends at single rows)
+        reason = f"code {ack.error.code}: {ack.error}"
+        for pid in batch.get_column("profile_id"):
+            result.exceptions[(ack.list_id, pid)] = ("REJECTED", reason)
         return
-    failed = {f.email.strip().lower(): f for f in answer.failures}
+    assert ack.result is not None
+    failed = {f.email.strip().lower(): f for f in ack.result.failures}
     if failed:
         low = batch.get_column("email").str.to_lowercase()
         hit = low.is_in(list(failed))
         for pid, email in batch.filter(hit).select("profile_id", "email").iter_rows():
             f = failed[email.lower()]
-            result.exceptions[(list_id, pid)] = ("REJECTED", f"code {f.code}: {f.message}")
+            result.exceptions[(ack.list_id, pid)] = ("REJECTED", f"code {f.code}: {f.message}")
         batch = batch.filter(~hit)
     writer.ack(batch)
 
@@ -124,20 +143,29 @@ def remove_leavers(
     result: SendResult,
     on_leave: str,
 ) -> None:
-    """Unsubscribe or delete each leaver (one call each); every mode drops the state rows."""
-    chunk: list[dict[str, object]] = []
-    for row in leavers.iter_rows(named=True):
-        key = (row["list_id"], row["profile_id"])
+    """Unsubscribe or delete each leaver (one call each, ``max_in_flight`` at once); every
+    mode drops the state rows."""
+
+    def remove(row: dict[str, str]) -> BadRequest | None:
         try:
             if on_leave == "unsubscribe":
-                result.requests += 1
                 client.unsubscribe(row["list_id"], row["email"])
             elif on_leave == "delete":
-                result.requests += 1
                 client.delete_subscriber(row["list_id"], row["email"])
         except BadRequest as exc:
-            if exc.code != NOT_IN_LIST:
-                result.exceptions[key] = ("REJECTED", f"code {exc.code}: {exc}")
+            return exc
+        return None
+
+    rows = leavers.iter_rows(named=True)
+    calls = on_leave in ("unsubscribe", "delete")
+    answers = client.concurrently(rows, remove) if calls else ((row, None) for row in rows)
+    chunk: list[dict[str, object]] = []
+    for row, error in answers:
+        key = (row["list_id"], row["profile_id"])
+        result.requests += calls
+        if error is not None:
+            if error.code != NOT_IN_LIST:
+                result.exceptions[key] = ("REJECTED", f"code {error.code}: {error}")
                 continue
             result.exceptions[key] = ("REMOVED", "not in the list any more")
         chunk.append(row)
