@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date as _date
+from functools import lru_cache
 
 DATA_TYPES = ("Text", "Number", "MultiSelectOne", "MultiSelectMany", "Date", "Country", "USState")
 MULTI = ("MultiSelectOne", "MultiSelectMany")
@@ -12,6 +13,7 @@ MAX_VALUE_LENGTH = 250
 DATE_MIN, DATE_MAX = _date(1900, 1, 1), _date(2076, 6, 6)
 
 
+@lru_cache(maxsize=4096)  # pure, and asked for on every value of every subscriber written
 def field_key(field_name: str) -> str:
     """The personalisation tag of a field: ``[`` + name without whitespace + ``]``.
 

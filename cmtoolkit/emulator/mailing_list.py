@@ -64,6 +64,8 @@ class MailingList:
         self._orders: dict[str, np.ndarray] = {}
         self._selections: dict[tuple[Any, ...], np.ndarray] = {}
         self._order_version = -1
+        self._resolver: dict[str, CustomField] = {}
+        self._resolver_shape: list[tuple[int, str]] = []
 
     # --- structure ------------------------------------------------------------------------------
 
@@ -83,14 +85,21 @@ class MailingList:
         return None
 
     def resolve_field(self, key: object) -> CustomField | None:
-        """A write key as FieldName, bare tag or bracketed tag (case-insensitive); else None."""
+        """A write key as FieldName, bare tag or bracketed tag (case-insensitive); else None.
+
+        Looked up in a table rebuilt when the fields change: an import resolves every custom
+        field of every row, and computing each field's tag per lookup made it the emulator's
+        main cost (more than the waiting ``--latency`` stands for)."""
         if not isinstance(key, str):
             return None
-        k = key.strip().casefold()
-        for f in self.fields:
-            if k in (f.name.casefold(), f.key.casefold(), f.tag.casefold()):
-                return f
-        return None
+        shape = [(id(f), f.name) for f in self.fields]
+        if shape != self._resolver_shape:
+            table: dict[str, CustomField] = {}
+            for f in self.fields:  # the first field claiming a spelling wins, as a scan would
+                for spelling in (f.name, f.key, f.tag):
+                    table.setdefault(spelling.casefold(), f)
+            self._resolver, self._resolver_shape = table, shape
+        return self._resolver.get(key.strip().casefold())
 
     def add_field(self, f: CustomField) -> None:
         self.fields.append(f)
