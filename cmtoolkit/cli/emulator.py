@@ -38,7 +38,7 @@ def register(subparsers: Subcommands) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    serve.add_argument("--seed-size", type=int, default=1000, help="subscribers (0-1,000,000)")
+    serve.add_argument("--seed-size", type=int, default=1000, help="subscribers (0-10,000,000)")
     serve.add_argument("--seed", type=int, default=0)
     serve.add_argument("--person-offset", type=int, default=0, help="first synthetic person")
     serve.add_argument(
@@ -82,8 +82,8 @@ def register(subparsers: Subcommands) -> None:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    if not 0 <= args.seed_size <= 1_000_000:
-        raise ConfigurationError("--seed-size must be between 0 and 1,000,000")
+    if not 0 <= args.seed_size <= 10_000_000:
+        raise ConfigurationError("--seed-size must be between 0 and 10,000,000")
     try:
         parse_faults(args.faults)
     except FaultSpecError as exc:

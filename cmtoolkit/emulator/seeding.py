@@ -168,23 +168,28 @@ def _fill_list(
     later = (u(2) * 180 * 86400).astype(np.int64) // 60 * 60
     dates = np.where(state == ACTIVE, joined, joined + later)
 
-    row_list = rows.tolist()
-    lst.emails = [emails[i] for i in row_list]
-    lst.names = [names[i] for i in row_list]
+    # Taking rows through numpy object arrays keeps the same string objects (no copies) at C
+    # speed: at 10M subscribers, Python loops here cost most of the seeding time.
+    lst.emails = _take(emails, rows)
+    lst.names = _take(names, rows)
     lst.states.frombytes(state.tobytes())
     lst.dates.frombytes(dates.astype(np.int64).tobytes())
     lst.joined.frombytes(joined.astype(np.int64).tobytes())
     lst.consent.frombytes(np.where(u(3) < 0.7, 1, 2).astype(np.int8).tobytes())
     lst.reads.frombytes((u(4) * 6).astype(np.int8).tobytes())
-    lst.index = {e.lower(): row for row, e in enumerate(lst.emails)}
+    # Seeded emails are lower case already (cmtoolkit.people): the index shares their strings.
+    lst.index = dict(zip(lst.emails, range(n), strict=True))
 
     # Custom-field values: strings drawn from small shared pools (cheap for 1M rows).
     def sparse(prob: float, stream: int, pool: Sequence[object]) -> list[object]:
         present = u(stream) < prob
         pick = (u(stream + 50) * len(pool)).astype(np.int64)
         pick = np.where(present, pick, len(pool))
-        extended = [*pool, None]
-        return [extended[i] for i in pick.tolist()]
+        extended = np.empty(len(pool) + 1, dtype=object)  # None last
+        for i, value in enumerate(pool):
+            extended[i] = value  # one by one: a tuple must not be spread into the array
+        result: list[object] = extended[pick].tolist()
+        return result
 
     websites = [f"https://{d}/" for d in ("example.com", "example.org", "shop.example.net")]
     points = [str(i * 5) for i in range(1000)]
@@ -204,3 +209,11 @@ def _fill_list(
     for row in np.nonzero(u(17) < 0.01)[0].tolist():
         lst.mobile[row] = f"+6142{persons[row] % 10_000_000:07d}"
     lst.touch()
+
+
+def _take(values: list[str], rows: np.ndarray) -> list[str]:
+    """``[values[i] for i in rows]``, the same objects, without a Python loop."""
+    column = np.empty(len(values), dtype=object)
+    column[:] = values
+    taken: list[str] = column[rows].tolist()
+    return taken
