@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import resource
 import shutil
 import tempfile
@@ -103,6 +104,10 @@ def main() -> None:
     parser.add_argument("--rate-window", type=float, default=5.0, help="seconds")
     args = parser.parse_args()
     size, latency = args.size, args.latency / 1000
+    # The import logs where its staging spent the time (reading, waiting for the staging
+    # worker, after the last page): printed under each run.
+    logging.basicConfig(format="  %(message)s")
+    logging.getLogger("cmtoolkit.sync.imports").setLevel(logging.INFO)
     rate_limit = args.rate_limit or max(
         1, int(0.5 * args.max_in_flight / latency * args.rate_window)
     )
