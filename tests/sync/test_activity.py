@@ -45,12 +45,16 @@ def cm(emu: Emulator, cm_factory: Callable[..., Any]) -> Any:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
+    return workspace(tmp_path / "ws")
+
+
+def workspace(path: Path) -> Workspace:
     """Profiles for persons 0..299 of the seed (the account has 0..399); one address written
     with capitals, a space and a zero-width space; profile c0 consented."""
     frame = people.people(SEED, 0, 300)
     emails = frame.get_column("email").to_list()
     emails[0] = " " + emails[0].upper() + "\u200b"
-    ws = Workspace.create(tmp_path / "ws")
+    ws = Workspace.create(path)
     ws.store.load(
         pl.DataFrame(
             {
@@ -149,6 +153,27 @@ def test_rerun_adds_only_new_events(emu: Emulator, ws: Workspace, cm: Any) -> No
     for pid in openers.to_list()[:5]:
         got = ws.store.get(pid)
         assert got is not None and int(got["cm_opens_90d"][0]) >= 1
+
+
+def test_events_staged_in_many_small_chunks_are_the_same_events(
+    emu: Emulator, ws: Workspace, cm: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Addresses and details are numbered a chunk of events at a time: across chunks each event
+    keeps its own address and detail, and the counts, events and cursors are those of one
+    chunk."""
+    conn = connection(emu)
+    whole = sync(ws.context(conn, cm), "import").details["email_activity"]
+    monkeypatch.setattr("cmtoolkit.sync.activity.read.BATCH_ROWS", 7)
+    monkeypatch.setattr("cmtoolkit.sync.activity.read.COMPACT_ROWS", 40)
+    chunked_ws = workspace(tmp_path / "chunked")
+    chunked = sync(chunked_ws.context(conn, cm), "import").details["email_activity"]
+    assert chunked == whole
+    assert events(chunked_ws).equals(events(ws))
+    cursors = (
+        "SELECT * EXCLUDE (read_at) FROM email_activity_state WHERE campaign_id <> '' ORDER BY ALL"
+    )
+    with ws.store.connect() as a, chunked_ws.store.connect() as b:
+        assert a.execute(cursors).fetchall() == b.execute(cursors).fetchall()
 
 
 def test_later_activity_on_an_old_campaign_is_read_past_its_cursor(

@@ -20,7 +20,7 @@ from cmtoolkit.connection.activity import EmailActivity
 from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.profiles.properties import defined_properties, resolve
 from cmtoolkit.sync.activity.derive import derive_statements, fingerprint, property_types
-from cmtoolkit.sync.activity.match import COUNTS_SQL, NEW_TABLE, match_statements
+from cmtoolkit.sync.activity.match import COUNTS_SQL, NEW_KEYS_TABLE, NEW_TABLE, match_statements
 from cmtoolkit.sync.activity.read import ActivityRead, ActivitySource, load_cursors, read_activity
 from cmtoolkit.sync.activity.write import write_statements
 from cmtoolkit.sync.goal import DetailValue, GoalContext
@@ -84,7 +84,7 @@ class EmailActivityPhase:
         row = con.execute(COUNTS_SQL).fetchone() or (0, 0, 0, 0, 0)
         names = ("read", "matched", "unmatched", "ambiguous", "consent_mismatch")
         counts = {k: int(v or 0) for k, v in zip(names, row, strict=True)}
-        (new,) = con.execute(f"SELECT count(*) FROM {NEW_TABLE}").fetchone() or (0,)
+        (new,) = con.execute(f"SELECT count(*) FROM {NEW_KEYS_TABLE}").fetchone() or (0,)
         counts["new"] = int(new)
         counts["campaigns"] = len(self.read.campaigns) if self.read else 0
         return counts

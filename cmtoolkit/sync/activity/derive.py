@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from cmtoolkit.connection.activity import DERIVED
 from cmtoolkit.profiles.quoting import quote_ident
+from cmtoolkit.sync.activity.match import NEW_KEYS_TABLE
 from cmtoolkit.sync.statement import Statement
 
 DERIVED_TABLE = "activity_derived"
@@ -34,7 +35,7 @@ def derive_statements(
     """Aggregate once, then set the configured properties of the profiles where one differs.
 
     With ``last_run`` (the previous run of the same settings), only profiles whose values can
-    have changed are aggregated: those with new events (``activity_new``) and those with an
+    have changed are aggregated: those with new events (``activity_new_keys``) and those with an
     event that left the 90-day window since then. Without it, every profile with events.
     """
     if not properties:
@@ -42,7 +43,7 @@ def derive_statements(
     window = now.replace(microsecond=0) - _NINETY_DAYS
     scope, params = "", {"window": window}
     if last_run is not None:
-        scope = """WHERE profile_id IN (SELECT profile_id FROM activity_new UNION
+        scope = f"""WHERE profile_id IN (SELECT profile_id FROM {NEW_KEYS_TABLE} UNION
             SELECT profile_id FROM email_events WHERE "at" >= $lo AND "at" < $window)"""
         params["lo"] = last_run - _NINETY_DAYS
     columns = ", ".join(

@@ -9,7 +9,7 @@ primary key: it made the insert ten times slower; see ledger migration 5.)
 from __future__ import annotations
 
 from cmtoolkit.sync.activity.match import NEW_TABLE
-from cmtoolkit.sync.activity.read import READ_TABLE
+from cmtoolkit.sync.activity.read import RAW_TABLE, SELECTIONS_TABLE
 from cmtoolkit.sync.statement import Statement
 
 
@@ -22,8 +22,9 @@ def write_statements(connection: str) -> list[Statement]:
         ),
         Statement(
             f"""INSERT INTO email_activity_state (connection, campaign_id, event, cursor, read_at)
-            SELECT $connection, campaign_id, event, max("at"), now() FROM {READ_TABLE}
-            WHERE "at" IS NOT NULL GROUP BY campaign_id, event
+            SELECT $connection, s.campaign_id, s.event, r.cursor, now()
+            FROM (SELECT sel, max("at") AS cursor FROM {RAW_TABLE} WHERE "at" IS NOT NULL
+                  GROUP BY sel) AS r JOIN {SELECTIONS_TABLE} AS s USING (sel)
             ON CONFLICT (connection, campaign_id, event) DO UPDATE
             SET cursor = greatest(cursor, excluded.cursor), read_at = excluded.read_at""",
             {"connection": connection},
