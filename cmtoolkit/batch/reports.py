@@ -9,7 +9,8 @@ Scrubbing (see the papermill leak matrix in the shared reference, §1.2, §4): t
 papermill's own error markers go; any value in ``secrets`` is replaced by ``[redacted]`` in
 every cell and output, as a last line of defence against a notebook that prints one. A header
 cell states the run's outcome; for a failed run it is a red banner with the error message.
-The HTML holds no code input and no prompts.
+The HTML holds no code input and no prompts, and no empty section: a heading whose code cells
+showed nothing (a step that is interactive only, a chart without data) goes with its section.
 """
 
 from __future__ import annotations
@@ -103,12 +104,62 @@ def scrub(nb: NotebookNode, secrets: Iterable[str] = ()) -> NotebookNode:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)  # timestamps only
         cells.append(cell)
-    nb.cells = cells
+    nb.cells = drop_empty_sections(cells)
     nb.metadata.pop("papermill", None)
     nb.metadata.pop("widgets", None)
     if secrets:
         nb = nbformat.from_dict(_redact_tree(nb, secrets))
     return nb
+
+
+_HEADING = re.compile(r"^\s*(#{2,6})\s")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def drop_empty_sections(cells: list[NotebookNode]) -> list[NotebookNode]:
+    """The cells without the sections that show nothing in a report.
+
+    A section is a markdown cell opening with a heading of level 2 or more and the cells up to
+    the next heading of its level or above. It goes when it holds code cells and none of them
+    has an output to see. The title (level 1) and sections of text alone stay.
+    """
+    levels = [_heading_level(c) for c in cells]
+    keep = [True] * len(cells)
+    for i, level in enumerate(levels):
+        if not level:
+            continue
+        end = next((j for j in range(i + 1, len(cells)) if 0 < levels[j] <= level), len(cells))
+        code = [c for c in cells[i + 1 : end] if c.cell_type == "code"]
+        if code and not any(_shows_something(c) for c in code):
+            keep[i:end] = [False] * (end - i)
+    return [c for c, kept in zip(cells, keep, strict=True) if kept]
+
+
+def _heading_level(cell: NotebookNode) -> int:
+    m = _HEADING.match(cell.source) if cell.cell_type == "markdown" else None
+    return len(m.group(1)) if m else 0
+
+
+def _shows_something(cell: NotebookNode) -> bool:
+    """Whether a code cell has an output a reader sees (not an empty HTML, not only the
+    machine-readable run record)."""
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            return True
+        if out.get("output_type") == "stream":
+            if str(out.get("text", "")).strip():
+                return True
+            continue
+        data = out.get("data", {})
+        if "text/html" in data:  # its text/plain is only a repr ("<...HTML object>")
+            page = "".join(data["text/html"])
+            seen = "<svg" in page or "<img" in page or bool(_TAG.sub("", page).strip())
+        else:
+            texts = (str(data.get(k, "")).strip() for k in ("text/plain", "text/markdown"))
+            seen = any(texts) or any(k.startswith("image/") for k in data)
+        if seen:
+            return True
+    return False
 
 
 def _is_papermill_anchor(cell: NotebookNode) -> bool:
@@ -343,6 +394,7 @@ __all__ = [
     "IndexRow",
     "Report",
     "add_header",
+    "drop_empty_sections",
     "header_markdown",
     "index_rows",
     "read_reports",

@@ -186,10 +186,13 @@ def engagement(store: Store, campaigns: int = 12) -> Engagement:
     )
 
 
-def engagement_html(store: Store, campaigns: int = 12) -> str:
-    """The three charts as one self-contained HTML fragment (inline SVG)."""
+def engagement_html(store: Store, campaigns: int = 12, *, quiet: bool = False) -> str:
+    """The three charts as one self-contained HTML fragment (inline SVG); without events, how
+    to get them, or (``quiet``, a report) nothing."""
     data = engagement(store, campaigns)
     if data.reference is None:
+        if quiet:
+            return ""
         return (
             f'<p style="color:{GREY}">No email activity in the store yet: switch on '
             "<b>Read email behaviour</b> above and run the import.</p>"
@@ -242,6 +245,9 @@ def email_activity_step(editor: ConnectionEditor, interactive: bool) -> None:
     )
 
 
-def engagement_step(editor: ConnectionEditor) -> None:
-    """The notebook's engagement charts (the same HTML interactive and in the report)."""
-    display(HTML(engagement_html(editor.workspace.store)))
+def engagement_step(editor: ConnectionEditor, interactive: bool = True) -> None:
+    """The notebook's engagement charts (the same HTML interactive and in the report); a report
+    without email events shows nothing, so its section is left out."""
+    html = engagement_html(editor.workspace.store, quiet=not interactive)
+    if html:
+        display(HTML(html))

@@ -76,8 +76,13 @@ def open_editor(
 
 
 def show(obj: W.Widget | str) -> None:
-    """Display a widget or an HTML string (steps return nothing, so nothing shows twice)."""
-    display(HTML(obj) if isinstance(obj, str) else obj)
+    """Display a widget or an HTML string (steps return nothing, so nothing shows twice); an
+    empty string shows nothing (a report leaves out a section with nothing in it)."""
+    if isinstance(obj, str):
+        if obj:
+            display(HTML(obj))
+        return
+    display(obj)
 
 
 def goals_for(

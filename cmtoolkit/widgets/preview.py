@@ -22,6 +22,7 @@ from cmtoolkit.widgets.html import (
     samples_html,
 )
 from cmtoolkit.widgets.progress import NotebookProgress
+from cmtoolkit.widgets.rows import run_rows_html
 from cmtoolkit.widgets.view import View
 
 DEFAULT_DELAY = 0.6
@@ -238,7 +239,9 @@ class RunPanel(View):
             self.output.value = f'<span style="color:{RED}">{esc(exc)}</span>'
             return None
         self.results.append(result)
-        self.output.value = result_html(result)
+        # the people a real run did not send: by reason, then row by row (none: nothing shown)
+        rows = run_rows_html(self.editor.workspace.store, self.editor.model.name, result.run_id)
+        self.output.value = result_html(result) + rows
         return result
 
 

@@ -109,3 +109,43 @@ def test_a_failed_run_leads_with_a_banner_holding_its_error() -> None:
     run = Run("news", "import", RunState.FAILED, {}, datetime(2026, 12, 1), error="<no list>")
     banner = header_markdown(run)
     assert "Run FAILED" in banner and "&lt;no list&gt;" in banner and "cmtoolkit-failed" in banner
+
+
+def _html(html: str) -> dict[str, object]:
+    data = {"text/html": html, "text/plain": "<IPython.core.display.HTML object>"}
+    return {"output_type": "display_data", "metadata": {}, "data": data}
+
+
+def test_a_section_with_nothing_to_show_is_left_out_of_the_report() -> None:
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+
+    def shown(source: str, *outputs: dict[str, object]) -> nbformat.NotebookNode:
+        cell = code(source)
+        cell.outputs = [nbformat.from_dict(o) for o in outputs]
+        return cell
+
+    record = {"output_type": "display_data", "metadata": {},
+              "data": {"application/vnd.cmtoolkit.result+json": {"state": "FINISHED"}}}  # fmt: skip
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        md("# 2. Import\nThe title stays."),
+        code("connection = 'news'"),  # the parameters: nothing shown, under the title
+        md("## Open the connection"),
+        code("editor = open_editor(...)"),  # nothing shown: the section goes
+        md("## Settings\nText alone stays."),
+        md("## Engagement\nCharts of email events."),
+        shown("engagement_step(editor)", _html("")),  # an empty fragment: goes
+        md("## Run"),
+        shown("run_step(...)", record),  # the machine-readable record alone: not seen
+        md("## Preview"),
+        shown("preview_step(...)", _html("<div><svg><rect/></svg></div>")),  # a chart: stays
+        md("### Samples"),
+        code("pass"),
+        md("## History"),
+        shown("history_step(...)", {"output_type": "stream", "name": "stdout", "text": "3 runs"}),
+    ]
+    kept = [c.source.splitlines()[0] for c in scrub(nb).cells]
+    assert kept == [
+        "# 2. Import", "connection = 'news'", "## Settings", "## Preview", "preview_step(...)",
+        "## History", "history_step(...)",
+    ]  # fmt: skip  # '### Samples' showed nothing either: gone, its parent stays

@@ -11,6 +11,7 @@ does; a purpose-built probe notebook checks the live widget state inside the ker
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ import nbformat
 import papermill as pm
 import pytest
 
+from cmtoolkit.batch.reports import render_html, scrub
 from cmtoolkit.sync import ledger
 from tests.widgets.env import SENTINEL_KEY, Setup, prepare
 
@@ -148,6 +150,29 @@ def test_batch_runs_every_notebook_and_its_goal(setup: Setup, tmp_path: Path) ->
     assert "cm-history" in text and text.count("FINISHED") >= 3
     for key in outs:
         assert_no_secret(tmp_path / f"{key}.ipynb")
+
+    # As reports: every section shows something, the charts are there
+    pages = {key: report_sections(nb) for key, nb in outs.items()}
+    assert "Open the connection" not in pages["01"]  # nothing to show there in a report
+    assert "Step 2 — Name, on/off, schedule, consent, alerts" not in pages["01"]
+    assert "Step 1 — Authenticate and choose the client" in pages["01"]
+    assert "Engagement" not in pages["02"]  # no email events in the store
+    assert "cm-number-spread" in pages["02"]["Preview"]  # points (sum) before -> after
+    assert "cm-history-chart" in pages["04"]["History"]
+    assert "cm-history-chart" in pages["02"]["Recent runs"]
+
+
+def report_sections(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """The report's HTML of an executed notebook, by section (its level-2 heading): asserts that
+    each one shows an output."""
+    page = render_html(scrub(nb), "report")
+    parts = re.split(r"<h2[^>]*>(.*?)</h2>", page, flags=re.S)
+    sections = {}
+    for title, body in zip(parts[1::2], parts[2::2], strict=True):
+        name = re.sub(r"<[^>]*>|¶", "", title).strip()
+        assert "jp-OutputArea-output" in body, f"empty section {name!r} in the report"
+        sections[name] = body
+    return sections
 
 
 def test_batch_dry_run_writes_nothing(setup: Setup, tmp_path: Path) -> None:
