@@ -10,7 +10,13 @@ import polars as pl
 import pytest
 
 from cmtoolkit.emulator import BOUNCED
-from cmtoolkit.widgets import ExportEditor, HistoryView, PreviewPane, TargetingEditor
+from cmtoolkit.widgets import (
+    ExportEditor,
+    HistoryView,
+    PreviewPane,
+    RunPanel,
+    TargetingEditor,
+)
 from cmtoolkit.widgets import notebook as nb
 from cmtoolkit.widgets.charts import bars_svg, hbars_svg
 from cmtoolkit.widgets.html import history_html, number_spreads_html, sizes_html
@@ -55,8 +61,12 @@ def test_rejections_by_reason_in_the_rows_the_reports_and_notebooks_show(editor,
         lst = next(x for x in setup.emulator.account.clients[0].lists
                    if x.list_id == setup.customers)  # fmt: skip
         lst.set_state(lst.row_of("bob@example.com"), BOUNCED, int(setup.emulator.now()))
-    run = editor.sync("export")
+    panel = RunPanel(editor, ("export",))  # the export notebook's Run now
+    panel.run_button.click()
+    panel.confirm_button.click()
+    run = panel.results[-1]
     assert run.ok, run.error
+    assert chart(panel.output.value, "cm-reasons") is not None  # under the run's result
     found = run_rows(setup.ws.store, "demo", run.run_id or "")
     bounced = {o for o, kind, _ in found.reasons if kind.startswith("code 207:")}
     assert bounced and bounced <= {"REJECTED", "SUPPRESSED"}
