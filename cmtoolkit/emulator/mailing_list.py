@@ -47,7 +47,8 @@ class MailingList:
         self.confirmation_success_page = ""
         self.unsubscribe_setting = unsubscribe_setting
         self.add_unsubscribes_to_supp_list = False
-        self.fields: list[CustomField] = []
+        self._fields_version = 0
+        self._fields: list[CustomField] = []
         self.webhooks: list[dict[str, Any]] = []
         # columns
         self.emails: list[str] = []
@@ -65,7 +66,7 @@ class MailingList:
         self._selections: dict[tuple[Any, ...], np.ndarray] = {}
         self._order_version = -1
         self._resolver: dict[str, CustomField] = {}
-        self._resolver_shape: list[tuple[int, str]] = []
+        self._resolver_version = -1
 
     # --- structure ------------------------------------------------------------------------------
 
@@ -87,31 +88,42 @@ class MailingList:
     def resolve_field(self, key: object) -> CustomField | None:
         """A write key as FieldName, bare tag or bracketed tag (case-insensitive); else None.
 
-        Looked up in a table rebuilt when the fields change: an import resolves every custom
-        field of every row, and computing each field's tag per lookup made it the emulator's
-        main cost (more than the waiting ``--latency`` stands for)."""
+        Looked up in a table rebuilt when the fields change (``add_field``, ``remove_field``,
+        ``rename_field``, assigning ``fields``): an import resolves every custom field of every
+        row, and computing each field's tag per lookup was the emulator's main cost."""
         if not isinstance(key, str):
             return None
-        shape = [(id(f), f.name) for f in self.fields]
-        if shape != self._resolver_shape:
+        if self._resolver_version != self._fields_version:
             table: dict[str, CustomField] = {}
             for f in self.fields:  # the first field claiming a spelling wins, as a scan would
                 for spelling in (f.name, f.key, f.tag):
                     table.setdefault(spelling.casefold(), f)
-            self._resolver, self._resolver_shape = table, shape
+            self._resolver, self._resolver_version = table, self._fields_version
         return self._resolver.get(key.strip().casefold())
+
+    @property
+    def fields(self) -> list[CustomField]:
+        return self._fields
+
+    @fields.setter
+    def fields(self, fields: list[CustomField]) -> None:
+        self._fields = fields
+        self._fields_version += 1
 
     def add_field(self, f: CustomField) -> None:
         self.fields.append(f)
+        self._fields_version += 1
         self.values[f.name] = [None] * len(self)
 
     def remove_field(self, f: CustomField) -> None:
         self.fields.remove(f)
+        self._fields_version += 1
         del self.values[f.name]
 
     def rename_field(self, f: CustomField, new_name: str) -> None:
         self.values[new_name] = self.values.pop(f.name)
         f.name = new_name
+        self._fields_version += 1
 
     # --- rows -----------------------------------------------------------------------------------
 
