@@ -16,16 +16,16 @@ from cmtoolkit.errors import BadRequest
 
 from .pipeline import as_completed
 from .records import ImportResult
-from .writes import Row, Writes
+from .writes import ImportRow, Writes
 
 __all__ = ["BatchAck", "ConcurrentWrites", "ImportJob"]
 
 J = TypeVar("J")
 R = TypeVar("R")
-#: One import request to make: the list and its ≤1000 wire-shaped rows.
-ImportJob = tuple[str, Sequence[Row]]
+#: One import request to make: the list and its ≤1000 wire-shaped rows (or their JSON).
+ImportJob = tuple[str, Sequence[ImportRow]]
 #: A batch, or part of one being split: (input index, first row's offset, list, rows).
-_Part = tuple[int, int, str, Sequence[Row]]
+_Part = tuple[int, int, str, Sequence[ImportRow]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ class BatchAck:
 
     index: int
     list_id: str
-    rows: Sequence[Row]
+    rows: Sequence[ImportRow]
     result: ImportResult | None = None
     error: BadRequest | None = None
     start: int = 0  # where ``rows`` begin in the input batch (a split sends parts of one)

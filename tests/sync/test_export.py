@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
 import pytest
 
@@ -364,6 +365,11 @@ def test_second_run_sends_nothing_and_full_resends(export_env: Env) -> None:
     assert full.counts["EXPORTED"] == 4 and env.imports() == posts + 2
 
 
+def holds(rows: Any, email: str) -> bool:
+    """Whether an import batch (rows as mappings or as their JSON) holds ``email``."""
+    return f'"EmailAddress":"{email}"'.encode() in orjson.dumps(list(rows))
+
+
 def test_whole_batch_400_is_split_to_isolate_bad_rows(
     export_env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -373,7 +379,7 @@ def test_whole_batch_400_is_split_to_isolate_bad_rows(
 
     def picky(list_id: str, rows: list[dict[str, Any]], **kw: Any) -> Any:
         calls.append(len(rows))
-        if any(r["EmailAddress"] == "person2@example.com" for r in rows):
+        if holds(rows, "person2@example.com"):
             raise BadRequest("Invalid JSON in the request", status=400, code=400)
         return real(list_id, rows, **kw)
 
@@ -404,7 +410,7 @@ def test_killed_export_resumes_without_resending(
     real = env.cm.import_batch
 
     def dies_on_the_last(list_id: str, rows: Any, **kw: Any) -> Any:
-        if any(r["EmailAddress"] == "person2400@example.com" for r in rows):
+        if holds(rows, "person2400@example.com"):
             raise KeyboardInterrupt
         return real(list_id, rows, **kw)
 
