@@ -15,6 +15,11 @@ in one run:
   ``--rate-limit`` requests per ``--rate-window`` s (default half of what the concurrency could
   use): throughput against the limit, requests answered 429, contacts read against the list.
 
+``wan.py export [--size N] [--latency 300] [--max-in-flight K]`` measures the export instead:
+the floor is the export's own import requests (pre-built bodies, 1000 rows each) POSTed one at a
+time to an empty list, against the export's first run and re-run to another (target: first run
+≤ 0.35× the floor).
+
 Targets (issue 19): first run ≤ 0.35× and re-run ≤ 0.3× the floor; under the rate limit,
 throughput ≥ 90 % of the limit, ≤ 1 % of requests answered 429, nothing lost. Every page is
 rendered into the emulator's cache before anything is measured (with no latency), so the
@@ -26,11 +31,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import requests
@@ -214,5 +222,112 @@ def main() -> None:
     print(f"peak RSS: {peak_rss_mib():,.0f} MiB (after the floor: {rss_floor:,.0f} MiB)")
 
 
+# --- the export over a wide-area network ---------------------------------------------------------
+
+
+def _load_bench(name: str) -> Any:
+    """A sibling bench script as a module (``import`` is a keyword: load them by path)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).with_name(name))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def import_bodies(payloads: list[str], batch: int = 1000) -> list[bytes]:
+    """The export's import requests as the wire carries them, built before any clock starts."""
+    head = b'{"Subscribers":['
+    tail = (
+        b'],"Resubscribe":false,"QueueSubscriptionBasedAutoResponders":false,'
+        b'"RestartSubscriptionBasedAutoresponders":false}'
+    )
+    return [
+        head + ",".join(payloads[i : i + batch]).encode() + tail
+        for i in range(0, len(payloads), batch)
+    ]
+
+
+def sequential_import_floor(base_url: str, list_id: str, bodies: list[bytes]) -> float:
+    """The same import requests one at a time, answers read and not processed."""
+    session = requests.Session()
+    session.auth = (DEFAULT_API_KEY, "x")
+    url = f"{base_url}/subscribers/{list_id}/import.json"
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    started = time.perf_counter()
+    for body in bodies:
+        session.post(url, data=body, headers=headers, timeout=120).raise_for_status()
+    return time.perf_counter() - started
+
+
+def export_main(argv: list[str]) -> None:
+    """``wan.py export``: the export of ``--size`` profiles to one list over ``--latency`` ms
+    (default 300, an import batch's) against the same import requests one at a time."""
+    parser = argparse.ArgumentParser(prog="wan.py export", description=export_main.__doc__)
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--latency", type=float, default=300, help="ms per request")
+    parser.add_argument("--max-in-flight", type=int, default=4)
+    args = parser.parse_args(argv)
+    bench_export = _load_bench("export.py")
+    load = [os.getloadavg()]
+    server, base_url = bench_export.start_server()
+    origin = base_url.rsplit("/api/", 1)[0]
+    try:
+        with tempfile.TemporaryDirectory(prefix="cmtoolkit-bench-") as tmp:
+            t = time.perf_counter()
+            auth = ApiKeyAuth(Secret(DEFAULT_API_KEY))
+            cm = CampaignMonitor(auth, base_url=base_url, max_in_flight=args.max_in_flight)
+            ws, conn, lists = bench_export.prepare(cm, Path(tmp), args.size, args.seed)
+            bodies = import_bodies(bench_export.planned_payloads(ws, conn, cm))
+            print(
+                f"setup: {args.size:,} profiles, {len(bodies)} import requests built "
+                f"({time.perf_counter() - t:.1f} s)",
+                flush=True,
+            )
+            control(origin, "latency", {"latency": args.latency / 1000})
+            floor = sequential_import_floor(base_url, lists[1], bodies)
+            del bodies
+            print(f"floor: {floor:.1f} s", flush=True)
+            load.append(os.getloadavg())
+            ctx = ws.context(conn, cm)
+            t0 = time.perf_counter()
+            first = sync(ctx, "export")
+            t_first = time.perf_counter() - t0
+            print(f"first run: {t_first:.1f} s", flush=True)
+            t0 = time.perf_counter()
+            again = sync(ctx, "export")
+            t_again = time.perf_counter() - t0
+            load.append(os.getloadavg())
+            assert first.counts["EXPORTED"] == args.size, first.counts
+            assert again.counts["UNCHANGED"] == args.size, again.counts
+            flow = cm.flow
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    print()
+    print(
+        f"export of {args.size:,} profiles, {len(range(0, args.size, 1000))} import requests, "
+        f"latency {args.latency:.0f} ms, max_in_flight {args.max_in_flight} (peak in flight "
+        f"{flow.peak}, 429s {flow.rate_limited})"
+    )
+    for name, secs, target in (
+        ("floor (sequential)", floor, None),
+        ("first run", t_first, 0.35),
+        ("re-run", t_again, None),
+    ):
+        ratio = secs / floor
+        verdict = "" if target is None else (" ok" if ratio <= target else " OVER TARGET")
+        goal = "" if target is None else f" (target ≤ {target}×)"
+        print(f"{name:<20} {secs:7.1f} s  {ratio:5.2f}× floor{goal}{verdict}")
+    print(
+        "load average (1/5/15 min) at start, after the floor, at the end: "
+        + "; ".join(" ".join(f"{x:.1f}" for x in avg) for avg in load)
+    )
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["export"]:
+        export_main(sys.argv[2:])
+    else:
+        main()
