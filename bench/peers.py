@@ -2,7 +2,7 @@
 
 An emulator subprocess (``cmtoolkit emulator serve``) holds one list of ``--size`` subscribers
 (every state) and a workspace holds ``--size`` profiles, half of them subscribers: the set-up of
-``bench/import.py`` (its emulator start, list states and mappings, loaded from it). Every page is
+``bench/import.py``, from ``bench/common.py`` (emulator, workspace, connection). Every page is
 rendered into the emulator's cache before anything is measured, so the emulator only sends, for
 every reader alike. Each reader then runs in a child process of its own (its peak RSS is its
 own), one after the other, against the same emulator:
@@ -22,8 +22,9 @@ own), one after the other, against the same emulator:
     (``CustomFields`` normalised into a child table, dlt's default);
 
 * **createsend**: the official wrapper's page loop over every state
-  (``createsend.List(auth, list_id).active(page=..., page_size=1000)`` and so on), every
-  subscriber kept in a Python list, as a user of the wrapper would write it: read only.
+  (``createsend.List(auth, list_id).active(page=..., page_size=1000)`` and so on), as a user of
+  the wrapper would write it: read only, each page counted and dropped. (Keeping every subscriber
+  as the wrapper returns them costs about 18 KB each, one class per object: 1.8 GB at 100,000.)
 
 Printed: seconds, contacts per second, peak RSS and the load average next to each figure, then
 the ratios dlt ÷ cmtoolkit for the first run and the re-run against dlt's best configuration
@@ -39,7 +40,6 @@ import http.client
 import importlib.util
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -50,39 +50,25 @@ from typing import Any
 
 import orjson
 import requests
-
-from cmtoolkit.campaign_monitor import ApiKeyAuth, CampaignMonitor
-from cmtoolkit.connection.model import (
-    CampaignMonitorSettings,
-    Connection,
-    Identifier,
-    ImportGoal,
+from common import (
+    STATES,
+    cache_mb,
+    client,
+    import_connection,
+    make_workspace,
+    peak_rss_mib,
+    person_offset,
+    read_all,
+    start_emulator,
+    the_list,
 )
+
 from cmtoolkit.emulator import DEFAULT_API_KEY
-from cmtoolkit.profiles.synthetic import emulator_person_offset, write_profiles
-from cmtoolkit.secret import Secret
 from cmtoolkit.sync import sync
 from cmtoolkit.workspace import Workspace
 
-# bench/import.py's list, mappings and emulator start (its name is a keyword: load it by path).
-_spec = importlib.util.spec_from_file_location(
-    "bench_import", Path(__file__).with_name("import.py")
-)
-assert _spec is not None and _spec.loader is not None
-_import_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_import_bench)
-MAPPINGS, STATES, start_emulator = (
-    _import_bench.MAPPINGS,
-    _import_bench.STATES,
-    _import_bench.start_emulator,
-)
-
 DLT_CONFIGS = ("arrow", "flat", "rest_api")
 PAGE_SIZE = 1000
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def load() -> str:
@@ -99,22 +85,8 @@ def report(**figures: Any) -> None:
 
 def run_cmtoolkit(workspace: str, base_url: str) -> None:
     """bench/import.py's import: first run, then the re-run with nothing changed."""
-    cm = CampaignMonitor(ApiKeyAuth(Secret(DEFAULT_API_KEY)), base_url=base_url)
-    (client,) = cm.clients()
-    (lst,) = cm.lists(client.client_id)
-    conn = Connection(
-        name="bench",
-        campaign_monitor=CampaignMonitorSettings("default", client.client_id),
-        import_=ImportGoal(
-            lists=(lst.list_id,),
-            states=STATES,
-            identifiers=(Identifier("EmailAddress", "email"),),
-            allow_create=True,
-            save_list_names_to="cm_lists",
-            mappings=MAPPINGS,
-        ),
-    )
-    ctx = Workspace(workspace).context(conn, cm)
+    cm = client(base_url)
+    ctx = Workspace(workspace).context(import_connection("bench", *the_list(cm)), cm)
     t = time.perf_counter()
     first = sync(ctx, "import")
     t_first = time.perf_counter() - t
@@ -225,7 +197,7 @@ def run_dlt(config: str, base_url: str, list_id: str, workdir: str) -> None:
 
 
 def run_createsend(base_url: str, list_id: str) -> None:
-    """The official wrapper's page loop over every state, every subscriber kept: read only."""
+    """The official wrapper's page loop over every state: read only, pages dropped."""
     import createsend
     from createsend import createsend as base
 
@@ -235,26 +207,28 @@ def run_createsend(base_url: str, list_id: str) -> None:
     lst = createsend.List({"api_key": DEFAULT_API_KEY}, list_id)
     readers = (lst.active, lst.unconfirmed, lst.unsubscribed, lst.bounced, lst.deleted)
     assert [r.__name__ for r in readers] == [s.lower() for s in STATES]
-    subscribers: list[Any] = []
+    contacts = 0
     t = time.perf_counter()
     for read in readers:
         page, pages = 1, 1
         while page <= pages:
             result = read(page=page, page_size=PAGE_SIZE)
-            subscribers.extend(result.Results)
+            contacts += len(result.Results)
             pages = result.NumberOfPages
             page += 1
-    report(contacts=len(subscribers), first=time.perf_counter() - t)
+    report(contacts=contacts, first=time.perf_counter() - t)
 
 
 # --- the parent: set-up, one child per reader, figures ---------------------------------------
 
 
 def child(*args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True
-    ).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True
+    )
+    if done.returncode:
+        sys.exit(f"{args[0]} failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -281,20 +255,15 @@ def main() -> None:
     size, seed = args.size, args.seed
 
     t = time.perf_counter()
-    offset = emulator_person_offset(size, size, 0.5)
-    emulator, base_url = start_emulator(size, seed, offset, max(64, size * 600 // 2**20))
+    emulator, base_url = start_emulator(size, seed, person_offset(size), cache_mb(size))
     rows: list[tuple[str, dict[str, Any], str]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="cmtoolkit-peers-") as tmp:
-            parquet = write_profiles(Path(tmp) / "p.parquet", size, seed=seed, email_noise=0.05)
-            Workspace.create(Path(tmp) / "ws").store.load(parquet)
-            cm = CampaignMonitor(ApiKeyAuth(Secret(DEFAULT_API_KEY)), base_url=base_url)
-            (client,) = cm.clients()
-            (lst,) = cm.lists(client.client_id)
+            ws = make_workspace(Path(tmp), size, seed)
+            cm = client(base_url)
+            list_id = the_list(cm)[1]
             # Every page rendered once and kept: the emulator only sends, for every reader.
-            warm = sum(
-                f.height for _, f in cm.subscriber_frames_many([(lst.list_id, s) for s in STATES])
-            )
+            warm = read_all(cm, list_id)
             cm.close()
             print(
                 f"setup: {size:,} profiles, {warm:,} subscribers rendered, emulator at "
@@ -310,12 +279,12 @@ def main() -> None:
                 print(line(name, result, rows[-1][2]), flush=True)
                 return result
 
-            ours = measure("cmtoolkit", "cmtoolkit", str(Path(tmp) / "ws"), base_url)
+            ours = measure("cmtoolkit", "cmtoolkit", str(ws.path), base_url)
             dlts = {
-                config: measure(f"dlt ({config})", "dlt", config, base_url, lst.list_id, tmp)
+                config: measure(f"dlt ({config})", "dlt", config, base_url, list_id, tmp)
                 for config in configs
             }
-            wrapper = measure("createsend", "createsend", base_url, lst.list_id)
+            wrapper = measure("createsend", "createsend", base_url, list_id)
     finally:
         emulator.terminate()
         emulator.wait()
