@@ -676,6 +676,24 @@ def test_reading_reports_progress_up_to_the_lists_subscriber_count(
     assert done == sorted(done)
 
 
+def test_the_import_plans_within_a_memory_limit_that_keeps_a_million_under_a_gigabyte():
+    """Bounded memory (issue 19): the import's DuckDB spills past 700 MB up to a million staged
+    contacts (the process stays under 1 GB), and allows more only past a million."""
+    from cmtoolkit.sync.imports import stage_contacts
+    from cmtoolkit.sync.imports.stage import memory_limit
+
+    def mib(setting: str) -> float:
+        number, unit = setting.split()
+        return float(number) * {"MiB": 1, "GiB": 1024}[unit]
+
+    source = PagesSource(page("ann@example.com", "Ann", []))
+    with stage_contacts(source, import_spec(mappings=())) as stage:
+        (setting,) = stage.con.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert mib(setting) <= 700
+    assert memory_limit(1_000_000) == memory_limit(1) == "700MB"
+    assert 1000 < int(memory_limit(10_000_000).removesuffix("MB")) < 1800
+
+
 def test_a_job_alongside_the_reading_fails_the_stage_with_its_own_error():
     """A preview reads the store in the staging worker while pages are read: if that fails (a
     store held past the lock timeout), reading stops with that error and the worker is gone."""

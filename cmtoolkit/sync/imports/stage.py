@@ -23,10 +23,20 @@ from cmtoolkit.sync.statement import Statement
 
 log = logging.getLogger("cmtoolkit.sync.imports")
 
-# The import's own DuckDB: staging, plan, and the pages of the store ATTACHed to it. At a
-# million contacts, 1 GB made the plan and apply evict and re-read pages (preview plan 2.8 s,
-# first-run apply 4.4 s); 1.5 GB: 2.1 s and 3.4 s, with the process peaking at 1.6 GB.
-MEMORY_LIMIT = "1500MB"
+# The import's own DuckDB (staging, plan, and the pages of the store ATTACHed to it) spills past
+# its memory limit into the workspace's .runs/ (the OS page cache, not this process). Outside
+# DuckDB the process holds about 250 MB (interpreter, libraries, pages being parsed), so 700 MB
+# keeps a million contacts under 1 GB (1.5 GB peaked at 1.63 GB); past a million the limit grows
+# by 100 bytes a contact (10M: 1.6 GB), as DuckDB's hash tables over ten million rows need room.
+MEMORY_LIMIT_MB = 700
+MEMORY_PER_CONTACT_PAST_1M = 100
+
+
+def memory_limit(contacts: int) -> str:
+    """The DuckDB memory limit for planning ``contacts`` staged contacts."""
+    extra = max(0, contacts - 1_000_000) * MEMORY_PER_CONTACT_PAST_1M // 2**20
+    return f"{MEMORY_LIMIT_MB + extra}MB"
+
 
 #: Batches handed to the staging worker and not yet staged, at most (each holds its frames).
 MAX_QUEUED_BATCHES = 2
@@ -99,7 +109,7 @@ class ContactStage:
         self.scratch = ExitStack()
         spill = self.scratch.enter_context(scratch_dir(root, "import"))
         self.con = duckdb.connect(
-            config={"memory_limit": MEMORY_LIMIT, "temp_directory": str(spill)}
+            config={"memory_limit": memory_limit(0), "temp_directory": str(spill)}
         )
         # One thread while staging: the other core is busy reading pages. Row order means
         # nothing here (every ordering is explicit, by cid or list), and keeping it made the
@@ -187,6 +197,7 @@ class ContactStage:
             for job in self.jobs:
                 job.result()  # re-raises a worker's error here
             self.con.execute("RESET threads")
+            self.con.execute(f"SET memory_limit = '{memory_limit(self.next_cid)}'")
         except BaseException:
             self.close()
             raise
