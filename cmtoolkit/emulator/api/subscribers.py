@@ -225,6 +225,10 @@ def _mobile(body: dict[str, Any], strict: bool = True) -> str | None:
     return text
 
 
+#: A custom field item's keys as documented (any other spelling is lower-cased first).
+_FIELD_ITEM_KEYS = frozenset(("Key", "Value", "Clear"))
+
+
 def _apply(
     lst: MailingList, row: int, body: dict[str, Any], consent: int | None, mobile: str | None
 ) -> None:
@@ -244,13 +248,15 @@ def _apply(
     for raw in fields:
         if not isinstance(raw, dict):
             continue
-        item = lower_keys(raw)
-        f = lst.resolve_field(item.get("key"))
+        # Most items are spelt as documented: read those directly (an import has thousands).
+        item = raw if raw.keys() <= _FIELD_ITEM_KEYS else lower_keys(raw)
+        f = lst.resolve_field(item.get("Key", item.get("key")))
         if f is None:
             continue  # unknown keys are silently ignored, like the real API
         column = lst.values[f.name]
-        value = item.get("value")
-        if as_bool(item.get("clear", False)):
+        value = item.get("Value", item.get("value"))
+        clear = item.get("Clear", item.get("clear", False))
+        if clear is True or (clear is not False and as_bool(clear)):
             if f.data_type == "MultiSelectMany" and value not in (None, ""):
                 option = f.normalise(value)
                 current = column[row] or ()
