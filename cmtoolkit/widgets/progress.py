@@ -132,11 +132,11 @@ class NotebookProgress:
         if meter.total:
             bar.max = max(meter.total, 1)
             bar.value = min(done, bar.max)
+            # a total known late (the read learns each selection's size from its first page)
+            bar.bar_style = "success" if meter.finished else ""
         else:
             bar.bar_style = "info"
             bar.value = bar.max  # no total: a full, striped bar says "working"
-        if meter.finished:
-            bar.bar_style = "success"
         label.value = meter.text()
 
 

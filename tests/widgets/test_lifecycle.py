@@ -253,6 +253,22 @@ def test_segment_choices_show_their_sizes(editor) -> None:
     assert chart.index("news") < chart.index("vip") and 'data-value="3"' in chart
 
 
+def test_an_import_in_the_notebook_shows_a_bar_for_its_read(editor) -> None:
+    """The import's staging reports 'read' (contacts read of the total): Run now shows it as a
+    bar, full when the last page is in (the Newsletter list's 4 active subscribers)."""
+    panel = RunPanel(editor, ("import",))
+    panel.run_button.click()
+    panel.confirm_button.click()
+    assert panel.results[-1].state == "FINISHED"
+    read = panel.progress.meters["read"]
+    assert read.finished and read.total == read.done == 4
+    bar, label = next(
+        row.children for row in panel.progress.box.children if "read" in row.children[1].value
+    )
+    assert (bar.value, bar.max, bar.bar_style) == (4, 4, "success")
+    assert label.value.startswith("read: 4/4 (100%)")
+
+
 def test_run_now_shows_progress_bars_while_it_runs(editor, setup) -> None:
     editor.edit_export(lists=(setup.customers,))
     panel = RunPanel(editor, ("export",))

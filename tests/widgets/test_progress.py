@@ -124,3 +124,21 @@ def test_notebook_bars_and_terminal_lines_come_from_the_same_meter():
         p("send", 400, 400)
     assert send_bar.bar_style == "success" and out.getvalue().endswith("(100%) · 400/s\n")
     W.Widget.close_all()
+
+
+def test_notebook_bars_show_any_stage_and_a_total_known_late():
+    from cmtoolkit.widgets.progress import NotebookProgress
+
+    clock = iter(range(100)).__next__
+    bars = NotebookProgress(clock=lambda: float(clock()))
+    bars("read", 1000, None)  # the first page: the total not known yet
+    bars("send", 10, 40)
+    (read_bar, read_label), (_, send_label) = (b.children for b in bars.box.children)
+    assert read_bar.bar_style == "info" and read_bar.value == read_bar.max  # working
+    assert read_label.value.startswith("read: 1,000 ·")
+    assert send_label.value.startswith("send: 10/40")
+    bars("read", 2000, 5000)
+    assert (read_bar.value, read_bar.max, read_bar.bar_style) == (2000, 5000, "")
+    assert read_label.value.startswith("read: 2,000/5,000 (40%)") and "ETA" in read_label.value
+    bars("read", 5000, 5000)
+    assert read_bar.bar_style == "success" and "ETA" not in read_label.value
