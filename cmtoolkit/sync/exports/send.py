@@ -44,17 +44,31 @@ def waves(pending: pl.DataFrame) -> list[pl.DataFrame]:
     """``pending`` in waves in which no subscriber (list, email in any case) is twice.
 
     Batches of one wave go out concurrently in any order, so a subscriber's two rows must not
-    share one: a targeting leaver whose address a member now has (``clear``, then that
-    member's ``send``) is the case a plan can hold; its clear goes in an earlier wave, so the
-    member's value is the one that stays. Nearly always there is one wave.
+    share one. The plan never repeats an address among ``send`` rows (a duplicate is
+    ``INVALID``), so only a targeting leaver's ``clear`` can meet another row: the member who now
+    holds its address. The clear goes in an earlier wave, so the member's value is the one that
+    stays. Nearly always there is one wave (and no clear at all: nothing to compute).
     """
-    key = [pl.col("list_id"), pl.col("email").str.to_lowercase()]
-    wave = pending.select(
-        ((pl.col("action") == "send").rank("ordinal").over(key) - 1).alias("wave")
-    ).to_series()
-    last = wave.max()
+    if not (pending.get_column("action") == "clear").any():
+        return [pending]
+    keyed = pending.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("i"),
+        "list_id",
+        pl.col("email").str.to_lowercase().alias("low"),
+        (pl.col("action") == "send").alias("send"),
+    )
+    cleared = keyed.filter(~pl.col("send")).select("list_id", "low").unique()
+    met = (
+        keyed.join(cleared, on=["list_id", "low"], how="semi")
+        .sort("i")
+        .with_columns(wave=pl.col("send").rank("ordinal").over("list_id", "low") - 1)
+    )
+    last = met.get_column("wave").max()
     if not isinstance(last, int) or last == 0:
         return [pending]
+    wave = pl.zeros(pending.height, dtype=met.get_column("wave").dtype, eager=True).scatter(
+        met.get_column("i"), met.get_column("wave")
+    )
     return [pending.filter(wave == w) for w in range(last + 1)]
 
 
