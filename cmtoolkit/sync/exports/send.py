@@ -21,7 +21,7 @@ from cmtoolkit.sync.exports.plan import PLAN_SCHEMA
 
 if TYPE_CHECKING:
     from cmtoolkit.campaign_monitor import CampaignMonitor
-    from cmtoolkit.campaign_monitor.client import BatchAck
+    from cmtoolkit.campaign_monitor.batches import BatchAck
 
 #: Campaign Monitor's code for an address that is not in the list (or already removed).
 NOT_IN_LIST = 203
