@@ -49,6 +49,10 @@ def run_import(workspace: str, base_url: str) -> None:
     t = time.perf_counter()
     first = sync(ctx, "import")
     t_first = time.perf_counter() - t
+    # Beside the workspace at once: a long run stopped during the re-run keeps this figure.
+    (Path(workspace).parent / "first-run.json").write_text(
+        json.dumps({"first": t_first, "rss": peak_rss_mib()})
+    )
     t = time.perf_counter()
     again = sync(ctx, "import")
     t_again = time.perf_counter() - t
