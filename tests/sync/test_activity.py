@@ -192,6 +192,25 @@ def test_later_activity_on_an_old_campaign_is_read_past_its_cursor(
     assert stored.height == stored.unique().height
 
 
+def test_an_address_two_profiles_hold_is_ambiguous(emu: Emulator, ws: Workspace, cm: Any) -> None:
+    email = people.people(SEED, 0, 2).get_column("email")[1]
+    with ws.store.connect(write=True) as con:
+        con.execute(
+            "INSERT INTO profiles (profile_id, email, created_at, updated_at)"
+            " VALUES ('twin', [upper($e)], now(), now())",
+            {"e": email},
+        )
+    stats = sync(ws.context(connection(emu), cm), "import").details["email_activity"]
+    assert isinstance(stats, dict)
+    theirs = sum(
+        len(truth(emu, email, kind)) for kind in ("opens", "clicks", "bounces", "unsubscribes")
+    )
+    assert theirs > 0 and stats["ambiguous"] == theirs
+    assert stats["read"] == stats["matched"] + stats["unmatched"] + stats["ambiguous"]
+    owners = set(events(ws).get_column("profile_id"))
+    assert "twin" not in owners and "p1" not in owners and "c2" in owners
+
+
 def test_consent_objectives_apply(emu: Emulator, ws: Workspace, cm: Any) -> None:
     stats = sync(ws.context(connection(emu, ("news",)), cm), "import").details["email_activity"]
     assert isinstance(stats, dict) and stats["consent_mismatch"] > 0

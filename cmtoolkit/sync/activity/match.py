@@ -34,12 +34,13 @@ NEW_VIEW = f"""CREATE OR REPLACE TEMP VIEW {NEW_TABLE} AS
 
 
 def match_statements(email_property: str | None, objectives: Sequence[str]) -> list[Statement]:
-    """Build ``activity_owner`` (address number → its one profile, or why none) and the new
+    """Build ``activity_owner`` (address number → its profile, whether another profile holds
+    it too (``shared``: ambiguous), whether that profile consented) and the new
     events (matched, distinct, not yet in ``email_events``) as ``activity_new_keys`` and the
     view ``activity_new``. No ``email_property`` (a store without it yet): nothing matches."""
     if email_property is None:
         owner = f"""CREATE OR REPLACE TEMP TABLE {OWNER_TABLE} (eid INTEGER,
-            profile_id VARCHAR, owners BIGINT, consents BOOLEAN)"""
+            profile_id VARCHAR, shared BOOLEAN, consents BOOLEAN)"""
         new = f"""CREATE OR REPLACE TEMP TABLE {NEW_KEYS_TABLE} (profile_id VARCHAR,
             sel INTEGER, "at" TIMESTAMP, did INTEGER)"""
         return [Statement(owner), Statement(new), Statement(NEW_VIEW)]
@@ -50,7 +51,8 @@ def match_statements(email_property: str | None, objectives: Sequence[str]) -> l
         Statement(
             f"""CREATE OR REPLACE TEMP TABLE {OWNER_TABLE} AS
             SELECT a.eid, min(p.profile_id) AS profile_id,
-                   count(DISTINCT p.profile_id) AS owners, bool_and(p.consents) AS consents
+                   min(p.profile_id) <> max(p.profile_id) AS shared,
+                   bool_and(p.consents) AS consents
             FROM (SELECT eid, email_key(email) AS k FROM {ADDRESSES_TABLE}) AS a
             JOIN (SELECT profile_id, email_key(unnest({prop})) AS k, {consent} AS consents
                   FROM profiles AS p WHERE {prop} IS NOT NULL) AS p ON p.k = a.k
@@ -66,7 +68,7 @@ def match_statements(email_property: str | None, objectives: Sequence[str]) -> l
             WITH candidate AS (
                 SELECT DISTINCT o.profile_id, r.sel, r."at", r.did
                 FROM {RAW_TABLE} AS r JOIN {OWNER_TABLE} AS o USING (eid)
-                WHERE o.owners = 1 AND o.consents AND r."at" IS NOT NULL),
+                WHERE NOT o.shared AND o.consents AND r."at" IS NOT NULL),
             bounds AS (
                 SELECT s.campaign_id, min(r.lo) AS lo
                 FROM (SELECT sel, min("at") AS lo FROM {RAW_TABLE} GROUP BY sel) AS r
@@ -88,8 +90,8 @@ def match_statements(email_property: str | None, objectives: Sequence[str]) -> l
 
 COUNTS_SQL = f"""
     SELECT count(*) AS read,
-           count(*) FILTER (WHERE o.owners = 1 AND o.consents) AS matched,
-           count(*) FILTER (WHERE o.owners IS NULL) AS unmatched,
-           count(*) FILTER (WHERE o.owners > 1) AS ambiguous,
-           count(*) FILTER (WHERE o.owners = 1 AND NOT o.consents) AS consent_mismatch
+           count(*) FILTER (WHERE NOT o.shared AND o.consents) AS matched,
+           count(*) FILTER (WHERE o.shared IS NULL) AS unmatched,
+           count(*) FILTER (WHERE o.shared) AS ambiguous,
+           count(*) FILTER (WHERE NOT o.shared AND NOT o.consents) AS consent_mismatch
     FROM {RAW_TABLE} AS r LEFT JOIN {OWNER_TABLE} AS o USING (eid)"""

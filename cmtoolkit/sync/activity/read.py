@@ -131,8 +131,12 @@ def read_activity(
         [[n, c.campaign_id, c.name, event] for n, (c, event, _) in enumerate(selections)],
     )
 
-    def fetch(campaign_id: str, event: str, since: datetime) -> list[pl.DataFrame]:
-        return list(source.campaign_event_frames(campaign_id, event, since=since))
+    def fetch(sel: int, campaign_id: str, event: str, since: datetime) -> list[pl.DataFrame]:
+        # Only the columns staged (a selection's pages wait here while others are read).
+        return [
+            frame.select(pl.lit(sel, pl.Int32).alias("sel"), "email", "at", "detail")
+            for frame in source.campaign_event_frames(campaign_id, event, since=since)
+        ]
 
     # A few (campaign, event) selections at once: a re-run reads mostly near-empty ones, one
     # request each, so their round trips overlap; the client bounds the requests in flight.
@@ -146,17 +150,18 @@ def read_activity(
                 if nxt is None:
                     break
                 sel, (campaign, event, since) = nxt
-                futures.append((sel, pool.submit(fetch, campaign.campaign_id, event, since)))
+                futures.append((sel, pool.submit(fetch, sel, campaign.campaign_id, event, since)))
             if not futures:
                 break
             sel, future = futures.popleft()
-            for frame in future.result():
+            frames = future.result()[::-1]
+            del future  # a frame is let go once flushed, not when the selection is done
+            while frames:
+                frame = frames.pop()
                 read.requests += 1
                 if not frame.height:
                     continue
-                pending.append(
-                    frame.select(pl.lit(sel, pl.Int32).alias("sel"), "email", "at", "detail")
-                )
+                pending.append(frame)
                 pending_rows += frame.height
                 read.rows += frame.height
                 if pending_rows >= BATCH_ROWS:
