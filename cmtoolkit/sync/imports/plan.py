@@ -108,7 +108,7 @@ class ImportPlan:
             number = props.get(t.property, "number" if t.rule == "sum" else None) == "number"
             if t.kind != "field" or t.rule not in ("sum", "add", "set") or not number:
                 continue
-            st = spread_select(self.targets, t, props, self.values, bins)
+            st = spread_select(t, props, self.values, bins)
             found = self.con.execute(st.sql, dict(st.params)).fetchall()
             if not found:
                 continue
@@ -459,15 +459,13 @@ def samples_select(
     )
 
 
-def spread_select(
-    targets: Sequence[Target], t: Target, props: Mapping[str, str], values: bool, bins: int
-) -> Statement:
+def spread_select(t: Target, props: Mapping[str, str], values: bool, bins: int) -> Statement:
     """(side, bin, count, start, step) of ``t``'s numeric values before and after; the step is
     1, 2 or 5 times a power of ten giving at most about ``bins`` bins."""
     new = f"SELECT profile_id, new_{t.alias} AS v FROM imp_new WHERE changed"
     params: dict[str, object] = {"bins": bins}
-    if not values:  # a preview's plan keeps no values: the merge again, for this target
-        again = merge_select(targets, props, "outcome IN ('CREATED', 'MODIFIED')", (t,))
+    if not values:  # a preview's plan keeps no values: the merge again, of this target alone
+        again = merge_select((t,), props, "outcome IN ('CREATED', 'MODIFIED')", (t,))
         new = f"SELECT profile_id, new_{t.alias} AS v FROM ({again.sql}) WHERE changed"
         params.update(again.params)
     x = "try_cast(trim(x) AS DOUBLE)"
