@@ -5,6 +5,7 @@ it stands for: rejections by reason, Number properties before → after in the i
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import polars as pl
 import pytest
@@ -124,6 +125,27 @@ def editor_preview_html(editor) -> str:
     with capture_output() as shown:
         nb.preview_step(editor, ["import"], interactive=False)
     return "".join(o.data.get("text/html", "") for o in shown.outputs)
+
+
+@pytest.mark.parametrize(
+    ("rule", "stored"),
+    [("set", [5, 7, 3, 1]), ("add", [10, 5, 7, 3, 1])],  # p1 10 (+5), p2 7, p3 3, Dan 1
+)
+def test_the_number_chart_follows_each_merge_rule(editor, setup, rule, stored) -> None:
+    imp = editor.model.import_
+    assert imp is not None
+    editor.edit_import(mappings=tuple(
+        replace(m, rule=rule) if m.property == "points" else m for m in imp.mappings))  # fmt: skip
+    html = number_spreads_html(editor.preview("import").details)
+    drawn = bars(chart(html, "cm-number-spread"))
+    labels = list(dict.fromkeys(label for label, _, _ in drawn))
+    edges = [float(labels[0].split("–")[0])] + [float(x.split("–")[1]) for x in labels]
+    after = [v for _, s, v in drawn if s == "after the run"]
+    assert after == binned(stored, edges)
+    assert editor.sync("import").ok
+    with setup.ws.store.connect() as con:
+        got = [float(v) for (v,) in con.execute("SELECT unnest(points) FROM profiles").fetchall()]
+    assert sorted(got) == sorted(stored)  # what the run stored is what the chart said
 
 
 def test_text_properties_get_no_number_chart(editor) -> None:
