@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
@@ -111,7 +110,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         if out.delay:
             # Waiting, not computing: this connection's thread sleeps (no lock held, no CPU),
             # so other clients are served meanwhile, as over a real wide-area network.
-            time.sleep(out.delay)
+            self.emulator.wait(out.delay)
         if out.action == "drop":
             self._close()
             return

@@ -103,6 +103,10 @@ class Emulator:
         self.lock = threading.RLock()
         self.latency = 0.0
         self.jitter = 0.0
+        # Answers being held back for their network delay right now, and the most at once: how
+        # many requests a client really kept in flight, seen from the server's side.
+        self.waiting = 0
+        self.peak_waiting = 0
         self._random = random.Random(seed)
         self.set_latency(latency, jitter)
         self._clock = clock
@@ -229,7 +233,19 @@ class Emulator:
         with self.lock:
             self.latency, self.jitter = float(latency), float(jitter)
 
-    def _network_delay(self) -> float:
+    def wait(self, seconds: float) -> None:
+        """Hold one answer back for ``seconds`` in the calling connection's thread."""
+        with self.lock:
+            self.waiting += 1
+            self.peak_waiting = max(self.peak_waiting, self.waiting)
+        try:
+            time.sleep(seconds)
+        finally:
+            with self.lock:
+                self.waiting -= 1
+
+    def network_delay(self) -> float:
+        """One answer's delay: ``latency`` ± a uniform draw within ``jitter``."""
         if not self.jitter:
             return self.latency
         return max(0.0, self.latency + self._random.uniform(-self.jitter, self.jitter))
@@ -323,7 +339,7 @@ class Emulator:
             else:
                 out = Answer(404)
             if not path.startswith("/_emulator/"):
-                out.delay += self._network_delay()
+                out.delay += self.network_delay()
             self.requests.append((method, path, out.status))
         log.debug("%s %s -> %s", method, path, out.status)
         return out

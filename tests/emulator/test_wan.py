@@ -37,23 +37,21 @@ def test_latency_is_waited_not_computed(emulator_factory: Make) -> None:
     latency, n = 0.4, 8
     emu = emulator_factory(seed_size=0, latency=latency)
     cpu = time.process_time()
-    started = time.perf_counter()
     with ThreadPoolExecutor(n) as pool:
         answers = list(pool.map(lambda _: timed_get(emu), range(n)))
-    wall = time.perf_counter() - started
     cpu = time.process_time() - cpu
     assert all(status == 200 for _, status in answers)
     assert all(took >= latency for took, _ in answers)
-    # N requests with latency L finish in about L, not N x L, and the wait burns no processor.
-    assert wall < 2 * latency, wall
+    # The N answers waited at the same time (not one after another), burning no processor.
+    assert emu.peak_waiting == n
     assert cpu < latency / 2, cpu
-    # The control API is not behind the network.
-    started = time.perf_counter()
+    # The control API is not behind the network: its answer is not held back.
+    emu.peak_waiting = 0
     assert requests.get(emu.origin + "/_emulator/state", timeout=5).json()["latency"] == {
         "seconds": latency,
         "jitter": 0.0,
     }
-    assert time.perf_counter() - started < latency
+    assert emu.peak_waiting == 0
 
 
 def test_jitter_spreads_the_latency_and_the_control_api_sets_it(emulator_factory: Make) -> None:
@@ -65,8 +63,10 @@ def test_jitter_spreads_the_latency_and_the_control_api_sets_it(emulator_factory
     assert r.status_code == 200
     with ThreadPoolExecutor(10) as pool:
         took = [t for t, _ in pool.map(lambda _: timed_get(emu), range(10))]
-    assert min(took) >= 0.1 and max(took) < 0.3 + 0.25
-    assert max(took) - min(took) > 0.02  # spread, not one fixed delay
+    assert min(took) >= 0.1
+    # The delays drawn lie within latency ± jitter and are spread, not one fixed delay.
+    drawn = [emu.network_delay() for _ in range(200)]
+    assert min(drawn) >= 0.1 and max(drawn) <= 0.3 and max(drawn) - min(drawn) > 0.1
     bad = requests.post(emu.origin + "/_emulator/latency", json={"latency": -1}, timeout=5)
     assert bad.status_code == 400 and emu.latency == 0.2
 
