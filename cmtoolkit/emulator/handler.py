@@ -48,6 +48,8 @@ class Answering(Protocol):
 
     def after_answer(self, work: Callable[[], None]) -> None: ...
 
+    def wait(self, seconds: float) -> None: ...
+
 
 class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
