@@ -197,15 +197,24 @@ def rows(
     return frame
 
 
+#: A reason without the value that made it (``not a valid email address: x@`` → ``not a valid
+#: email address``); Campaign Monitor's ``code N: message`` up to the advice after ``;``.
+REASON_KIND = r"""CASE WHEN regexp_matches(reason, '^code [0-9]+:') THEN split_part(reason, ';', 1)
+    ELSE coalesce(nullif(regexp_replace(reason, ': [^:]*$', ''), ''), '(no reason given)') END"""
+
+
 def count_rows(
     con: duckdb.DuckDBPyConnection, run_id: str, outcomes: Sequence[str] | None = None
-) -> int:
-    """How many row-level records a run holds (of ``outcomes``, when given)."""
+) -> list[tuple[str, str, int]]:
+    """How many row-level records a run holds (of ``outcomes``, when given), by outcome and
+    reason without its value (:data:`REASON_KIND`), most first: their sum is the run's count."""
     found = con.execute(
-        """
-        SELECT count(*) FROM run_rows WHERE run_id = $run_id
+        f"""
+        SELECT outcome, {REASON_KIND} AS kind, count(*) AS n FROM run_rows
+        WHERE run_id = $run_id
           AND (len($outcomes::VARCHAR[]) = 0 OR list_contains($outcomes::VARCHAR[], outcome))
+        GROUP BY outcome, kind ORDER BY n DESC, outcome, kind
         """,
         {"run_id": run_id, "outcomes": [o.upper() for o in outcomes or ()]},
     ).fetchall()
-    return int(found[0][0])
+    return [(str(o), str(k), int(n)) for o, k, n in found]

@@ -29,11 +29,6 @@ COLUMNS = ("email", "outcome", "code", "reason")
 #: Bars in the reasons chart; the rarer reasons are summed into one "other reasons" bar.
 REASON_BARS = 10
 
-#: A reason without the value that made it (``not a valid email address: x@`` → ``not a valid
-#: email address``); Campaign Monitor's ``code N: message`` up to the advice after ``;``.
-REASON_KIND = r"""CASE WHEN regexp_matches(reason, '^code [0-9]+:') THEN split_part(reason, ';', 1)
-    ELSE coalesce(nullif(regexp_replace(reason, ': [^:]*$', ''), ''), '(no reason given)') END"""
-
 
 @dataclass(frozen=True)
 class RunRows:
@@ -61,16 +56,8 @@ def run_rows(
     reason."""
     with store.connect() as con:
         rows = ledger.rows(con, connection, run_id=run_id, outcomes=outcomes, limit=limit)
-        total = ledger.count_rows(con, run_id, outcomes)
-        reasons = con.execute(
-            f"""
-            SELECT outcome, {REASON_KIND} AS kind, count(*) AS n FROM run_rows
-            WHERE run_id = $run_id AND list_contains($outcomes::VARCHAR[], outcome)
-            GROUP BY outcome, kind ORDER BY n DESC, outcome, kind
-            """,
-            {"run_id": run_id, "outcomes": [o.upper() for o in outcomes]},
-        ).fetchall()
-    return RunRows(run_id, rows, total, tuple((o, k, int(n)) for o, k, n in reasons))
+        reasons = ledger.count_rows(con, run_id, outcomes)
+    return RunRows(run_id, rows, sum(n for _, _, n in reasons), tuple(reasons))
 
 
 def reasons_svg(found: RunRows) -> str:
