@@ -10,8 +10,10 @@
   ``X-RateLimit-Reset`` (seconds), the budget left is spread evenly over the time left, but only
   when going at full speed would spend it before the reset; with nothing left, requests wait for
   the reset. Requests still in flight are counted against the budget, as the server may not have
-  counted them yet. The reset moment is the earliest one the window's answers allow (``Reset``
-  is rounded up to whole seconds, so one answer alone can overstate the wait by a second).
+  counted them yet; within a window the lowest ``Remaining`` seen counts, as answers are released
+  out of order. The reset moment is the earliest one the window's answers allow (``Reset``
+  is rounded to whole seconds, so one answer alone can overstate the wait by a second); an
+  answer whose window must end later than that belongs to the next window.
 
 Starts are *reserved*: each request takes the next start time under the lock, then sleeps until
 it once, with the injected ``sleep`` (so tests with a fake clock never wait).
@@ -77,6 +79,7 @@ class Flow:
         self._next_start = 0.0
         self._interval = 0.0
         self._reset_at = 0.0  # when the rate-limit window is expected to reset
+        self._remaining = 0.0  # the fewest requests left in that window any answer reported
         self._rtt: float | None = None
 
     def __repr__(self) -> str:
@@ -126,21 +129,32 @@ class Flow:
                 else:
                     self.limit = min(float(self.max_in_flight), self.limit + 1 / self.limit)
                 if headers is not None:
-                    self._budget(headers, now)
+                    self._budget(headers, ticket.started, now)
             self._cond.notify_all()
 
-    def _budget(self, headers: Mapping[str, str], now: float) -> None:
+    def _budget(self, headers: Mapping[str, str], sent: float, now: float) -> None:
         remaining = _header(headers, "X-RateLimit-Remaining")
         reset = _header(headers, "X-RateLimit-Reset")
         if remaining is None or reset is None:
             return
         # Reset is whole seconds, rounded up, and as old as the answer: each answer bounds the
         # window's end from above, and the smallest bound since the last reset is the closest.
-        candidate = now + max(0.0, reset)
-        if now >= self._reset_at or candidate < self._reset_at:
-            self._reset_at = candidate
+        # The server counted the request between its start and now, and rounded Reset to whole
+        # seconds: the window this answer speaks of ends between these two moments.
+        reset = max(0.0, reset)
+        latest, earliest = now + reset, sent + reset - 1
+        if now >= self._reset_at or earliest > self._reset_at:
+            # The window we knew has passed (or this answer's cannot be it): a new one, whose
+            # budget replaces any wait for the old one's end.
+            self._reset_at, self._remaining = latest, remaining
+            self._next_start = min(self._next_start, now)
+        else:
+            # Within a window the count only falls, but answers are released out of order: the
+            # lowest is the newest (a stale higher one would let one request too many through).
+            self._reset_at = min(self._reset_at, latest)
+            self._remaining = min(self._remaining, remaining)
         left = self._reset_at - now
-        budget = remaining - self.in_flight
+        budget = self._remaining - self.in_flight
         if budget <= 0:
             # Nothing left in this window: start nothing before it resets.
             self._next_start = max(self._next_start, self._reset_at)

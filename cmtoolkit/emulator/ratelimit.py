@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -20,7 +21,7 @@ class RateLimit:
         if now >= self.started + self.window:
             self.started, self.count = now, 0
         self.count += 1
-        reset = max(0, int(self.started + self.window - now + 0.999))
+        reset = max(0, math.ceil(self.started + self.window - now))  # whole seconds, never early
         extra: dict[str, str] = {}
         if self.headers:
             extra = rate_headers(self.limit, max(0, self.limit - self.count), reset)

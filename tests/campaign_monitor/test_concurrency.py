@@ -139,6 +139,49 @@ def test_the_rate_limit_budget_is_spread_over_the_window() -> None:
     assert slept == []
 
 
+def test_a_stale_answer_does_not_raise_the_budget() -> None:
+    """Answers are released out of order; the one counted first must not widen the budget the
+    later one narrowed (it let one request too many through: a 429 at the window's end)."""
+    now = [100.0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    flow = Flow(4, clock=lambda: now[0], sleep=sleep)
+    first, second = flow.acquire(), flow.acquire()
+    now[0] += 0.1
+    flow.release(second, 200, {"X-RateLimit-Remaining": "9", "X-RateLimit-Reset": "10"})
+    flow.release(first, 200, {"X-RateLimit-Remaining": "10", "X-RateLimit-Reset": "10"})
+    a, b = flow.acquire(), flow.acquire()
+    assert b.started - a.started == pytest.approx(10 / 9, rel=0.01)
+    # Once the window has passed, the next answer's budget is believed again.
+    flow.release(a, 200)
+    flow.release(b, 200)
+    now[0] += 10
+    a, b = flow.acquire(), flow.acquire()
+    now[0] += 0.1
+    flow.release(a, 200, {"X-RateLimit-Remaining": "14", "X-RateLimit-Reset": "7"})
+    flow.release(b, 200, {"X-RateLimit-Remaining": "13", "X-RateLimit-Reset": "7"})
+    c, d = flow.acquire(), flow.acquire()
+    assert d.started - c.started == pytest.approx(7 / 13, rel=0.01)
+
+
+def test_a_window_that_began_before_the_estimated_reset_is_recognised() -> None:
+    """Reset is whole seconds, so the end of a window is known to a second at best. An answer
+    whose window must end later than the one known (sent at 200, 5 s left: not before 204) is
+    the next window's: its budget counts, and the wait for the old window's end is dropped."""
+    now = [200.0]
+    flow = Flow(4, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    a, b = flow.acquire(), flow.acquire()
+    now[0] += 0.1
+    flow.release(a, 200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "2"})
+    now[0] += 0.1
+    flow.release(b, 200, {"X-RateLimit-Remaining": "14", "X-RateLimit-Reset": "5"})
+    c, d = flow.acquire(), flow.acquire()
+    assert c.started == pytest.approx(200.2)
+    assert d.started - c.started == pytest.approx(5 / 14, rel=0.01)
+
+
 def test_a_rate_limited_read_loses_nothing_and_rarely_hits_the_limit(
     emulator_factory: Make, cm_factory: Make
 ) -> None:
