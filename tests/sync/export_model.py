@@ -234,7 +234,7 @@ class Row:
     pid: str
     email: str | None
     outcome: str | None  # None: to send (action below)
-    action: str | None = None  # send | clear | leave
+    action: str | None = None  # send | clear | leave | forget
     sig: tuple[object, ...] | None = None
     name: str | None = None
     entries: list[Entry] = field(default_factory=list)
@@ -441,11 +441,19 @@ class Model:
                     names = [r[2] for r in results if r[2] is not None]
                     row.name = names[-1] if names else None
         eligible = {c.pid for c in cands if c.consented}
+        # Addresses a member that stays holds: a leaver with one only loses its state row.
+        held = {
+            (r.list_id, r.email.lower())
+            for r in rows
+            if r.email is not None and (r.action == "send" or r.outcome == "UNCHANGED")
+        }
         for (goal, lid, pid), (email, _) in sorted(self.sent.items()):
             if goal != cfg.goal or lid not in cfg.lists or pid in eligible:
                 continue
             row = Row(lid, pid, email, None, action="leave")
-            if cfg.on_leave == "clear" and (
+            if cfg.on_leave != "keep" and (lid, email.lower()) in held:
+                row.action = "forget"
+            elif cfg.on_leave == "clear" and (
                 self.cm.active(lid, email) and self.cm.refusal(lid, email) is None
             ):
                 row.action = "clear"
@@ -467,9 +475,7 @@ class Model:
     def run(self, cfg: GoalCfg, *, full: bool = False) -> dict[str, int]:
         """A complete run: imports list by list, then the leavers; returns the counts."""
         rows = self.plan(cfg, create=True, full=full)
-        # A leaver's clear goes before a send to the same address (a member now holds it):
-        # the member's value is the one that stays (exports/send.py's waves).
-        for r in sorted(rows, key=lambda r: r.action != "clear"):
+        for r in rows:
             if r.action in ("send", "clear"):
                 assert r.email is not None
                 self.cm.import_row(r.list_id, r.email, r.name, r.entries)
@@ -479,11 +485,11 @@ class Model:
                 else:
                     del self.sent[(cfg.goal, r.list_id, r.pid)]
         for r in rows:
-            if r.action == "leave":
+            if r.action in ("leave", "forget"):
                 assert r.email is not None
-                if cfg.on_leave == "unsubscribe":
+                if r.action == "leave" and cfg.on_leave == "unsubscribe":
                     self.cm.unsubscribe(r.list_id, r.email)
-                elif cfg.on_leave == "delete":
+                elif r.action == "leave" and cfg.on_leave == "delete":
                     self.cm.delete(r.list_id, r.email)
                 del self.sent[(cfg.goal, r.list_id, r.pid)]
         return self.counts(rows)

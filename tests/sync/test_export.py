@@ -478,6 +478,30 @@ def test_on_leave(export_env: Env, mode: str, cm_state: str) -> None:
     assert env.run(conn).counts["REMOVED"] == 0  # removed once
 
 
+@pytest.mark.parametrize("mode", ["unsubscribe", "delete"])
+def test_a_leaver_whose_address_a_new_member_holds_leaves_it_subscribed(
+    emulator: Any, cm: Any, tmp_path: Path, mode: str
+) -> None:
+    """p0002 leaves as p0004, with the same address, joins: the address is p0004's now, so it
+    is sent with p0004's values and neither unsubscribed nor deleted after."""
+    env = Env(emulator, cm, tmp_path, profiles(5, p0004={"email": ["Person2@example.com"]}))
+    env.set_members("news", ["p0000", "p0001", "p0002", "p0003"])
+    conn = env.connection(on_leave=mode)
+    env.run(conn)
+    env.set_members("news", ["p0000", "p0001", "p0003", "p0004"])
+    seen = len(emulator.requests)
+    result = env.run(conn)
+    rows = env.run_rows(result.run_id)
+    assert rows["p0004"][0] == "EXPORTED"
+    assert rows["p0002"][0] == "REMOVED" and "profile p0004" in (rows["p0002"][1] or "")
+    sub = env.subscriber("person2@example.com")
+    assert sub.state == "Active" and sub.name == "Person 4"
+    calls = [(m, p) for m, p, _ in list(emulator.requests)[seen:] if m in ("POST", "DELETE")]
+    assert not [c for c in calls if "unsubscribe" in c[1] or c[0] == "DELETE"], calls
+    assert set(env.state()) == {"p0000", "p0001", "p0003", "p0004"}
+    assert env.run(conn).counts["REMOVED"] == 0
+
+
 def test_unknown_field_is_a_configuration_error_before_sending(export_env: Env) -> None:
     env = export_env
     conn = env.connection(mappings=(ExportMapping("property", "nope", "website"),))

@@ -89,7 +89,7 @@ def execute_plan(ctx: GoalContext, run_id: str, plan: Plan) -> Outcome:
     store = ctx.store
     result = SendResult()
     imports = plan.rows.filter(pl.col("action").is_in(["send", "clear"]))
-    leavers = plan.rows.filter(pl.col("action") == "leave")
+    leavers = plan.rows.filter(pl.col("action").is_in(["leave", "forget"]))
     total = imports.height + leavers.height
     plan.rows = plan.rows.drop("payload")  # the ledger needs no payload: free it while sending
     journal = AckJournal(ctx.root, spec.key, spec.goal)

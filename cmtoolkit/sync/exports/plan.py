@@ -62,7 +62,7 @@ class Plan:
         return self.rows.with_columns(
             outcome=pl.when(pl.col("action") == "send")
             .then(pl.lit("EXPORTED"))
-            .when(pl.col("action").is_in(["leave", "clear"]))
+            .when(pl.col("action").is_in(["leave", "clear", "forget"]))
             .then(pl.lit("REMOVED"))
             .otherwise(pl.col("outcome"))
         )
@@ -275,7 +275,8 @@ def list_plan_sql(
 
 def leavers_sql(spec: GoalSpec, leave_field: str | None) -> Statement:
     """exp_plan rows for state rows of this goal whose profile is no longer an eligible
-    candidate: ``leave`` per ``on_leave``, or ``clear`` with the clearing payload."""
+    candidate: ``leave`` per ``on_leave``, ``clear`` with the clearing payload, or ``forget``
+    (the state row only) when a member that stays holds the address."""
     if spec.on_leave == "clear":
         # Someone no longer subscribed is not written to (Campaign Monitor would refuse it, and
         # targeting never subscribes): the state row goes, the field is left as it is.
@@ -293,6 +294,16 @@ def leavers_sql(spec: GoalSpec, leave_field: str | None) -> Statement:
         payload = "NULL"
         action = "'leave'"
         done_sql = "$done"
+    if spec.on_leave != "keep":
+        # A profile that stays now holds the address (it is sent, or was and is unchanged):
+        # unsubscribing, deleting or clearing it would undo that member, so only the state row
+        # goes ('forget').
+        payload = f"CASE WHEN h.holder IS NULL THEN {payload} END"
+        action = f"CASE WHEN h.holder IS NULL THEN {action} ELSE 'forget' END"
+        done_sql = (
+            f"CASE WHEN h.holder IS NULL THEN {done_sql} ELSE 'its address now belongs to "
+            "profile ' || h.holder || ', who stays: left as it is' END"
+        )
     what = "every targeted segment" if spec.goal == "targeting" else "the segment"
     done = {
         "keep": "kept in Campaign Monitor",
@@ -311,6 +322,10 @@ def leavers_sql(spec: GoalSpec, leave_field: str | None) -> Statement:
         FROM export_state s LEFT JOIN exp_cand c USING (profile_id)
         LEFT JOIN exp_refused r ON r.list_id = s.list_id AND r.email = lower(s.email)
         LEFT JOIN exp_active a ON a.list_id = s.list_id AND a.email = lower(s.email)
+        LEFT JOIN (
+            SELECT list_id, lower(email) AS email, min(profile_id) AS holder FROM exp_plan
+            WHERE action = 'send' OR outcome = 'UNCHANGED' GROUP BY ALL
+        ) h ON h.list_id = s.list_id AND h.email = lower(s.email)
         WHERE s.connection = $connection AND s.goal = $goal AND list_contains($lists, s.list_id)
           AND (c.profile_id IS NULL OR NOT c.consented)
         """,

@@ -40,38 +40,6 @@ def _batch_rows(frame: pl.DataFrame) -> list[orjson.Fragment]:
     return [orjson.Fragment(p) for p in frame.get_column("payload")]
 
 
-def waves(pending: pl.DataFrame) -> list[pl.DataFrame]:
-    """``pending`` in waves in which no subscriber (list, email in any case) is twice.
-
-    Batches of one wave go out concurrently in any order, so a subscriber's two rows must not
-    share one. The plan never repeats an address among ``send`` rows (a duplicate is
-    ``INVALID``), so only a targeting leaver's ``clear`` can meet another row: the member who now
-    holds its address. The clear goes in an earlier wave, so the member's value is the one that
-    stays. Nearly always there is one wave (and no clear at all: nothing to compute).
-    """
-    if not (pending.get_column("action") == "clear").any():
-        return [pending]
-    keyed = pending.select(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("i"),
-        "list_id",
-        pl.col("email").str.to_lowercase().alias("low"),
-        (pl.col("action") == "send").alias("send"),
-    )
-    cleared = keyed.filter(~pl.col("send")).select("list_id", "low").unique()
-    met = (
-        keyed.join(cleared, on=["list_id", "low"], how="semi")
-        .sort("i")
-        .with_columns(wave=pl.col("send").rank("ordinal").over("list_id", "low") - 1)
-    )
-    last = met.get_column("wave").max()
-    if not isinstance(last, int) or last == 0:
-        return [pending]
-    wave = pl.zeros(pending.height, dtype=met.get_column("wave").dtype, eager=True).scatter(
-        met.get_column("i"), met.get_column("wave")
-    )
-    return [pending.filter(wave == w) for w in range(last + 1)]
-
-
 def send_imports(
     client: CampaignMonitor,
     pending: pl.DataFrame,
@@ -88,27 +56,29 @@ def send_imports(
     A 400 without ResultData (the whole request refused) is split in halves until the bad rows
     are alone, each of which is then ``REJECTED`` with that error.
     """
+    # Batches in flight together land in any order: fine, as no (list, address) is in two rows
+    # (a duplicate address is INVALID, and a leaver whose address a member holds only loses its
+    # state row; two leavers' clears of one address are the same request).
     done = 0
-    for wave in waves(pending):
-        batches = list(_batches(wave))
-        acks = client.import_batches(
-            ((list_id, _batch_rows(batch)) for list_id, batch in batches),
-            resubscribe=resubscribe,
-            restart_subscription_based_autoresponders=restart_autoresponders,
-            split=True,
-        )
-        split: set[int] = set()  # batches refused whole, sent again in parts
-        for ack in acks:
-            batch = batches[ack.index][1]
-            if len(ack.rows) == batch.height:
-                result.requests += 1
-            else:  # a batch split into n parts took 2n - 1 requests
-                result.requests += 2 if ack.index in split else 1
-                split.add(ack.index)
-            _acknowledged(ack, batch.slice(ack.start, len(ack.rows)), writer, result)
-            done += len(ack.rows)
-            if progress is not None:
-                progress(done)
+    batches = list(_batches(pending))
+    acks = client.import_batches(
+        ((list_id, _batch_rows(batch)) for list_id, batch in batches),
+        resubscribe=resubscribe,
+        restart_subscription_based_autoresponders=restart_autoresponders,
+        split=True,
+    )
+    split: set[int] = set()  # batches refused whole, sent again in parts
+    for ack in acks:
+        batch = batches[ack.index][1]
+        if len(ack.rows) == batch.height:
+            result.requests += 1
+        else:  # a batch split into n parts took 2n - 1 requests
+            result.requests += 2 if ack.index in split else 1
+            split.add(ack.index)
+        _acknowledged(ack, batch.slice(ack.start, len(ack.rows)), writer, result)
+        done += len(ack.rows)
+        if progress is not None:
+            progress(done)
 
 
 def _batches(pending: pl.DataFrame) -> Iterator[tuple[str, pl.DataFrame]]:
@@ -152,26 +122,31 @@ def remove_leavers(
     result: SendResult,
     on_leave: str,
 ) -> None:
-    """Unsubscribe or delete each leaver (one call each, ``max_in_flight`` at once); every
-    mode drops the state rows."""
+    """Unsubscribe or delete each ``leave`` row (one call each, ``max_in_flight`` at once);
+    every mode drops the state rows, and ``forget`` rows only that."""
+    calls = on_leave in ("unsubscribe", "delete")
+
+    def called(row: dict[str, str]) -> bool:
+        return calls and row["action"] == "leave"
 
     def remove(row: dict[str, str]) -> BadRequest | None:
+        if not called(row):
+            return None
         try:
             if on_leave == "unsubscribe":
                 client.unsubscribe(row["list_id"], row["email"])
-            elif on_leave == "delete":
+            else:
                 client.delete_subscriber(row["list_id"], row["email"])
         except BadRequest as exc:
             return exc
         return None
 
     rows = leavers.iter_rows(named=True)
-    calls = on_leave in ("unsubscribe", "delete")
     answers = client.concurrently(rows, remove) if calls else ((row, None) for row in rows)
     chunk: list[dict[str, object]] = []
     for row, error in answers:
         key = (row["list_id"], row["profile_id"])
-        result.requests += calls
+        result.requests += called(row)
         if error is not None:
             if error.code != NOT_IN_LIST:
                 result.exceptions[key] = ("REJECTED", f"code {error.code}: {error}")
