@@ -139,10 +139,19 @@ class Workspace:
         *,
         full: bool = False,
         progress: Progress | None = None,
+        charts: bool = False,
     ) -> GoalContext:
-        """What a goal of ``connection`` runs on in this workspace."""
+        """What a goal of ``connection`` runs on in this workspace (``charts``: see
+        :class:`GoalContext`)."""
         return GoalContext(
-            self.store, self.segments, self.path, connection, client, full=full, progress=progress
+            self.store,
+            self.segments,
+            self.path,
+            connection,
+            client,
+            full=full,
+            progress=progress,
+            charts=charts,
         )
 
     def connection_names(self) -> list[str]:

@@ -54,6 +54,8 @@ class GoalContext:
     client: CampaignMonitor
     full: bool = False
     progress: Progress | None = None
+    #: A preview also computes what only the notebook's charts draw (the number spreads).
+    charts: bool = False
 
     def report(self, stage: str, done: int, total: int | None = None) -> None:
         if self.progress is not None:

@@ -375,7 +375,10 @@ class ConnectionEditor:
         return self.workspace.connection(self._model, client=self.client)
 
     def preview(self, goal: str, *, full: bool = False, progress: Progress | None = None) -> Run:
-        ctx = self.workspace.context(self._model, self.client, full=full, progress=progress)
+        """A dry run, with what the notebook's charts draw."""
+        ctx = self.workspace.context(
+            self._model, self.client, full=full, progress=progress, charts=True
+        )
         return preview(ctx, goal)
 
     def sync(

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from cmtoolkit.emulator import BOUNCED
+from cmtoolkit.sync import preview
 from cmtoolkit.widgets import (
     ExportEditor,
     HistoryView,
@@ -151,6 +152,9 @@ def test_the_number_chart_follows_each_merge_rule(editor, setup, rule, stored) -
 def test_text_properties_get_no_number_chart(editor) -> None:
     result = editor.preview("import")
     assert set(result.details["number_spreads"]) == {"points"}  # city, interests: text
+    # Only the notebook draws them: a preview elsewhere (the CLI, a bench) does not pay for them.
+    plain = preview(editor.workspace.context(editor.model, editor.client), "import")
+    assert "number_spreads" not in plain.details and plain.counts == result.counts
 
 
 # --- outcomes per run over time ----------------------------------------------------------------

@@ -47,6 +47,8 @@ class ImportGoal:
             plan = plan_import(stage.con, spec, full=ctx.full, values=False, matched=True)
             activity = activity_phase(ctx)  # DESIGN §6a: what the run would add
             extra = activity.preview_staged(stage.con) if activity is not None else {}
+            if ctx.charts:  # Number properties before -> after, for the notebook's chart
+                extra["number_spreads"] = {n.property: n.to_detail() for n in plan.number_spreads()}
             return Outcome(
                 counts=plan.counts,
                 samples=plan.samples(),
@@ -55,8 +57,6 @@ class ImportGoal:
                     "new_properties": plan.new_properties,
                     **plan.details,
                     **extra,
-                    # Number properties before -> after, for the notebook's preview chart
-                    "number_spreads": {n.property: n.to_detail() for n in plan.number_spreads()},
                 },
             )
 
