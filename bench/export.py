@@ -117,16 +117,18 @@ def prepare(
     del frame
     (ws.path / "segments.yaml").write_text("everyone:\n  file: all.csv\n")
     ws.segments.refresh("everyone")
-    conn = Connection(
+    return ws, export_connection(client_id, lists[0], cm.max_in_flight), lists
+
+
+def export_connection(client_id: str, list_id: str, max_in_flight: int = 4) -> Connection:
+    """Segment ``everyone`` to the list by email, with :data:`MAPPINGS`."""
+    return Connection(
         name="bench",
-        campaign_monitor=CampaignMonitorSettings(
-            "default", client_id, max_in_flight=cm.max_in_flight
-        ),
+        campaign_monitor=CampaignMonitorSettings("default", client_id, max_in_flight=max_in_flight),
         export=ExportGoal(
-            lists=(lists[0],), segment="everyone", match_property="email", mappings=MAPPINGS
+            lists=(list_id,), segment="everyone", match_property="email", mappings=MAPPINGS
         ),
     )
-    return ws, conn, lists
 
 
 def planned_payloads(ws: Workspace, conn: Connection, cm: CampaignMonitor) -> list[str]:

@@ -41,8 +41,9 @@ PLAN_SCHEMA = dict.fromkeys(PLAN_COLUMNS, pl.Utf8)
 class Plan:
     """The extracted plan: one row per (list, profile) with a decided outcome or an action.
 
-    ``action`` is ``send`` (payload to import), ``clear`` (a targeting leaver's clearing payload)
-    or ``leave`` (an export leaver per ``on_leave``); its ``outcome`` is NULL until done.
+    ``action`` is ``send`` (payload to import), ``clear`` (a targeting leaver's clearing
+    payload), ``leave`` (an export leaver per ``on_leave``) or ``forget`` (a leaver whose address
+    a member holds: the state row only); its ``outcome`` is NULL until done.
     """
 
     spec: GoalSpec
