@@ -137,10 +137,9 @@ class Flow:
         reset = _header(headers, "X-RateLimit-Reset")
         if remaining is None or reset is None:
             return
-        # Reset is whole seconds, rounded up, and as old as the answer: each answer bounds the
-        # window's end from above, and the smallest bound since the last reset is the closest.
-        # The server counted the request between its start and now, and rounded Reset to whole
-        # seconds: the window this answer speaks of ends between these two moments.
+        # The server counted the request between its start and now and rounded Reset to whole
+        # seconds: the window this answer speaks of ends between these two moments. The lowest
+        # ``latest`` of a window's answers is the closest bound of its end.
         reset = max(0.0, reset)
         latest, earliest = now + reset, sent + reset - 1
         if now >= self._reset_at or earliest > self._reset_at:
