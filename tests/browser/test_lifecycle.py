@@ -114,6 +114,10 @@ def test_create_configure_switch_on_and_run_a_connection(lab: tuple[L.Lab, Setup
             widget(page, "dropdown", "Schedule").locator("select").select_option(
                 label="Weekdays at 06:00 UTC"
             )
+            # The kernel has the schedule once it shows the next runs: the front end may hold a
+            # widget's change back while that widget has a message pending, so a Save clicked
+            # at once can reach the kernel first (it did in CI, under load).
+            page.locator(".cm-next-runs").wait_for()
             L.screenshot(page, "lifecycle_01_connect.png")
             page.get_by_role("button", name="Save").first.click()
             page.get_by_text("1 problem(s) to fix first").wait_for()  # saved, switched off

@@ -296,9 +296,8 @@ def leavers_sql(spec: GoalSpec, leave_field: str | None) -> Statement:
         action = "'leave'"
         done_sql = "$done"
     if spec.on_leave != "keep":
-        # A profile that stays now holds the address (it is sent, or was and is unchanged):
-        # unsubscribing, deleting or clearing it would undo that member, so only the state row
-        # goes ('forget').
+        # A profile that stays holds the address (sent, or unchanged): unsubscribing, deleting
+        # or clearing it would undo that member, so only the state row goes ('forget').
         payload = f"CASE WHEN h.holder IS NULL THEN {payload} END"
         action = f"CASE WHEN h.holder IS NULL THEN {action} ELSE 'forget' END"
         done_sql = (
