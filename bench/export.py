@@ -134,9 +134,8 @@ def export_connection(client_id: str, list_id: str, max_in_flight: int = 4) -> C
 def planned_payloads(ws: Workspace, conn: Connection, cm: CampaignMonitor) -> list[str]:
     """Every row a full export sends, as the JSON its plan holds."""
     spec = GoalSpec.from_connection(conn)
-    plan = compute_plan(ws.context(conn, cm, full=True), spec, field_types(cm, spec))
-    payloads: list[str] = plan.pending.get_column("payload").to_list()
-    return payloads
+    with compute_plan(ws.context(conn, cm, full=True), spec, field_types(cm, spec)) as plan:
+        return [p for _, batch in plan.sends() for p in batch.get_column("payload").to_list()]
 
 
 def main() -> None:

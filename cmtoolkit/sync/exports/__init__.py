@@ -1,4 +1,4 @@
-"""The export and targeting goals, split by phase: spec, plan, send, acknowledgements, goal.
+"""The export and targeting goals, split by phase: spec, plan and its file, send, acks, goal.
 
 The runner needs only :class:`ExportGoal` and :class:`TargetingGoal`; the phases are here for
 benchmarks and tests (a plan's statements can be printed with :func:`plan_statements`).
@@ -6,19 +6,9 @@ See docs/export.md.
 """
 
 from cmtoolkit.sync.exports.acknowledgements import AckJournal, StateWriter, write_state
-from cmtoolkit.sync.exports.goal import (
-    ExportGoal,
-    execute_plan,
-    finish,
-    preview_outcome,
-    samples,
-)
-from cmtoolkit.sync.exports.plan import (
-    Plan,
-    compute_plan,
-    plan_goal,
-    plan_statements,
-)
+from cmtoolkit.sync.exports.goal import ExportGoal, execute_plan, finish, preview_outcome
+from cmtoolkit.sync.exports.plan import compute_plan, plan_goal, plan_statements
+from cmtoolkit.sync.exports.plan_file import Plan, plan_folder
 from cmtoolkit.sync.exports.send import SendResult, remove_leavers, send_imports
 from cmtoolkit.sync.exports.spec import EXPORT_OUTCOMES, FieldType, GoalSpec, Value, field_types
 from cmtoolkit.sync.exports.targeting import TargetingGoal, ensure_field, targeting_spec
@@ -39,11 +29,11 @@ __all__ = [
     "execute_plan",
     "field_types",
     "finish",
+    "plan_folder",
     "plan_goal",
     "plan_statements",
     "preview_outcome",
     "remove_leavers",
-    "samples",
     "send_imports",
     "targeting_spec",
     "write_state",

@@ -5,17 +5,19 @@ The store's write lock is never held while Campaign Monitor is talking. See docs
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, ClassVar
 
 import duckdb
-import polars as pl
+import pyarrow as pa
 
 from cmtoolkit.sync.exports.acknowledgements import AckJournal, StateWriter
-from cmtoolkit.sync.exports.plan import Plan, compute_plan, count_outcomes
+from cmtoolkit.sync.exports.plan import compute_plan
+from cmtoolkit.sync.exports.plan_file import Plan
 from cmtoolkit.sync.exports.refusals import remember
 from cmtoolkit.sync.exports.send import SendResult, remove_leavers, send_imports
-from cmtoolkit.sync.exports.spec import GoalSpec, field_types
+from cmtoolkit.sync.exports.spec import EXPORT_OUTCOMES, GoalSpec, field_types
 from cmtoolkit.sync.goal import GoalContext, GoalName, Outcome
 from cmtoolkit.sync.ledger import finish_run, prune_rows
 
@@ -24,63 +26,51 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cmtoolkit.sync.export")
 
+#: What did not go as planned, joined to the plan's rows by the finish.
+EXCEPTIONS = pa.schema([(c, pa.string()) for c in ("list_id", "profile_id", "outcome", "reason")])
+
 
 def finish(
     con: duckdb.DuckDBPyConnection, run_id: str, plan: Plan, result: SendResult
-) -> tuple[dict[str, int], pl.DataFrame]:
-    """Final outcomes of every row, written as run rows; returns counts and the rows."""
-    rows = plan.predicted()
-    if result.exceptions:
-        ex = pl.DataFrame(
-            [(k[0], k[1], v[0], v[1]) for k, v in result.exceptions.items()],
-            schema={
-                "list_id": pl.Utf8,
-                "profile_id": pl.Utf8,
-                "x_outcome": pl.Utf8,
-                "x_reason": pl.Utf8,
-            },
-            orient="row",
+) -> dict[str, int]:
+    """Write the run rows: the plan's, with what did not go as planned; returns the counts."""
+    exceptions = pa.Table.from_pylist(
+        [
+            {"list_id": k[0], "profile_id": k[1], "outcome": v[0], "reason": v[1]}
+            for k, v in result.exceptions.items()
+        ],
+        schema=EXCEPTIONS,
+    )
+    con.register("exp_exceptions", exceptions)
+    with plan.attached(con) as attached:
+        # One ledger row per person whose outcome is not UNCHANGED; those are counted (§7).
+        # The file is in the plan's order, so its rowid orders the rows as a preview lists them.
+        con.execute(
+            f"""
+            INSERT INTO run_rows
+                (run_id, seq, list_id, email, identifier, profile_id, outcome, reason)
+            SELECT $run_id, p.rowid, p.list_id, p.email,
+                   p.email, p.profile_id, coalesce(x.outcome, p.outcome),
+                   CASE x.outcome WHEN 'REJECTED' THEN x.reason
+                        WHEN 'REMOVED' THEN concat_ws('; ', p.reason, x.reason)
+                        ELSE p.reason END
+            FROM {attached}.plan p
+            LEFT JOIN exp_exceptions x ON p.action IS NOT NULL AND x.list_id = p.list_id
+                 AND x.profile_id = p.profile_id
+            WHERE coalesce(x.outcome, p.outcome) <> 'UNCHANGED'
+            """,
+            {"run_id": run_id},
         )
-        rows = (
-            rows.join(ex, on=["list_id", "profile_id"], how="left")
-            .with_columns(
-                outcome=pl.coalesce("x_outcome", "outcome"),
-                reason=pl.when(pl.col("x_outcome") == "REJECTED")
-                .then(pl.col("x_reason"))
-                .when(pl.col("x_outcome") == "REMOVED")
-                .then(pl.concat_str([pl.col("reason"), pl.col("x_reason")], separator="; "))
-                .otherwise(pl.col("reason")),
-            )
-            .drop("x_outcome", "x_reason")
-        )
-    out = rows.select("list_id", "email", "profile_id", "outcome", "reason")
-    # One ledger row per person whose outcome is not UNCHANGED; those are counted only (§7).
-    arrow = out.filter(pl.col("outcome") != "UNCHANGED").to_arrow()
-    con.register("exp_run_rows", arrow)
-    con.execute(
-        """
-        INSERT INTO run_rows (run_id, seq, list_id, email, identifier, profile_id, outcome, reason)
-        SELECT $run_id, row_number() OVER () - 1, list_id, email, email, profile_id, outcome,
-               reason
-        FROM exp_run_rows
-        """,
+    con.unregister("exp_exceptions")
+    counts = dict.fromkeys(EXPORT_OUTCOMES, 0)
+    counts["UNCHANGED"] = plan.counts.get("UNCHANGED", 0)  # never sent, so never changed
+    written = con.execute(
+        "SELECT outcome, count(*) FROM run_rows WHERE run_id = $run_id GROUP BY ALL",
         {"run_id": run_id},
     )
-    con.unregister("exp_run_rows")
-    remember(con, plan.spec.key, plan.spec.goal, out)
-    return count_outcomes(out), out
-
-
-def samples(plan: Plan, per_outcome: int = 5) -> pl.DataFrame:
-    """A few rows per predicted outcome, with the payload exactly as it would be sent."""
-    rows = plan.predicted()
-    if not rows.height:
-        return rows.select("list_id", "profile_id", "email", "outcome", "reason", "payload")
-    return (
-        rows.with_columns(n=pl.int_range(pl.len()).over("outcome"))
-        .filter(pl.col("n") < per_outcome)
-        .select("list_id", "profile_id", "email", "outcome", "reason", "payload")
-    )
+    counts.update((outcome, int(n)) for outcome, n in written.fetchall())
+    remember(con, plan.spec.key, plan.spec.goal, run_id)
+    return counts
 
 
 def execute_plan(ctx: GoalContext, run_id: str, plan: Plan) -> Outcome:
@@ -88,23 +78,21 @@ def execute_plan(ctx: GoalContext, run_id: str, plan: Plan) -> Outcome:
     spec = plan.spec
     store = ctx.store
     result = SendResult()
-    imports = plan.rows.filter(pl.col("action").is_in(["send", "clear"]))
-    leavers = plan.rows.filter(pl.col("action").is_in(["leave", "forget"]))
-    total = imports.height + leavers.height
-    plan.rows = plan.rows.drop("payload")  # the ledger needs no payload: free it while sending
     journal = AckJournal(ctx.root, spec.key, spec.goal)
     writer = StateWriter(store, spec.key, spec.goal, journal)
     try:
-        send_imports(
-            ctx.client,
-            imports,
-            writer,
-            result,
-            resubscribe=spec.resubscribe,
-            restart_autoresponders=spec.restart_autoresponders,
-            progress=lambda n: ctx.report("send", n, total),
-        )
-        remove_leavers(ctx.client, leavers, writer, result, spec.on_leave)
+        with contextlib.closing(plan.sends()) as batches:
+            send_imports(
+                ctx.client,
+                batches,
+                writer,
+                result,
+                resubscribe=spec.resubscribe,
+                restart_autoresponders=spec.restart_autoresponders,
+                progress=lambda n: ctx.report("send", n, plan.pending),
+            )
+        with contextlib.closing(plan.leavers()) as leavers:
+            remove_leavers(ctx.client, leavers, writer, result, spec.on_leave)
     except BaseException:
         # Record what was acknowledged before failing, so the next run resumes after it.
         try:
@@ -116,7 +104,7 @@ def execute_plan(ctx: GoalContext, run_id: str, plan: Plan) -> Outcome:
         raise
     writer.close()
     with store.transaction() as con:
-        counts, _ = finish(con, run_id, plan, result)
+        counts = finish(con, run_id, plan, result)
         finish_run(con, run_id, counts)
         prune_rows(con, spec.connection, ctx.connection.keep_runs)
     log.info("%s of %s: %s in %d requests", spec.goal, spec.connection, counts, result.requests)
@@ -127,9 +115,9 @@ def preview_outcome(plan: Plan) -> Outcome:
     """A preview's result: counts, sample payloads as they would be sent, the first rows."""
     return Outcome(
         counts=plan.counts,
-        samples=samples(plan),
-        rows=plan.predicted().drop("hash", "action").head(1000),
-        details={"to_send": plan.pending.height},
+        samples=plan.samples(),
+        rows=plan.head(1000),
+        details={"to_send": plan.pending},
     )
 
 
@@ -144,9 +132,10 @@ class ExportGoal:
     def preview(self, ctx: GoalContext) -> Outcome:
         """Dry run: counts per outcome and sample payloads exactly as they would be sent."""
         spec = GoalSpec.from_connection(ctx.connection)
-        return preview_outcome(compute_plan(ctx, spec, field_types(ctx.client, spec), preview=True))
+        with compute_plan(ctx, spec, field_types(ctx.client, spec), preview=True) as plan:
+            return preview_outcome(plan)
 
     def run(self, ctx: GoalContext, run_id: str) -> Outcome:
         spec = GoalSpec.from_connection(ctx.connection)
-        plan = compute_plan(ctx, spec, field_types(ctx.client, spec, create=True))
-        return execute_plan(ctx, run_id, plan)
+        with compute_plan(ctx, spec, field_types(ctx.client, spec, create=True)) as plan:
+            return execute_plan(ctx, run_id, plan)

@@ -6,13 +6,12 @@ The statements are generated apart from where they run (:func:`plan_statements` 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 
 import duckdb
 import orjson
-import polars as pl
 
 from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.profiles.consent import consent_predicate
@@ -20,61 +19,20 @@ from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.sync.exports.acknowledgements import AckJournal, write_state
 from cmtoolkit.sync.exports.live import install_segments, live_segments
 from cmtoolkit.sync.exports.options import AddOptions, OptionCreator, with_missing_options
+from cmtoolkit.sync.exports.plan_file import PREDICTED, Plan, plan_folder, write_statements
 from cmtoolkit.sync.exports.refusals import install as install_states
 from cmtoolkit.sync.exports.refusals import read_states
-from cmtoolkit.sync.exports.spec import EXPORT_OUTCOMES, FieldType, GoalSpec
+from cmtoolkit.sync.exports.spec import FieldType, GoalSpec
 from cmtoolkit.sync.exports.values import value_sql
 from cmtoolkit.sync.goal import GoalContext
-from cmtoolkit.sync.scratch import scratch_dir
 from cmtoolkit.sync.statement import Statement, execute
 
 MEMORY_LIMIT = "1GB"  # the plan's DuckDB; see compute_plan
 # Campaign Monitor's (and the emulator's) address rule, applied before sending.
 EMAIL_RE = r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+"
 
-#: The plan's columns, all text: the exp_plan table and every frame of plan rows.
+#: The plan's columns, all text: the temp exp_plan the statements fill.
 PLAN_COLUMNS = ("list_id", "profile_id", "email", "outcome", "reason", "hash", "payload", "action")
-PLAN_SCHEMA = dict.fromkeys(PLAN_COLUMNS, pl.Utf8)
-
-
-@dataclass
-class Plan:
-    """The extracted plan: one row per (list, profile) with a decided outcome or an action.
-
-    ``action`` is ``send`` (payload to import), ``clear`` (a targeting leaver's clearing
-    payload), ``leave`` (an export leaver per ``on_leave``) or ``forget`` (a leaver whose address
-    a member holds: the state row only); its ``outcome`` is NULL until done.
-    """
-
-    spec: GoalSpec
-    rows: pl.DataFrame
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def pending(self) -> pl.DataFrame:
-        return self.rows.filter(pl.col("action").is_not_null())
-
-    @property
-    def decided(self) -> pl.DataFrame:
-        return self.rows.filter(pl.col("action").is_null())
-
-    def predicted(self) -> pl.DataFrame:
-        """Rows with the outcome a preview expects (sends succeed)."""
-        return self.rows.with_columns(
-            outcome=pl.when(pl.col("action") == "send")
-            .then(pl.lit("EXPORTED"))
-            .when(pl.col("action").is_in(["leave", "clear", "forget"]))
-            .then(pl.lit("REMOVED"))
-            .otherwise(pl.col("outcome"))
-        )
-
-
-def count_outcomes(rows: pl.DataFrame) -> dict[str, int]:
-    counts = dict.fromkeys(EXPORT_OUTCOMES, 0)
-    for outcome, n in rows.group_by("outcome").len().iter_rows():
-        if outcome is not None:
-            counts[outcome] = int(n)
-    return counts
 
 
 # --- the statements ------------------------------------------------------------------------------
@@ -360,27 +318,21 @@ def plan_statements(
     ]
 
 
-def extract_sql(spec: GoalSpec) -> Statement:
-    return Statement(
-        "SELECT * FROM exp_plan ORDER BY list_position($lists, list_id), profile_id",
-        {"lists": list(spec.lists)},
-    )
-
-
 def plan_goal(
     con: duckdb.DuckDBPyConnection,
-    spec: GoalSpec,
+    plan: Plan,
     types: Mapping[str, Mapping[str, FieldType]],
     *,
     full: bool = False,
     leave_field: str | None = None,
     add_options: AddOptions | None = None,
 ) -> Plan:
-    """Decide every (list, profile) row on ``con`` (temp tables) and extract the plan.
+    """Decide every (list, profile) row on ``con`` (temp tables) and write ``plan``'s file.
 
     With ``create_missing``, the MultiSelect options the candidates' values need are handed to
     ``add_options`` once the candidates are known, and planned as if they existed.
     """
+    spec = plan.spec
     props = dict(con.execute("SELECT name, type FROM property_definitions").fetchall())
     statements = plan_statements(spec, props, types, full=full, leave_field=leave_field)
     head = len(STATE_TABLES) + 2  # up to the candidates
@@ -389,10 +341,11 @@ def plan_goal(
         types = with_missing_options(con, spec, types, add_options)
         statements = plan_statements(spec, props, types, full=full, leave_field=leave_field)
     execute(con, statements[head:])
-    extract = extract_sql(spec)
-    rows = con.sql(extract.sql, params=dict(extract.params)).pl()
-    plan = Plan(spec, rows)
-    plan.counts = count_outcomes(plan.predicted())
+    counted = con.sql(f"SELECT {PREDICTED}, count(*), count(action) FROM exp_plan GROUP BY ALL")
+    for outcome, n, actions in counted.fetchall():
+        plan.counts[outcome] = int(n)
+        plan.pending += int(actions)
+    execute(con, write_statements(spec, plan.path))
     return plan
 
 
@@ -452,6 +405,7 @@ STATE_OVERLAY = [
 ]
 
 
+@contextlib.contextmanager
 def compute_plan(
     ctx: GoalContext,
     spec: GoalSpec,
@@ -459,8 +413,9 @@ def compute_plan(
     leave_field: str | None = None,
     *,
     preview: bool = False,
-) -> Plan:
-    """Plan on a read connection (temp tables only), closed before anything is sent."""
+) -> Iterator[Plan]:
+    """The plan, decided on a read connection (temp tables only) that is closed before
+    anything is sent; its file is removed on exit."""
     store = ctx.store
     live = live_segments(ctx, spec)
     states = read_states(ctx.client, spec.client_id, spec, active=spec.only_subscribed)
@@ -481,20 +436,22 @@ def compute_plan(
         leftover = None
     elif journal.rejected and not preview:
         journal.close(remove=True)  # only lines of the wrong shape: set them aside
-    with store.connect() as con, scratch_dir(ctx.root, "export") as spill:
-        execute(con, session_sql(str(spill)))
-        install_segments(con, live)
-        install_states(con, states)
-        if leftover is not None or (adopt and preview):  # seen as the next run will see it
-            execute(con, STATE_OVERLAY)
-            execute(con, adopt[:2] if preview else [])
-            if leftover is not None:
-                write_state(con, spec.key, spec.goal, leftover)
-        return plan_goal(
-            con,
-            spec,
-            types,
-            full=ctx.full,
-            leave_field=leave_field,
-            add_options=None if preview else OptionCreator(ctx.client),
-        )
+    with plan_folder(ctx.root, spec) as plan:
+        with store.connect() as con:
+            execute(con, session_sql(str(plan.folder / "spill")))
+            install_segments(con, live)
+            install_states(con, states)
+            if leftover is not None or (adopt and preview):  # seen as the next run will see it
+                execute(con, STATE_OVERLAY)
+                execute(con, adopt[:2] if preview else [])
+                if leftover is not None:
+                    write_state(con, spec.key, spec.goal, leftover)
+            plan_goal(
+                con,
+                plan,
+                types,
+                full=ctx.full,
+                leave_field=leave_field,
+                add_options=None if preview else OptionCreator(ctx.client),
+            )
+        yield plan

@@ -113,31 +113,28 @@ def install(con: duckdb.DuckDBPyConnection, states: ListStates) -> None:
         con.unregister("active_in")
 
 
-def remember(
-    con: duckdb.DuckDBPyConnection, connection: str, goal: str, rows: pl.DataFrame
-) -> None:
-    """Keep refusals seen (SUPPRESSED, or REJECTED with a state code) in export_suppressions;
-    forget those of rows that went through (EXPORTED)."""
-    con.register("exp_seen", rows.select("list_id", "email", "outcome", "reason").to_arrow())
-    params = {"connection": connection, "goal": goal}
+def remember(con: duckdb.DuckDBPyConnection, connection: str, goal: str, run_id: str) -> None:
+    """Keep refusals seen by the run (its SUPPRESSED rows, or REJECTED with a state code) in
+    export_suppressions; forget those of rows that went through (EXPORTED)."""
+    params = {"connection": connection, "goal": goal, "run_id": run_id}
+    seen = "(SELECT list_id, email, outcome, reason FROM run_rows WHERE run_id = $run_id)"
     con.execute(
-        """
+        f"""
         DELETE FROM export_suppressions WHERE connection = $connection AND goal = $goal
           AND (list_id, email) IN (
-              SELECT (list_id, lower(email)) FROM exp_seen WHERE outcome = 'EXPORTED')
+              SELECT (list_id, lower(email)) FROM {seen} WHERE outcome = 'EXPORTED')
         """,
         params,
     )
     con.execute(
-        """
+        f"""
         INSERT INTO export_suppressions (connection, goal, list_id, email, code, reason, seen_at)
         SELECT $connection, $goal, list_id, lower(email), any_value(code), any_value(reason), now()
         FROM (SELECT *, TRY_CAST(regexp_extract(reason, '^code ([0-9]+)', 1) AS INTEGER) AS code
-              FROM exp_seen WHERE outcome IN ('SUPPRESSED', 'REJECTED') AND email IS NOT NULL)
+              FROM {seen} WHERE outcome IN ('SUPPRESSED', 'REJECTED') AND email IS NOT NULL)
         WHERE code IN (204, 205, 206, 207)
         GROUP BY list_id, lower(email)
         ON CONFLICT DO NOTHING
         """,
         params,
     )
-    con.unregister("exp_seen")

@@ -7,7 +7,7 @@ planned is collected in a :class:`SendResult` for the finish step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,7 +17,7 @@ import polars as pl
 from cmtoolkit.campaign_monitor import MAX_IMPORT_BATCH
 from cmtoolkit.errors import BadRequest
 from cmtoolkit.sync.exports.acknowledgements import StateWriter
-from cmtoolkit.sync.exports.plan import PLAN_SCHEMA
+from cmtoolkit.sync.exports.plan_file import ACK_SCHEMA
 
 if TYPE_CHECKING:
     from cmtoolkit.campaign_monitor import CampaignMonitor
@@ -42,7 +42,7 @@ def _batch_rows(frame: pl.DataFrame) -> list[orjson.Fragment]:
 
 def send_imports(
     client: CampaignMonitor,
-    pending: pl.DataFrame,
+    batches: Iterable[tuple[str, pl.DataFrame]],
     writer: StateWriter,
     result: SendResult,
     *,
@@ -50,8 +50,9 @@ def send_imports(
     restart_autoresponders: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Import the ``send``/``clear`` rows, ≤1000 per request and ``max_in_flight`` requests at
-    once; each acknowledgement goes to ``writer`` (journalled) as it arrives.
+    """Import ``(list_id, rows)`` batches of ``send``/``clear`` rows (≤1000 of one list),
+    ``max_in_flight`` requests at once; each acknowledgement goes to ``writer`` (journalled) as
+    it arrives. Only the batches in flight are held: ``batches`` may stream from the plan file.
 
     A 400 without ResultData (the whole request refused) is split in halves until the bad rows
     are alone, each of which is then ``REJECTED`` with that error.
@@ -60,38 +61,35 @@ def send_imports(
     # (a duplicate address is INVALID, and a leaver whose address a member holds only loses its
     # state row; two leavers' clears of one address are the same request).
     done = 0
-    batches = list(_batches(pending))
+    held: dict[int, pl.DataFrame] = {}  # batches not yet wholly acknowledged, by index
+    left: dict[int, int] = {}  # their rows not yet acknowledged
+
+    def jobs() -> Iterator[tuple[str, list[orjson.Fragment]]]:
+        for index, (list_id, batch) in enumerate(batches):
+            held[index], left[index] = batch, batch.height
+            yield list_id, _batch_rows(batch)
+
     acks = client.import_batches(
-        ((list_id, _batch_rows(batch)) for list_id, batch in batches),
+        jobs(),
         resubscribe=resubscribe,
         restart_subscription_based_autoresponders=restart_autoresponders,
         split=True,
     )
     split: set[int] = set()  # batches refused whole, sent again in parts
     for ack in acks:
-        batch = batches[ack.index][1]
+        batch = held[ack.index]
         if len(ack.rows) == batch.height:
             result.requests += 1
         else:  # a batch split into n parts took 2n - 1 requests
             result.requests += 2 if ack.index in split else 1
             split.add(ack.index)
         _acknowledged(ack, batch.slice(ack.start, len(ack.rows)), writer, result)
+        left[ack.index] -= len(ack.rows)
+        if not left[ack.index]:
+            del held[ack.index], left[ack.index]
         done += len(ack.rows)
         if progress is not None:
             progress(done)
-
-
-def _batches(pending: pl.DataFrame) -> Iterator[tuple[str, pl.DataFrame]]:
-    """``(list_id, rows)`` of ≤1000 rows of one list, as zero-copy slices of ``pending``.
-
-    The plan is ordered by list: its runs are walked as slices (a group_by would copy a
-    million payloads once more)."""
-    done = 0
-    runs = pending.get_column("list_id").rle()
-    for list_id, length in zip(runs.struct.field("value"), runs.struct.field("len"), strict=True):
-        for start in range(done, done + length, MAX_IMPORT_BATCH):
-            yield str(list_id), pending.slice(start, min(MAX_IMPORT_BATCH, done + length - start))
-        done += length
 
 
 def _acknowledged(
@@ -117,7 +115,7 @@ def _acknowledged(
 
 def remove_leavers(
     client: CampaignMonitor,
-    leavers: pl.DataFrame,
+    leavers: Iterable[pl.DataFrame],
     writer: StateWriter,
     result: SendResult,
     on_leave: str,
@@ -141,7 +139,7 @@ def remove_leavers(
             return exc
         return None
 
-    rows = leavers.iter_rows(named=True)
+    rows = (row for chunk in leavers for row in chunk.iter_rows(named=True))
     answers = client.concurrently(rows, remove) if calls else ((row, None) for row in rows)
     chunk: list[dict[str, object]] = []
     for row, error in answers:
@@ -154,7 +152,7 @@ def remove_leavers(
             result.exceptions[key] = ("REMOVED", "not in the list any more")
         chunk.append(row)
         if len(chunk) >= MAX_IMPORT_BATCH:
-            writer.ack(pl.DataFrame(chunk, schema=PLAN_SCHEMA))
+            writer.ack(pl.DataFrame(chunk, schema=ACK_SCHEMA))
             chunk = []
     if chunk:
-        writer.ack(pl.DataFrame(chunk, schema=PLAN_SCHEMA))
+        writer.ack(pl.DataFrame(chunk, schema=ACK_SCHEMA))

@@ -92,12 +92,11 @@ class TargetingGoal:
     def preview(self, ctx: GoalContext) -> Outcome:
         spec = targeting_spec(ctx.connection)
         types = ensure_field(ctx.client, spec, create=False)
-        return preview_outcome(
-            compute_plan(ctx, spec, types, leave_field=spec.values[0].field, preview=True)
-        )
+        with compute_plan(ctx, spec, types, leave_field=spec.values[0].field, preview=True) as plan:
+            return preview_outcome(plan)
 
     def run(self, ctx: GoalContext, run_id: str) -> Outcome:
         spec = targeting_spec(ctx.connection)
         types = ensure_field(ctx.client, spec, create=True)
-        plan = compute_plan(ctx, spec, types, leave_field=spec.values[0].field)
-        return execute_plan(ctx, run_id, plan)
+        with compute_plan(ctx, spec, types, leave_field=spec.values[0].field) as plan:
+            return execute_plan(ctx, run_id, plan)
