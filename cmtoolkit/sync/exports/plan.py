@@ -27,7 +27,7 @@ from cmtoolkit.sync.exports.values import value_sql
 from cmtoolkit.sync.goal import GoalContext
 from cmtoolkit.sync.statement import Statement, execute
 
-MEMORY_LIMIT = "1GB"  # the plan's DuckDB; see compute_plan
+MEMORY_LIMIT = "400MB"  # the plan's DuckDB; see compute_plan
 # Campaign Monitor's (and the emulator's) address rule, applied before sending.
 EMAIL_RE = r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+"
 
