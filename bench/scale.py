@@ -99,12 +99,14 @@ def run_export(workspace: str, base_url: str) -> None:
 
 
 def child(tmp: str, base_url: str, goal: str) -> dict[str, Any]:
-    out = subprocess.run(
+    done = subprocess.run(
         [sys.executable, __file__, "--child", str(Path(tmp) / "ws"), base_url, goal],
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout
+    )
+    if done.returncode:
+        raise RuntimeError(f"the {goal} child failed:\n{done.stderr[-4000:]}")
+    out = done.stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 

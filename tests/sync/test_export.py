@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from cmtoolkit.connection.model import (
 from cmtoolkit.emulator import BOUNCED
 from cmtoolkit.errors import BadRequest
 from cmtoolkit.sync import preview, sync
-from cmtoolkit.sync.exports import FieldType, GoalSpec, Value, plan_statements
+from cmtoolkit.sync.exports import FieldType, GoalSpec, Plan, Value, plan_statements
 from cmtoolkit.workspace import Workspace
 
 FIELDS = [
@@ -394,6 +395,48 @@ def test_whole_batch_400_is_split_to_isolate_bad_rows(
 
 def _big(emulator: Any, cm: Any, tmp: Path) -> Env:
     return Env(emulator, cm, tmp, profiles(2500))
+
+
+def test_the_plan_is_a_file_in_the_runs_scratch_streamed_a_batch_of_one_list_at_a_time(
+    emulator: Any, cm: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan is not held in memory (issue 19): the send reads it from ``plan.duckdb`` in the
+    workspace's ``.runs/`` a batch at a time, in list then profile order, and the file goes
+    with the run; the ledger keeps that order."""
+    env = _big(emulator, cm, tmp_path)
+    second = cm.create_list(env.client_id, "Second")
+    for name, kind, options in FIELDS:
+        cm.create_custom_field(second, name, kind, options)
+    conn = env.connection(lists=(env.list_id, second))
+    seen: list[tuple[str, int, list[str]]] = []
+    files: set[Path] = set()
+    real = Plan.sends
+
+    def watched(plan: Plan) -> Iterator[tuple[str, pl.DataFrame]]:
+        for list_id, batch in real(plan):
+            assert plan.path.is_file()  # read from the file while sending
+            files.add(plan.path)
+            seen.append((list_id, batch.height, batch.get_column("profile_id").to_list()))
+            yield list_id, batch
+
+    monkeypatch.setattr(Plan, "sends", watched)
+    result = env.run(conn)
+    assert result.counts["EXPORTED"] == 5000
+    assert [(list_id, n) for list_id, n, _ in seen] == [
+        (list_id, n) for list_id in (env.list_id, second) for n in (1000, 1000, 500)
+    ]
+    for list_id in (env.list_id, second):
+        ids = [pid for lid, _, batch in seen if lid == list_id for pid in batch]
+        assert ids == sorted(ids) and len(set(ids)) == 2500
+    (path,) = files
+    assert path.parent.parent == env.ws.path / ".runs" and not path.parent.exists()
+    with env.ws.store.connect() as con:
+        ledger = con.execute(
+            "SELECT list_id, profile_id FROM run_rows WHERE run_id = ? ORDER BY seq",
+            [result.run_id],
+        ).fetchall()
+    assert ledger == [(list_id, pid) for list_id, _, batch in seen for pid in batch]
+    assert sum(1 for _ in env.cm.subscribers(second, "Active")) == 2500
 
 
 def test_killed_export_resumes_without_resending(
