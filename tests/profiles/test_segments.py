@@ -202,6 +202,18 @@ def test_membership_files_stay_inside_the_workspace_unless_allowed(loaded, peopl
         refresh(loaded, "x: {file: ids.csv, allow_outside_workspace: 'yes'}\n")
 
 
+def test_a_membership_file_is_read_line_by_line(loaded, people):
+    """A header, CRLF line ends, padding, empty lines and CSV-looking text (quotes, commas,
+    tabs) are plain lines: each line is one id, trimmed."""
+    a, b, c = people["profile_id"][:3]
+    text = f'profile_id\r\n  {a}  \r\n\r\n{b}\n\n"{c}"\nnobody, "else"\n\t{c},x\n'
+    (loaded.path / "ids.csv").write_bytes(text.encode("utf-8"))
+    assert refresh(loaded, "picked: {file: ids.csv}\n") == {"picked": {a, b}}
+    (loaded.path / "ids.csv").write_bytes(b"\xff\xfe" + a.encode())
+    with pytest.raises(ConfigurationError, match="UTF-8"):
+        refresh(loaded, "picked: {file: ids.csv}\n")
+
+
 def test_segments_yaml_not_utf8_or_nested_too_deep_is_refused_naming_it(loaded):
     loaded.segments_path.write_bytes(
         "# ok\nx: {property: city, equals: K\xf6ln}\n".encode("latin-1")

@@ -59,7 +59,10 @@ def write_statements(spec: GoalSpec, path: Path) -> list[Statement]:
 class Plan:
     """One (list, profile) row per decision, kept in ``plan.duckdb`` under ``folder``.
 
-    ``counts`` are the predicted outcomes, ``pending`` the rows with an action.
+    A row's ``action`` is ``send`` (its payload to import), ``clear`` (a targeting leaver's
+    clearing payload), ``leave`` (an export leaver, per ``on_leave``), ``forget`` (a leaver whose
+    address a member holds: the state row only) or NULL (decided: nothing to do). ``counts``
+    are the predicted outcomes, ``pending`` the rows with an action.
     """
 
     def __init__(self, spec: GoalSpec, folder: Path) -> None:
