@@ -44,12 +44,11 @@ def finish(
     con.register("exp_exceptions", exceptions)
     with plan.attached(con) as attached:
         # One ledger row per person whose outcome is not UNCHANGED; those are counted (§7).
-        # The file is in the plan's order, so its rowid orders the rows as a preview lists them.
         con.execute(
             f"""
             INSERT INTO run_rows
                 (run_id, seq, list_id, email, identifier, profile_id, outcome, reason)
-            SELECT $run_id, p.rowid, p.list_id, p.email,
+            SELECT $run_id, p.seq, p.list_id, p.email,
                    p.email, p.profile_id, coalesce(x.outcome, p.outcome),
                    CASE x.outcome WHEN 'REJECTED' THEN x.reason
                         WHEN 'REMOVED' THEN concat_ws('; ', p.reason, x.reason)
