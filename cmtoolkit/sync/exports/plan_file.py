@@ -35,8 +35,6 @@ PREDICTED = (
     "CASE WHEN action = 'send' THEN 'EXPORTED' "
     "WHEN action IN ('leave', 'clear', 'forget') THEN 'REMOVED' ELSE outcome END"
 )
-#: The columns an acknowledgement carries (AckJournal.COLUMNS).
-ACK_SCHEMA = dict.fromkeys(("list_id", "profile_id", "email", "hash", "action"), pl.Utf8)
 
 
 def write_statements(spec: GoalSpec, path: Path) -> list[Statement]:
@@ -157,4 +155,4 @@ def plan_folder(workspace: str | os.PathLike[str] | None, spec: GoalSpec) -> Ite
         yield Plan(spec, folder)
 
 
-__all__ = ["ACK_SCHEMA", "PREDICTED", "Plan", "plan_folder", "write_statements"]
+__all__ = ["PREDICTED", "Plan", "plan_folder", "write_statements"]

@@ -16,8 +16,7 @@ import polars as pl
 
 from cmtoolkit.campaign_monitor import MAX_IMPORT_BATCH
 from cmtoolkit.errors import BadRequest
-from cmtoolkit.sync.exports.acknowledgements import StateWriter
-from cmtoolkit.sync.exports.plan_file import ACK_SCHEMA
+from cmtoolkit.sync.exports.acknowledgements import AckJournal, StateWriter
 
 if TYPE_CHECKING:
     from cmtoolkit.campaign_monitor import CampaignMonitor
@@ -142,6 +141,7 @@ def remove_leavers(
     rows = (row for chunk in leavers for row in chunk.iter_rows(named=True))
     answers = client.concurrently(rows, remove) if calls else ((row, None) for row in rows)
     chunk: list[dict[str, object]] = []
+    schema = dict.fromkeys(AckJournal.COLUMNS, pl.Utf8)  # what an acknowledgement carries
     for row, error in answers:
         key = (row["list_id"], row["profile_id"])
         result.requests += called(row)
@@ -152,7 +152,7 @@ def remove_leavers(
             result.exceptions[key] = ("REMOVED", "not in the list any more")
         chunk.append(row)
         if len(chunk) >= MAX_IMPORT_BATCH:
-            writer.ack(pl.DataFrame(chunk, schema=ACK_SCHEMA))
+            writer.ack(pl.DataFrame(chunk, schema=schema))
             chunk = []
     if chunk:
-        writer.ack(pl.DataFrame(chunk, schema=ACK_SCHEMA))
+        writer.ack(pl.DataFrame(chunk, schema=schema))
