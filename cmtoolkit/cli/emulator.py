@@ -108,6 +108,7 @@ def serve_command(args: argparse.Namespace) -> int:
         faults=args.faults,
         state_file=args.state,
         prefetch_pages=True,
+        freeze_growth=True,
         page_cache_bytes=args.page_cache_mb * 2**20,
         latency=args.latency / 1000,
         jitter=args.jitter / 1000,

@@ -4,6 +4,7 @@ imports, rate limits, faults, the control API, persistence and seeding."""
 from __future__ import annotations
 
 import base64
+import gc
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -13,6 +14,7 @@ import requests
 
 from cmtoolkit import people as synthetic_people
 from cmtoolkit.emulator import Emulator, FaultSpecError, parse_faults
+from cmtoolkit.emulator.server import FREEZE_STEP
 
 
 class Http:
@@ -304,6 +306,51 @@ def test_custom_field_values(http: Http) -> None:
     assert http.fields("cf@example.com")["interests"] == ["Music"]
 
 
+def test_an_import_reads_every_row_alike_whatever_its_rows_repeat(http: Http) -> None:
+    """An import resolves each key and normalises each value once per request: rows that repeat
+    a key or value in another spelling, or follow a row whose value was ignored, still get
+    exactly what they would get alone."""
+    rows = [
+        {
+            "EmailAddress": "r1@example.com",
+            "CustomFields": [
+                {"Key": "interests", "Value": "music"},
+                {"Key": "interests", "Value": "Knitting"},  # not an option: ignored
+                {"Key": "loyalty points", "Value": "12.0"},
+            ],
+        },
+        {
+            "EmailAddress": "r2@example.com",
+            "CustomFields": [
+                {"key": "[Interests]", "value": "MUSIC"},  # other spellings of key and value
+                {"Key": "Interests", "Value": "travel"},
+                {"Key": "loyalty points", "Value": "12"},
+                {"Key": "loyalty points", "Value": "lots"},  # not a number: ignored
+            ],
+        },
+        {
+            "EmailAddress": "r3@example.com",
+            "CustomFields": [
+                {"Key": "interests", "Value": "Travel"},
+                {"Key": "interests", "Value": "Music"},  # stored in the field's option order
+                {"Key": "interests", "Value": "travel", "Clear": True},
+                {"Key": "loyalty points", "Value": "12.0"},
+            ],
+        },
+    ]
+    assert http.imp(rows).status_code == 201
+    assert http.fields("r1@example.com") == {"interests": ["Music"], "loyalty points": ["12.0"]}
+    assert http.fields("r2@example.com") == {
+        "interests": ["Music", "Travel"],
+        "loyalty points": ["12"],
+    }
+    assert http.fields("r3@example.com") == {"interests": ["Music"], "loyalty points": ["12.0"]}
+    for row in rows:  # the same rows one at a time give the same values
+        http.imp([{**row, "EmailAddress": "alone-" + row["EmailAddress"]}])
+        alone = http.fields("alone-" + row["EmailAddress"])
+        assert alone == http.fields(row["EmailAddress"])
+
+
 # --- subscribers ----------------------------------------------------------------------------------
 
 
@@ -541,6 +588,26 @@ def test_prefetched_pages_match_and_die_with_writes(emulator_factory: Any) -> No
     http.get(path, page=1, pagesize=10)  # pre-renders page 2
     http.add("aaaa@example.com")  # sorts first: shifts every page
     assert http.get(path, page=2, pagesize=10).json()["Results"][0] == first[0]["Results"][-1]
+
+
+@pytest.mark.parametrize("freeze_growth", [False, True])
+def test_a_served_emulator_takes_what_imports_add_out_of_the_cyclic_gc(
+    emulator_factory: Any, freeze_growth: bool
+) -> None:
+    """With ``freeze_growth`` (``serve``) the columns an import grows are frozen every
+    FREEZE_STEP rows, so full collections stop walking them; an in-process emulator leaves the
+    GC of its host process alone."""
+    emu = emulator_factory(seed_size=1, freeze_growth=freeze_growth)
+    http = Http(emu)
+    column = emu.account.clients[0].lists[0].emails
+    try:
+        for start in range(0, FREEZE_STEP, 1000):
+            rows = [{"EmailAddress": f"g{n}@example.com"} for n in range(start, start + 1000)]
+            assert http.imp(rows).status_code == 201
+        assert len(column) == FREEZE_STEP + 1
+        assert any(o is column for o in gc.get_objects()) is not freeze_growth
+    finally:
+        gc.unfreeze()
 
 
 def test_page_cache_keeps_pages_within_its_budget_until_a_write(emulator_factory: Any) -> None:

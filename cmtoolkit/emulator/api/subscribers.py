@@ -9,6 +9,7 @@ from typing import Any
 from cmtoolkit.emulator.api.request import Ctx, Result, as_bool, lower_keys
 from cmtoolkit.emulator.api.resource import Resources
 from cmtoolkit.emulator.api_error import ApiError
+from cmtoolkit.emulator.custom_field import CustomField
 from cmtoolkit.emulator.mailing_list import MailingList
 from cmtoolkit.emulator.subscriber import (
     ACTIVE,
@@ -72,7 +73,7 @@ class SubscriberResources(Resources):
             lst.set_state(row, ACTIVE, ctx.now)
         if suppressed:
             c.unsuppress(email)
-        _apply(lst, row, body, consent, mobile)
+        _Writer(lst).apply(row, body, consent, mobile)
         return Result(201, lst.emails[row])
 
     def update_subscriber(self, ctx: Ctx, list_id: str) -> Result:
@@ -94,7 +95,7 @@ class SubscriberResources(Resources):
             lst.touch()
         if as_bool(body.get("resubscribe", False)) and lst.states[row] in NOT_ADDED:
             lst.set_state(row, ACTIVE, ctx.now)
-        _apply(lst, row, body, consent, mobile)
+        _Writer(lst).apply(row, body, consent, mobile)
         return Result(200)
 
     def unsubscribe(self, ctx: Ctx, list_id: str) -> Result:
@@ -136,6 +137,7 @@ class SubscriberResources(Resources):
         duplicates: list[str] = []
         duplicate_set: set[str] = set()
         existing = new = 0
+        writer = _Writer(lst)
         for raw in items:
             item = lower_keys(raw) if isinstance(raw, dict) else {}
             email = str(item.get("emailaddress") or "").strip()
@@ -180,7 +182,7 @@ class SubscriberResources(Resources):
                     lst.set_state(row, ACTIVE, ctx.now)
             if lower in c.suppression:
                 c.unsuppress(email)
-            _apply(lst, row, item, consent, _mobile(item, strict=False))
+            writer.apply(row, item, consent, _mobile(item, strict=False))
         if as_bool(body.get("restartsubscriptionbasedautoresponders", False)):
             restarts = c.autoresponder_restarts  # one failure at most per unique address
             restarts[list_id] = restarts.get(list_id, 0) + len(seen) - len(failures)
@@ -229,56 +231,89 @@ def _mobile(body: dict[str, Any], strict: bool = True) -> str | None:
 _FIELD_ITEM_KEYS = frozenset(("Key", "Value", "Clear"))
 
 
-def _apply(
-    lst: MailingList, row: int, body: dict[str, Any], consent: int | None, mobile: str | None
-) -> None:
-    """Name, consent, mobile and custom fields of an add/update/import item."""
-    name = body.get("name")
-    if isinstance(name, str) and name.strip() and name != lst.names[row]:
-        lst.names[row] = name.strip()
-        lst.touch()
-    if consent is not None:
-        lst.consent[row] = consent
-    if mobile:
-        lst.mobile[row] = mobile
-    fields = body.get("customfields") or []
-    if not isinstance(fields, list):
-        return
-    many: dict[str, list[str]] = {}
-    for raw in fields:
-        if not isinstance(raw, dict):
-            continue
-        # Most items are spelt as documented: read those directly (an import has thousands).
-        item = raw if raw.keys() <= _FIELD_ITEM_KEYS else lower_keys(raw)
-        f = lst.resolve_field(item.get("Key", item.get("key")))
-        if f is None:
-            continue  # unknown keys are silently ignored, like the real API
-        column = lst.values[f.name]
-        value = item.get("Value", item.get("value"))
-        clear = item.get("Clear", item.get("clear", False))
-        if clear is True or (clear is not False and as_bool(clear)):
-            if f.data_type == "MultiSelectMany" and value not in (None, ""):
-                option = f.normalise(value)
-                current = column[row] or ()
-                kept = tuple(o for o in current if o != option)
-                column[row] = kept or None
-                if f.name in many:
-                    many[f.name] = [o for o in many[f.name] if o != option]
+class _Writer:
+    """Writes the name, consent, mobile and custom fields of add/update/import items to a list.
+
+    One per request: an import's 1000 items repeat a few keys and options thousands of times, so
+    each distinct key is resolved, and each distinct value of a typed field normalised, once."""
+
+    def __init__(self, lst: MailingList) -> None:
+        self.lst = lst
+        self._fields: dict[str, CustomField | None] = {}
+        self._values: dict[tuple[str, str], str | None] = {}
+        self._orders: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+
+    def field(self, key: object) -> CustomField | None:
+        if not isinstance(key, str):
+            return None
+        if key not in self._fields:
+            self._fields[key] = self.lst.resolve_field(key)
+        return self._fields[key]
+
+    def normalise(self, f: CustomField, value: object) -> str | None:
+        if f.data_type == "Text" or not isinstance(value, str):
+            return f.normalise(value)  # Text values rarely repeat, and strip is all they need
+        memo = (f.name, value)
+        if memo not in self._values:
+            self._values[memo] = f.normalise(value)
+        return self._values[memo]
+
+    def options_in_order(self, f: CustomField, chosen: list[str]) -> tuple[str, ...]:
+        memo = (f.name, tuple(chosen))
+        ordered = self._orders.get(memo)
+        if ordered is None:
+            ordered = self._orders[memo] = tuple(o for o in f.options if o in chosen)
+        return ordered
+
+    def apply(
+        self, row: int, body: dict[str, Any], consent: int | None, mobile: str | None
+    ) -> None:
+        lst = self.lst
+        name = body.get("name")
+        if isinstance(name, str) and name.strip() and name != lst.names[row]:
+            lst.names[row] = name.strip()
+            lst.touch()
+        if consent is not None:
+            lst.consent[row] = consent
+        if mobile:
+            lst.mobile[row] = mobile
+        fields = body.get("customfields") or []
+        if not isinstance(fields, list):
+            return
+        many: dict[str, tuple[CustomField, list[str]]] = {}
+        for raw in fields:
+            if not isinstance(raw, dict):
+                continue
+            # Most items are spelt as documented: read those directly (an import has thousands).
+            if raw.keys() <= _FIELD_ITEM_KEYS:
+                key, value, clear = raw.get("Key"), raw.get("Value"), raw.get("Clear", False)
             else:
-                column[row] = None
-                many.pop(f.name, None)
-            continue
-        stored = f.normalise(value)
-        if stored is None:
-            continue
-        if f.data_type == "MultiSelectMany":
-            chosen = many.setdefault(f.name, [])
-            if stored not in chosen:
-                chosen.append(stored)
-        else:
-            column[row] = stored
-    for name_, chosen in many.items():
-        f = lst.field_named(name_)
-        if f is not None:
-            ordered = tuple(o for o in f.options if o in chosen)
-            lst.values[name_][row] = ordered or None
+                item = lower_keys(raw)
+                key, value, clear = item.get("key"), item.get("value"), item.get("clear", False)
+            f = self.field(key)
+            if f is None:
+                continue  # unknown keys are silently ignored, like the real API
+            column = lst.values[f.name]
+            if clear is True or (clear is not False and as_bool(clear)):
+                if f.data_type == "MultiSelectMany" and value not in (None, ""):
+                    option = self.normalise(f, value)
+                    current = column[row] or ()
+                    kept = tuple(o for o in current if o != option)
+                    column[row] = kept or None
+                    if f.name in many:
+                        many[f.name][1][:] = [o for o in many[f.name][1] if o != option]
+                else:
+                    column[row] = None
+                    many.pop(f.name, None)
+                continue
+            stored = self.normalise(f, value)
+            if stored is None:
+                continue
+            if f.data_type == "MultiSelectMany":
+                chosen = many.setdefault(f.name, (f, []))[1]
+                if stored not in chosen:
+                    chosen.append(stored)
+            else:
+                column[row] = stored
+        for f, chosen in many.values():
+            lst.values[f.name][row] = self.options_in_order(f, chosen) or None
