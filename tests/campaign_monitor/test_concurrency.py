@@ -6,6 +6,8 @@ that met it."""
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +15,7 @@ import polars as pl
 import pytest
 
 from cmtoolkit.campaign_monitor import CampaignMonitor, OAuthAuth
+from cmtoolkit.campaign_monitor import client as client_module
 from cmtoolkit.campaign_monitor.concurrency import Flow
 from cmtoolkit.emulator import Emulator
 from cmtoolkit.errors import BadRequest, ServerError
@@ -50,6 +53,32 @@ def test_pages_are_read_concurrently_and_yielded_in_order(
     # subscriber_frames of one selection agrees with the many-selection read.
     one = list(cm.subscriber_frames(emu.list_ids[0], "Active", page_size=10))
     assert all(f.equals(g) for f, (_, g) in zip(one, got, strict=False))
+
+
+def test_a_page_being_decoded_leaves_its_slot_to_another_request(
+    emulator_factory: Make, cm_factory: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding happens outside the request's slot, and other workers fill it meanwhile: with
+    one worker per slot, a worker decoding left its slot idle (4 slots: 3.2 on the wire)."""
+    emu = emulator_factory(seed_size=300)
+    emu.set_latency(0.2)
+    cm = cm_factory(emu, max_in_flight=2)
+    real = client_module.parse_frame_page
+    calls = itertools.count(1)
+    filled: list[bool] = []
+
+    def decode(content: bytes) -> Any:
+        if next(calls) == 2:  # page 1 was read alone; the next ones are queued by now
+            deadline = time.monotonic() + 10  # a safety net: this takes 0.2 s when it works
+            while cm.flow.in_flight < cm.max_in_flight and time.monotonic() < deadline:
+                time.sleep(0.001)
+            filled.append(cm.flow.in_flight == cm.max_in_flight)
+        return real(content)
+
+    monkeypatch.setattr(client_module, "parse_frame_page", decode)
+    frames = list(cm.subscriber_frames_many([(emu.list_ids[0], "Active")], page_size=10))
+    assert len(frames) > 6
+    assert filled == [True], "a page being decoded held back a request"
 
 
 def test_order_and_content_survive_faults_with_concurrency(
