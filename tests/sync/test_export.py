@@ -23,7 +23,7 @@ from cmtoolkit.connection.model import (
 from cmtoolkit.emulator import BOUNCED
 from cmtoolkit.errors import BadRequest
 from cmtoolkit.sync import preview, sync
-from cmtoolkit.sync.exports import FieldType, GoalSpec, Plan, Value, plan_statements
+from cmtoolkit.sync.exports import FieldType, GoalSpec, Plan, Value, plan_file, plan_statements
 from cmtoolkit.workspace import Workspace
 
 FIELDS = [
@@ -439,6 +439,41 @@ def test_the_plan_is_a_file_in_the_runs_scratch_streamed_a_batch_of_one_list_at_
     assert ledger == sorted(ledger, key=lambda row: (order.index(row[0]), row[1]))
     assert set(ledger) == {(list_id, pid) for list_id, _, batch in seen for pid in batch}
     assert sum(1 for _ in env.cm.subscribers(second, "Active")) == 2500
+
+
+def test_the_plan_file_keeps_of_the_unchanged_rows_only_what_a_preview_can_show(
+    emulator: Any, cm: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """UNCHANGED rows are counted, never sent nor in the ledger: the plan file keeps only the
+    first HEAD_ROWS of them in plan order, which is all a preview's head and samples show (a
+    10M re-run wrote 10M rows for nothing). The preview and the run say the same as before."""
+    env = _big(emulator, cm, tmp_path)
+    conn = env.connection()
+    env.run(conn)
+    changed = {f"p{i:04d}": {"points": ["-1"]} for i in range(0, 2500, 3)}  # interleaved
+    env.ws.store.load(profiles(2500, **changed), types=TYPES)
+    every = preview(env.ws.context(conn, env.cm), "export")
+    assert every.rows.height == 1000
+
+    monkeypatch.setattr(plan_file, "HEAD_ROWS", 10)
+    kept: list[tuple[int, int]] = []
+    real = Plan.head
+
+    def head(plan: Plan, n: int | None = None) -> pl.DataFrame:
+        with plan.connect() as con:
+            counted = "SELECT count(*), count(*) FILTER (outcome = 'UNCHANGED') FROM plan"
+            kept.append(con.execute(counted).fetchone())  # type: ignore[arg-type]
+        return real(plan, n)
+
+    monkeypatch.setattr(Plan, "head", head)
+    few = preview(env.ws.context(conn, env.cm), "export")
+    assert kept == [(len(changed) + 10, 10)]
+    assert few.counts == every.counts == {**few.counts, "EXPORTED": 834, "UNCHANGED": 1666}
+    assert few.rows.equals(every.rows.head(10))
+    assert few.samples.equals(every.samples)
+    result = env.run(conn)
+    assert result.counts == few.counts
+    assert set(env.run_rows(result.run_id)) == set(changed)
 
 
 def test_killed_export_resumes_without_resending(

@@ -115,7 +115,7 @@ def preview_outcome(plan: Plan) -> Outcome:
     return Outcome(
         counts=plan.counts,
         samples=plan.samples(),
-        rows=plan.head(1000),
+        rows=plan.head(),
         details={"to_send": plan.pending},
     )
 

@@ -37,32 +37,45 @@ PREDICTED = (
 )
 
 
+#: Rows a preview shows (:meth:`Plan.head`). Of the UNCHANGED rows (nothing to send, no ledger
+#: row: they are only counted) the file keeps the first this many in plan order, which holds every
+#: row a preview's head and samples can show; a re-run of 10M kept 10M rows for nothing.
+HEAD_ROWS = 1000
+
+
 def write_statements(spec: GoalSpec, path: Path) -> list[Statement]:
     """Copy the temp exp_plan into the file at ``path``, each row with its ``seq`` in the plan's
-    order (list, then profile). Only the keys are sorted: sorting the rows with their payloads
-    ran out of memory at 10M rows under the plan's limit."""
+    order (list, then profile), all but the first :data:`HEAD_ROWS` UNCHANGED rows left out.
+    Only the keys are sorted: sorting the rows with their payloads ran out of memory at 10M
+    rows under the plan's limit."""
+    keys = "rowid AS r, list_position($lists, list_id) AS l, profile_id AS p, action"
     return [
         Statement(f"ATTACH $path AS {ATTACHED} (READ_WRITE)", {"path": str(path)}),
         Statement(
             f"""
             CREATE TABLE {ATTACHED}.plan AS
+            WITH kept AS (
+                SELECT {keys} FROM exp_plan WHERE {PREDICTED} IS DISTINCT FROM 'UNCHANGED'
+                UNION ALL
+                (SELECT {keys} FROM exp_plan WHERE {PREDICTED} = 'UNCHANGED'
+                 ORDER BY l, p LIMIT $head)
+            )
             SELECT e.list_id, e.profile_id, e.email, {PREDICTED} AS outcome, e.reason, e.hash,
                    e.payload, e.action, o.seq
             FROM exp_plan e JOIN (
-                SELECT rowid AS r, row_number() OVER (
-                    ORDER BY list_position($lists, list_id), profile_id, action NULLS FIRST
-                ) - 1 AS seq
-                FROM exp_plan
+                SELECT r, row_number() OVER (ORDER BY l, p, action NULLS FIRST) - 1 AS seq
+                FROM kept
             ) o ON e.rowid = o.r
             """,
-            {"lists": list(spec.lists)},
+            {"lists": list(spec.lists), "head": HEAD_ROWS},
         ),
         Statement(f"DETACH {ATTACHED}"),
     ]
 
 
 class Plan:
-    """One (list, profile) row per decision, kept in ``plan.duckdb`` under ``folder``.
+    """One (list, profile) row per decision, kept in ``plan.duckdb`` under ``folder`` (of the
+    UNCHANGED ones, only those a preview can show: :data:`HEAD_ROWS`).
 
     A row's ``action`` is ``send`` (its payload to import), ``clear`` (a targeting leaver's
     clearing payload), ``leave`` (an export leaver, per ``on_leave``), ``forget`` (a leaver whose
@@ -98,8 +111,9 @@ class Plan:
         finally:
             con.execute(f"DETACH {ATTACHED}")
 
-    def head(self, n: int = 1000) -> pl.DataFrame:
-        """The first ``n`` rows, with the outcome a preview expects."""
+    def head(self, n: int | None = None) -> pl.DataFrame:
+        """The first ``n`` rows (:data:`HEAD_ROWS`), with the outcome a preview expects."""
+        n = HEAD_ROWS if n is None else min(n, HEAD_ROWS)
         with self.connect() as con:
             return con.sql(
                 "SELECT list_id, profile_id, email, outcome, reason, payload FROM plan "
@@ -155,4 +169,4 @@ def plan_folder(workspace: str | os.PathLike[str] | None, spec: GoalSpec) -> Ite
         yield Plan(spec, folder)
 
 
-__all__ = ["PREDICTED", "Plan", "plan_folder", "write_statements"]
+__all__ = ["HEAD_ROWS", "PREDICTED", "Plan", "plan_folder", "write_statements"]
