@@ -134,10 +134,9 @@ class CampaignMonitor(CampaignActivity, ConcurrentWrites):
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            # Two workers more than the requests allowed in flight (the Flow keeps at most
-            # max_in_flight on the wire): a worker decoding a page (10-30 ms against a 100 ms
-            # round trip) must not leave a slot idle meanwhile. With one worker per slot, 4
-            # slots held 3.2 requests on the wire on average.
+            # The Flow keeps at most max_in_flight on the wire; the extra workers let a page be
+            # decoded (10-30 ms against a 100 ms round trip) without leaving a slot idle. With
+            # one worker per slot, 4 slots held 3.2 requests on the wire on average.
             self._pool = ThreadPoolExecutor(
                 max_workers=self.max_in_flight + DECODING_WORKERS,
                 thread_name_prefix="cmtoolkit-cm",
