@@ -247,6 +247,19 @@ def test_each_invalid_reason_is_reported_and_not_sent(
     assert set(env.account_state()) == {"person2@example.com", "person13@example.com"}
 
 
+def test_a_profile_stored_twice_is_exported_once_from_its_first_row(export_env: Env) -> None:
+    env = export_env
+    with env.ws.store.connect(write=True) as con:  # the store has no key to refuse this
+        con.execute(
+            "INSERT INTO profiles BY NAME SELECT * REPLACE (['Someone Else'] AS full_name) "
+            "FROM profiles WHERE profile_id = 'p0001'"
+        )
+    result = env.run(env.connection())
+    assert result.counts == {**dict.fromkeys(result.counts, 0), "EXPORTED": 4}
+    assert env.subscriber("person1@example.com").name == "Person 1"
+    assert env.imports() == 1
+
+
 def test_skip_field_sends_the_row_without_the_bad_value(
     emulator: Any, cm: Any, tmp_path: Path
 ) -> None:
