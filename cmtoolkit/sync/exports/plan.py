@@ -27,7 +27,10 @@ from cmtoolkit.sync.exports.values import value_sql
 from cmtoolkit.sync.goal import GoalContext
 from cmtoolkit.sync.statement import Statement, execute
 
-MEMORY_LIMIT = "400MB"  # the plan's DuckDB; see compute_plan
+#: The plan's DuckDB memory (see compute_plan): 400 MB, and past a million members 100 bytes more
+#: a member, as its joins of every member with export_state grow (as the import's: stage.py).
+MEMORY_LIMIT_MB = 400
+MEMORY_PER_MEMBER_PAST_1M = 100
 # Campaign Monitor's (and the emulator's) address rule, applied before sending.
 EMAIL_RE = r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+"
 
@@ -292,20 +295,30 @@ def leavers_sql(spec: GoalSpec, leave_field: str | None) -> Statement:
     return Statement(
         f"""
         INSERT INTO exp_plan
+        WITH leaving AS MATERIALIZED (
+            SELECT s.list_id, s.profile_id, s.email, c.profile_id IS NULL AS gone
+            FROM export_state s LEFT JOIN exp_cand c USING (profile_id)
+            WHERE s.connection = $connection AND s.goal = $goal
+              AND list_contains($lists, s.list_id) AND (c.profile_id IS NULL OR NOT c.consented)
+        ),
+        -- who of those staying holds a leaver's address: only those addresses are looked up, not
+        -- every address grouped (10M groups on a 10M re-run, to find the holders of a few)
+        holders AS (
+            SELECT p.list_id, lower(p.email) AS email, min(p.profile_id) AS holder
+            FROM exp_plan p
+            SEMI JOIN leaving l ON l.list_id = p.list_id AND lower(l.email) = lower(p.email)
+            WHERE p.action = 'send' OR p.outcome = 'UNCHANGED'
+            GROUP BY ALL
+        )
         SELECT s.list_id, s.profile_id, s.email, NULL,
-               CASE WHEN c.profile_id IS NULL THEN 'left ' || $what
+               CASE WHEN s.gone THEN 'left ' || $what
                     ELSE 'no longer consents to any of: ' || array_to_string($objectives, ', ')
                END || '; ' || {done_sql},
                NULL, {payload}, {action}
-        FROM export_state s LEFT JOIN exp_cand c USING (profile_id)
+        FROM leaving s
         LEFT JOIN exp_refused r ON r.list_id = s.list_id AND r.email = lower(s.email)
         LEFT JOIN exp_active a ON a.list_id = s.list_id AND a.email = lower(s.email)
-        LEFT JOIN (
-            SELECT list_id, lower(email) AS email, min(profile_id) AS holder FROM exp_plan
-            WHERE action = 'send' OR outcome = 'UNCHANGED' GROUP BY ALL
-        ) h ON h.list_id = s.list_id AND h.email = lower(s.email)
-        WHERE s.connection = $connection AND s.goal = $goal AND list_contains($lists, s.list_id)
-          AND (c.profile_id IS NULL OR NOT c.consented)
+        LEFT JOIN holders h ON h.list_id = s.list_id AND h.email = lower(s.email)
         """,
         {
             "connection": spec.key,
@@ -356,7 +369,10 @@ def plan_goal(
     props = dict(con.execute("SELECT name, type FROM property_definitions").fetchall())
     statements = plan_statements(spec, props, types, full=full, leave_field=leave_field)
     head = len(STATE_TABLES) + 2  # up to the candidates
-    execute(con, statements[:head])
+    execute(con, statements[: head - 1])
+    (members,) = con.execute("SELECT count(*) FROM exp_members").fetchone() or (0,)
+    con.execute(f"SET memory_limit = '{memory_limit(int(members))}'")
+    execute(con, statements[head - 1 : head])
     if spec.create_missing:
         types = with_missing_options(con, spec, types, add_options)
         statements = plan_statements(spec, props, types, full=full, leave_field=leave_field)
@@ -399,10 +415,16 @@ def adopt_statements(spec: GoalSpec) -> list[Statement]:
     return out
 
 
+def memory_limit(members: int) -> str:
+    """The plan's DuckDB memory limit for ``members`` segment members."""
+    extra = max(0, members - 1_000_000) * MEMORY_PER_MEMBER_PAST_1M // 2**20
+    return f"{MEMORY_LIMIT_MB + extra}MB"
+
+
 def session_sql(spill: str) -> list[Statement]:
     """Bounded memory: the plan's temp tables spill to a private folder past the limit."""
     return [
-        Statement("SET memory_limit = $limit", {"limit": MEMORY_LIMIT}),
+        Statement("SET memory_limit = $limit", {"limit": memory_limit(0)}),
         Statement("SET temp_directory = $spill", {"spill": spill}),
     ]
 
