@@ -142,12 +142,11 @@ def merge_select(
     kept = "".join(f", new_{t.alias}" for t in keep) + "".join(f", ok_{t.alias}" for t in sums)
     oks = "".join(f"coalesce(sum_ok_{t.alias}, false) AS ok_{t.alias}, " for t in sums)
 
-    def select(created: bool | None) -> str:
-        """Every profile (None), or only created (True) or existing ones (False): a created one
-        has no old values to read and changes by definition."""
-        olds = ", ".join(f"{old(t, bool(created))} AS old_{t.alias}" for t in targets)
+    def select(created: bool) -> str:
+        """The created profiles or the existing ones: a created one has no old values to read
+        (joining it to the store cost as much as joining an existing one) and changes."""
+        olds = ", ".join(f"{old(t, created)} AS old_{t.alias}" for t in targets)
         join = "" if created else "LEFT JOIN profiles p USING (profile_id)"
-        where = "" if created is None else f"WHERE {'' if created else 'NOT '}a.is_new"
         # Old values are not kept: a preview's sample reads them back for its few profiles.
         return f"""
             SELECT profile_id, is_new{kept},
@@ -158,11 +157,9 @@ def merge_select(
                        {oks}
                        {", ".join(f"old_{t.alias}" for t in targets)},
                        {f"concat_ws('; ', {', '.join(notes)})" if notes else "NULL"} AS note
-                FROM (SELECT a.*, {olds}{sum_ok} FROM ({merged}) a {join} {where}) a
+                FROM (SELECT a.*, {olds}{sum_ok} FROM ({merged}) a {join}
+                      WHERE {"" if created else "NOT "}a.is_new) a
             )
             """
 
-    if len(keep) == len(targets):
-        return Statement(select(None), params)
-    # Without the values, only the existing profiles need the rules: a created one changes.
     return Statement(f"{select(False)} UNION ALL {select(True)}", params)
