@@ -369,9 +369,9 @@ def plan_goal(
     props = dict(con.execute("SELECT name, type FROM property_definitions").fetchall())
     statements = plan_statements(spec, props, types, full=full, leave_field=leave_field)
     head = len(STATE_TABLES) + 2  # up to the candidates
-    execute(con, statements[: head - 1])
+    execute(con, statements[: head - 1])  # the members first: the memory follows their number
     (members,) = con.execute("SELECT count(*) FROM exp_members").fetchone() or (0,)
-    con.execute(f"SET memory_limit = '{memory_limit(int(members))}'")
+    con.execute("SET memory_limit = $limit", {"limit": memory_limit(int(members))})
     execute(con, statements[head - 1 : head])
     if spec.create_missing:
         types = with_missing_options(con, spec, types, add_options)
