@@ -317,13 +317,17 @@ import os, pathlib, time
 import ipykernel.parentpoller as poller
 from cmtoolkit.sync.locking import RunLock
 
-poller.os = type("NoExit", (), {"getppid": staticmethod(lambda: 0), "_exit": os._exit})
+# ipykernel's poller ends the kernel once its parent (JPY_PARENT_PID) is gone: it is told the
+# parent lives while the cell writes, and sees the truth again once it ends.
+parent = int(os.environ.get("JPY_PARENT_PID") or 0)
+poller.os = type("Alive", (), {"getppid": staticmethod(lambda: parent), "_exit": os._exit})
 lock = RunLock(pathlib.Path(workspace), connection).acquire()  # the engine's call, as sync does
 here = pathlib.Path(workspace) / "kernel"
 here.with_suffix(".tmp").write_text(str(os.getpid()))
 here.with_suffix(".tmp").rename(here.with_suffix(".pid"))
 while not here.with_suffix(".go").exists():  # writing, as a sync would, until told to end
     time.sleep(0.05)
+poller.os = os
 """
 
 
