@@ -22,6 +22,10 @@ from cmtoolkit.errors import ConfigurationError
 SCRATCH = ".runs"
 OWNER = ".owner"
 
+#: Past a million rows a run's DuckDB is allowed this many bytes more a row: its hash tables over
+#: ten million rows need room (10M: 0.86 GB more).
+MEMORY_PER_ROW_PAST_1M = 100
+
 
 def scratch_root(workspace: str | os.PathLike[str]) -> Path:
     return Path(workspace) / SCRATCH
@@ -55,6 +59,13 @@ def scratch_dir(workspace: str | os.PathLike[str] | None, prefix: str) -> Iterat
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         os.close(fd)
+
+
+def memory_limit(base_mb: int, rows: int) -> str:
+    """A run's DuckDB memory limit for ``rows`` rows: ``base_mb`` up to a million, then
+    :data:`MEMORY_PER_ROW_PAST_1M` more a row. Past it DuckDB spills into the run's scratch."""
+    extra = max(0, rows - 1_000_000) * MEMORY_PER_ROW_PAST_1M // 2**20
+    return f"{base_mb + extra}MB"
 
 
 def sweep(workspace: str | os.PathLike[str]) -> list[Path]:

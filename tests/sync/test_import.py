@@ -680,7 +680,8 @@ def test_the_import_plans_within_a_memory_limit_that_keeps_a_million_under_a_gig
     """Bounded memory (issue 19): the import's DuckDB spills past 700 MB up to a million staged
     contacts (the process stays under 1 GB), and allows more only past a million."""
     from cmtoolkit.sync.imports import stage_contacts
-    from cmtoolkit.sync.imports.stage import memory_limit
+    from cmtoolkit.sync.imports.stage import MEMORY_LIMIT_MB
+    from cmtoolkit.sync.scratch import memory_limit
 
     def mib(setting: str) -> float:
         number, unit = setting.split()
@@ -690,8 +691,8 @@ def test_the_import_plans_within_a_memory_limit_that_keeps_a_million_under_a_gig
     with stage_contacts(source, import_spec(mappings=())) as stage:
         (setting,) = stage.con.execute("SELECT current_setting('memory_limit')").fetchone()
     assert mib(setting) <= 700
-    assert memory_limit(1_000_000) == memory_limit(1) == "700MB"
-    assert 1000 < int(memory_limit(10_000_000).removesuffix("MB")) < 1800
+    assert memory_limit(MEMORY_LIMIT_MB, 1_000_000) == memory_limit(MEMORY_LIMIT_MB, 1) == "700MB"
+    assert 1000 < int(memory_limit(MEMORY_LIMIT_MB, 10_000_000).removesuffix("MB")) < 1800
 
 
 def test_a_job_alongside_the_reading_fails_the_stage_with_its_own_error():

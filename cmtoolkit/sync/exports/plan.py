@@ -25,12 +25,12 @@ from cmtoolkit.sync.exports.refusals import read_states
 from cmtoolkit.sync.exports.spec import FieldType, GoalSpec
 from cmtoolkit.sync.exports.values import value_sql
 from cmtoolkit.sync.goal import GoalContext
+from cmtoolkit.sync.scratch import memory_limit
 from cmtoolkit.sync.statement import Statement, execute
 
-#: The plan's DuckDB memory (see compute_plan): 400 MB, and past a million members 100 bytes more
-#: a member, as its joins of every member with export_state grow (as the import's: stage.py).
+#: The plan's DuckDB memory (see compute_plan): 400 MB, growing past a million members
+#: (scratch.memory_limit), as its joins of every member with export_state grow.
 MEMORY_LIMIT_MB = 400
-MEMORY_PER_MEMBER_PAST_1M = 100
 # Campaign Monitor's (and the emulator's) address rule, applied before sending.
 EMAIL_RE = r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+"
 
@@ -371,7 +371,7 @@ def plan_goal(
     head = len(STATE_TABLES) + 2  # up to the candidates
     execute(con, statements[: head - 1])  # the members first: the memory follows their number
     (members,) = con.execute("SELECT count(*) FROM exp_members").fetchone() or (0,)
-    con.execute("SET memory_limit = $limit", {"limit": memory_limit(int(members))})
+    con.execute("SET memory_limit = $limit", {"limit": memory_limit(MEMORY_LIMIT_MB, int(members))})
     execute(con, statements[head - 1 : head])
     if spec.create_missing:
         types = with_missing_options(con, spec, types, add_options)
@@ -415,16 +415,10 @@ def adopt_statements(spec: GoalSpec) -> list[Statement]:
     return out
 
 
-def memory_limit(members: int) -> str:
-    """The plan's DuckDB memory limit for ``members`` segment members."""
-    extra = max(0, members - 1_000_000) * MEMORY_PER_MEMBER_PAST_1M // 2**20
-    return f"{MEMORY_LIMIT_MB + extra}MB"
-
-
 def session_sql(spill: str) -> list[Statement]:
     """Bounded memory: the plan's temp tables spill to a private folder past the limit."""
     return [
-        Statement("SET memory_limit = $limit", {"limit": memory_limit(0)}),
+        Statement("SET memory_limit = $limit", {"limit": memory_limit(MEMORY_LIMIT_MB, 0)}),
         Statement("SET temp_directory = $spill", {"spill": spill}),
     ]
 

@@ -18,7 +18,7 @@ from cmtoolkit.campaign_monitor.fields import STANDARD_FIELD_COLUMNS, TIMESTAMP_
 from cmtoolkit.profiles.store import SESSION_SETTINGS
 from cmtoolkit.sync.imports.identity import IDENTITY_MACROS, key_macro, value_macro
 from cmtoolkit.sync.imports.spec import LEAVING_STATES, ImportSpec
-from cmtoolkit.sync.scratch import scratch_dir
+from cmtoolkit.sync.scratch import memory_limit, scratch_dir
 from cmtoolkit.sync.statement import Statement
 
 log = logging.getLogger("cmtoolkit.sync.imports")
@@ -27,15 +27,8 @@ log = logging.getLogger("cmtoolkit.sync.imports")
 # its memory limit into the workspace's .runs/ (the OS page cache, not this process). Outside
 # DuckDB the process holds about 250 MB (interpreter, libraries, pages being parsed), so 700 MB
 # keeps a million contacts under 1 GB (1.5 GB peaked at 1.63 GB); past a million the limit grows
-# by 100 bytes a contact (10M: 1.6 GB), as DuckDB's hash tables over ten million rows need room.
+# with the contacts staged (scratch.memory_limit; 10M: 1.6 GB).
 MEMORY_LIMIT_MB = 700
-MEMORY_PER_CONTACT_PAST_1M = 100
-
-
-def memory_limit(contacts: int) -> str:
-    """The DuckDB memory limit for planning ``contacts`` staged contacts."""
-    extra = max(0, contacts - 1_000_000) * MEMORY_PER_CONTACT_PAST_1M // 2**20
-    return f"{MEMORY_LIMIT_MB + extra}MB"
 
 
 #: Batches handed to the staging worker and not yet staged, at most (each holds its frames).
@@ -109,7 +102,7 @@ class ContactStage:
         self.scratch = ExitStack()
         spill = self.scratch.enter_context(scratch_dir(root, "import"))
         self.con = duckdb.connect(
-            config={"memory_limit": memory_limit(0), "temp_directory": str(spill)}
+            config={"memory_limit": memory_limit(MEMORY_LIMIT_MB, 0), "temp_directory": str(spill)}
         )
         # One thread while staging: the other core is busy reading pages. Row order means
         # nothing here (every ordering is explicit, by cid or list), and keeping it made the
@@ -197,7 +190,8 @@ class ContactStage:
             for job in self.jobs:
                 job.result()  # re-raises a worker's error here
             self.con.execute("RESET threads")
-            self.con.execute(f"SET memory_limit = '{memory_limit(self.next_cid)}'")
+            limit = memory_limit(MEMORY_LIMIT_MB, self.next_cid)
+            self.con.execute("SET memory_limit = $limit", {"limit": limit})
         except BaseException:
             self.close()
             raise
