@@ -319,6 +319,46 @@ def _make_inactive(env: Env) -> None:
         lst.set_state(lst.row_of("person2@example.com"), 2, int(emu.now()))
 
 
+def test_list_states_read_at_once_are_those_read_one_state_after_another(
+    emulator_factory: Any, cm_factory: Any
+) -> None:
+    """Every (list, state) is read at once (a far-away service answers each first page after a
+    round trip): the refusals and Active members are those of reading each state in turn, an
+    address refused twice keeping its first reason (the suppression list's)."""
+    from types import SimpleNamespace
+
+    from cmtoolkit.sync.exports.refusals import STATE_REFUSAL, read_states
+
+    emu = emulator_factory(seed_size=3000)  # Active spans several pages of 1000
+    one_by_one = cm_factory(emu, max_in_flight=1)
+    client_id = emu.client_id
+    lists = [x.list_id for x in one_by_one.lists(client_id)]
+    spec = SimpleNamespace(resubscribe=False, lists=lists)
+
+    def emails(list_id: str, state: str) -> list[str]:
+        frames = one_by_one.subscriber_frames(list_id, state)
+        return [e for f in frames for e in f.get_column("email").to_list()]
+
+    suppressed = [s.email.lower() for s in one_by_one.suppression_list(client_id)]
+    expected = [
+        (list_id, email.lower(), code)
+        for list_id in lists
+        for email, code in [(e, 204) for e in suppressed]
+        + [(e, STATE_REFUSAL[s][0]) for s in STATE_REFUSAL for e in emails(list_id, s)]
+    ]
+    first: dict[tuple[str, str], int] = {}
+    for list_id, email, code in expected:
+        first.setdefault((list_id, email), code)
+    active = [(list_id, e.lower()) for list_id in lists for e in emails(list_id, "Active")]
+    assert len(active) > 2000 and len(first) < len(expected)  # pages, and reasons that repeat
+
+    for k in (4, 1):
+        states = read_states(cm_factory(emu, max_in_flight=k), client_id, spec, active=True)
+        refused = states.refused.select("list_id", "email", "code").rows()
+        assert refused == [(*key, code) for key, code in first.items()]
+        assert states.active is not None and states.active.rows() == active
+
+
 def test_inactive_subscribers_are_suppressed_not_sent_until_their_state_changes(
     export_env: Env,
 ) -> None:
