@@ -50,12 +50,12 @@ class EmailActivityPhase:
         own limit is higher): the staged contacts and events spill to its temp folder instead
         of growing the process; the import's limit comes back afterwards."""
         (before,) = con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
-        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        con.execute("SET memory_limit = $limit", {"limit": MEMORY_LIMIT})
         try:
             yield
         finally:
             if before:  # DuckDB's own text of its setting, e.g. "1.3 GiB"
-                con.execute(f"SET memory_limit = '{str(before).replace(chr(39), '')}'")
+                con.execute("SET memory_limit = $limit", {"limit": before})
 
     def stage(self, con: duckdb.DuckDBPyConnection, attached: bool = False) -> ActivityRead:
         """Read Campaign Monitor into ``con``: before the store is attached for writing (run),
