@@ -350,7 +350,7 @@ class CampaignMonitor(CampaignActivity, ConcurrentWrites):
 
     def subscriber_frames_many(
         self,
-        selections: Iterable[tuple[str, str]],
+        selections: Iterable[tuple[str, str] | tuple[str, str, date | datetime | None]],
         *,
         since: date | datetime | str | None = None,
         order_field: str = "email",
@@ -365,19 +365,22 @@ class CampaignMonitor(CampaignActivity, ConcurrentWrites):
 
         ``totals(i, records)``, when given, is called in the caller's thread with selection
         ``i``'s ``TotalNumberOfRecords`` as soon as its first page is in (before the next frame
-        is yielded): a progress bar knows the whole read's size a few round trips in."""
+        is yielded): a progress bar knows the whole read's size a few round trips in.
+
+        A selection ``(list_id, state, since)`` has its own ``date`` filter instead of ``since``
+        (an import reads only the recent leavers of a list, DESIGN §5.6)."""
         fetches = [
             self._subscriber_fetch(
                 list_id,
                 state,
                 parse_frame_page,
-                since=since,
+                since=own[0] if own else since,
                 order_field=order_field,
                 order_direction=order_direction,
                 page_size=page_size,
                 include_tracking_preference=include_tracking_preference,
             )
-            for list_id, state in selections
+            for list_id, state, *own in selections
         ]
         if self.max_in_flight == 1:
             for i, fetch in enumerate(fetches):

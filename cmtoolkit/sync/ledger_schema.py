@@ -1,4 +1,4 @@
-"""The run ledger's tables (runs, run_rows, import_state, export_state), kept in the profile
+"""The run ledger's tables (runs, run_rows, import_state, export_state, ...), kept in the profile
 store's file and handed to :class:`~cmtoolkit.profiles.store.Store` as its migration 2.
 
 The statements are the ones every existing workspace recorded as version 2: never edit them;
@@ -117,6 +117,22 @@ LEDGER_MIGRATIONS: tuple[Migration, ...] = (
                 cursor TIMESTAMP NOT NULL,
                 read_at TIMESTAMP NOT NULL,
                 PRIMARY KEY (connection, campaign_id, event)
+            )""",
+        ),
+    ),
+    Migration(
+        6,
+        "per connection and list, the status date from which an import reads leavers (DESIGN §5.6)",
+        (
+            # settings: what the cursor is valid for (spec.leaver_settings); another value means
+            # the leavers are read in full again.
+            """CREATE TABLE import_leaver_cursors (
+                connection VARCHAR NOT NULL,
+                list_id VARCHAR NOT NULL,
+                settings VARCHAR NOT NULL,
+                cursor TIMESTAMP NOT NULL,
+                read_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (connection, list_id)
             )""",
         ),
     ),

@@ -607,7 +607,7 @@ class PagesSource:
         return [SimpleNamespace(list_id="L1", name="Newsletter")]
 
     def subscriber_frames_many(self, selections: Any, *, totals: Any = None, **kw: Any) -> Any:
-        for i, (_, state) in enumerate(selections):
+        for i, (_, state, *_since) in enumerate(selections):
             # The import reads the leaving states too (DESIGN §5.6): only Active has pages.
             if state == "Active":
                 if totals is not None:

@@ -11,6 +11,7 @@ import shutil
 import time
 from typing import Any
 
+import polars as pl
 import pytest
 
 from cmtoolkit.connection.file import connection_path, load_connection, save_connection
@@ -206,6 +207,59 @@ def test_a_leaver_loses_the_list_name_and_a_state_mapping_gets_the_new_state(
     state = {"unsubscribe": "Unsubscribed", "delete": "Deleted", "bounce": "Bounced"}[how]
     assert profile(ws, "p1")["cm_state"] == [state]
     assert run(ws, conn, cm).counts["MODIFIED"] == 0
+
+
+def test_leavers_are_read_from_a_cursor_and_an_unsettled_one_until_it_is_applied(
+    account, ws, cm, emulator
+):
+    """DESIGN §5.6: once a list's leavers are applied, a run reads only those whose status date
+    is at most a day (the lag) before the latest one read; a leaver left unsettled (AMBIGUOUS)
+    holds the cursor back, so it is read on every run until it applies; other settings and
+    ``--full`` read every leaver again."""
+    from cmtoolkit.sync.imports.state import LEAVER_LAG
+
+    days = 2 * LEAVER_LAG.total_seconds()
+    for email in ("ann@example.com", "bob@example.com", "eve@example.com"):
+        account.add(account.l1, email)
+    conn = with_id(
+        connection(
+            account,
+            lists=(account.l1,),
+            save_list_names_to="cm_lists",
+            mappings=(ImportMapping("State", "cm_state", "set"),),
+        )
+    )
+
+    def step() -> dict[str, int]:
+        dry = run_preview(ws, conn, cm)
+        result = run(ws, conn, cm)
+        assert result.counts == dry.counts
+        return {k: v for k, v in result.counts.items() if v}
+
+    assert step() == {"MODIFIED": 3}
+    cm.unsubscribe(account.l1, "bob@example.com")
+    assert step() == {"MODIFIED": 1, "UNCHANGED": 2}
+    emulator.advance(days)
+    # eve leaves while two profiles hold her address: AMBIGUOUS, not applied
+    ws.store.set_values(pl.DataFrame({"profile_id": ["p4"], "email": [["eve@example.com"]]}))
+    cm.unsubscribe(account.l1, "eve@example.com")
+    assert step() == {"AMBIGUOUS": 1, "UNCHANGED": 2}  # bob still within the lag
+    emulator.advance(days)
+    cm.unsubscribe(account.l1, "ann@example.com")
+    # bob (settled, two days before eve) is not read; eve is, though she left before the lag
+    assert step() == {"MODIFIED": 1, "AMBIGUOUS": 1}
+    emulator.advance(days)
+    ws.store.set_values(pl.DataFrame({"profile_id": ["p4"], "email": [["dup@example.com"]]}))
+    assert step() == {"MODIFIED": 1, "UNCHANGED": 1}  # eve applies; ann within the lag
+    assert profile(ws, "p5")["cm_state"] == ["Unsubscribed"]
+    assert "cm_lists" not in profile(ws, "p5")
+    emulator.advance(days)
+    # The cursor is the latest status date read (Campaign Monitor's clock, not ours): only ann,
+    # the latest leaver, is within the lag of it.
+    assert step() == {"UNCHANGED": 1}
+    assert sum(run(ws, conn, cm, full=True).counts.values()) == 3
+    renamed = with_id(conn, mappings=(ImportMapping("State", "cm_state", "set_if_empty"),))
+    assert sum(run(ws, renamed, cm).counts.values()) == 3  # other settings: every leaver
 
 
 def run_preview(ws: Any, conn: Any, cm: Any) -> Any:

@@ -10,7 +10,11 @@ import duckdb
 from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.sync.imports.plan import ImportPlan
 from cmtoolkit.sync.imports.spec import ImportSpec, Target
-from cmtoolkit.sync.imports.state import state_statements, sums_statements
+from cmtoolkit.sync.imports.state import (
+    leaver_cursor_statements,
+    state_statements,
+    sums_statements,
+)
 from cmtoolkit.sync.statement import Statement, execute
 
 #: ``define_property(con, name, type)``: the store's way to add a property column.
@@ -35,6 +39,7 @@ def apply_statements(spec: ImportSpec, run_id: str) -> list[Statement]:
         *profile_statements(spec.targets),
         *sums_statements(spec),
         *state_statements(spec),
+        *leaver_cursor_statements(spec),
         ledger_statement(run_id),
     ]
 

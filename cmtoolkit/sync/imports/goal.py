@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 import duckdb
@@ -15,7 +16,7 @@ from cmtoolkit.sync.imports.apply import apply_import
 from cmtoolkit.sync.imports.plan import match_statement, plan_import
 from cmtoolkit.sync.imports.spec import ImportSpec
 from cmtoolkit.sync.imports.stage import ReadProgress, stage_contacts
-from cmtoolkit.sync.imports.state import adopt_statements
+from cmtoolkit.sync.imports.state import adopt_statements, leaver_cursors
 from cmtoolkit.sync.statement import execute
 
 
@@ -40,7 +41,12 @@ class ImportGoal:
 
         with (
             stage_contacts(
-                ctx.client, spec, alongside=match_profiles, root=ctx.root, progress=read(ctx)
+                ctx.client,
+                spec,
+                alongside=match_profiles,
+                root=ctx.root,
+                progress=read(ctx),
+                leavers_since=leavers_since(ctx, spec),
             ) as stage,
             store.attached(stage.con),
         ):
@@ -63,7 +69,10 @@ class ImportGoal:
     def run(self, ctx: GoalContext, run_id: str) -> Outcome:
         """Read, then plan and apply in one store transaction with the ledger rows and FINISHED."""
         spec = import_spec(ctx)
-        with stage_contacts(ctx.client, spec, root=ctx.root, progress=read(ctx)) as stage:
+        since = leavers_since(ctx, spec)
+        with stage_contacts(
+            ctx.client, spec, root=ctx.root, progress=read(ctx), leavers_since=since
+        ) as stage:
             con = stage.con
             activity = activity_phase(ctx)
             if activity is not None:  # read before the store is locked (DESIGN §6a)
@@ -91,6 +100,14 @@ class ImportGoal:
 def read(ctx: GoalContext) -> ReadProgress:
     """The stage's reading as the goal's ``read`` progress (contacts read of the total)."""
     return lambda done, total: ctx.report("read", done, total)
+
+
+def leavers_since(ctx: GoalContext, spec: ImportSpec) -> dict[str, datetime]:
+    """Per list, the status date its leavers are read from (DESIGN §5.6); ``--full``: none."""
+    if ctx.full or not spec.leaver_states:
+        return {}
+    with ctx.store.connect() as con:
+        return leaver_cursors(con, spec)
 
 
 def import_spec(ctx: GoalContext) -> ImportSpec:

@@ -22,6 +22,7 @@ from cmtoolkit.sync.imports.merge import ORDERED_DISTINCT, merge_select, merge_s
 from cmtoolkit.sync.imports.spec import ImportSpec, Target
 from cmtoolkit.sync.imports.state import (
     last_sums_statements,
+    leaver_read_statement,
     leaver_statements,
     plan_details,
     sum_columns,
@@ -145,7 +146,7 @@ def plan_import(
         execute(con, statements)
         done.extend(statements)
 
-    run(ORDERED_DISTINCT, IDENTITY_MACROS, *leaver_statements(spec))
+    run(ORDERED_DISTINCT, IDENTITY_MACROS, leaver_read_statement(), *leaver_statements(spec))
     run(delta_statement(spec, full=full))
     todo = count(con, "imp_todo")
     if not matched:
@@ -278,7 +279,8 @@ def classify_statement(spec: ImportSpec) -> Statement:
         f"""
         CREATE OR REPLACE TEMP TABLE imp_plan AS
         SELECT c.cid, c.list_index, c.list_id, c.email, c.subscriber, c.identifier, c.hash,
-               c.delta_hit, c.leaving, c.legacy_same, {is_new} AS is_new, false AS skipped,
+               c.delta_hit, c.leaving, c.left_at, c.legacy_same, {is_new} AS is_new,
+               false AS skipped,
                CASE WHEN c.n = 1 THEN c.matched
                     WHEN {is_new}
                     THEN 'cm-' || substr(md5($props[c.id_rule + 1] || chr(31) || c.identifier),

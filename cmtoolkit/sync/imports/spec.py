@@ -71,7 +71,18 @@ class ImportSpec:
     @property
     def read_states(self) -> tuple[str, ...]:
         """The states read: the selected ones, then the leaving ones not selected (leavers)."""
-        return self.states + tuple(s for s in LEAVING_STATES if s not in self.states)
+        return self.states + self.leaver_states
+
+    @property
+    def leaver_states(self) -> tuple[str, ...]:
+        """The leaving states not selected: read only for their leavers (DESIGN §5.6)."""
+        return tuple(s for s in LEAVING_STATES if s not in self.states)
+
+    @property
+    def leaver_settings(self) -> str:
+        """What a list's leaver cursor holds for: the settings that decide a leaver's effect
+        (the fingerprint) and which states are leavers. Other settings read leavers in full."""
+        return hashlib.md5(json.dumps([self.fingerprint, self.states]).encode()).hexdigest()
 
     @property
     def sum_targets(self) -> tuple[Target, ...]:

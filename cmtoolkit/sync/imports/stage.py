@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -67,7 +68,7 @@ class SubscriberSource(Protocol):
 
     def subscriber_frames_many(
         self,
-        selections: Iterable[tuple[str, str]],
+        selections: Iterable[tuple[str, str, datetime | None]],
         *,
         include_tracking_preference: bool = True,
         totals: Callable[[int, int], None] | None = None,
@@ -218,6 +219,7 @@ def stage_contacts(
     alongside: Job | None = None,
     root: Path | None = None,
     progress: ReadProgress | None = None,
+    leavers_since: Mapping[str, datetime] | None = None,
 ) -> ContactStage:
     """Read every subscriber of the selected lists and states, in list order, into ``imp_in``.
 
@@ -225,14 +227,20 @@ def stage_contacts(
     (``subscriber_frames_many``): pages come back in selection then page order, so contact ids
     (``cid``) follow list order as the merges need. ``alongside(con)`` runs on the stage's
     connection in its worker before the first batch, so it overlaps the reading.
-    ``progress(contacts_read, total)`` follows the read. Returns the finished stage:
+    ``progress(contacts_read, total)`` follows the read. ``leavers_since`` (list id → status
+    date, :func:`~cmtoolkit.sync.imports.state.leaver_cursors`): that list's leavers outside
+    ``states`` are read from that date only. Returns the finished stage:
     ``stage.con`` holds the TEMP table ``imp_in``; close the stage. ``root`` is the workspace,
     where its spill folder goes.
     """
     names = {lst.list_id: lst.name for lst in source.lists(spec.client_id)}
-    # Leavers too (DESIGN §5.6), read in full.
+    # Leavers too (DESIGN §5.6): those outside ``states`` from the list's cursor.
+    since = leavers_since or {}
     reads = [
-        ((list_index, list_id, names.get(list_id, list_id)), (list_id, state))
+        (
+            (list_index, list_id, names.get(list_id, list_id)),
+            (list_id, state, since.get(list_id) if state in spec.leaver_states else None),
+        )
         for list_index, list_id in enumerate(spec.lists)
         for state in spec.read_states
     ]
@@ -360,6 +368,8 @@ def stage_select(spec: ImportSpec) -> Statement:
     sql = f"""
         SELECT cid, list_index, list_id, list_name, email, email_key(email) AS subscriber,
                state, leaving, list_contains($states, state) AS selected,
+               CASE WHEN leaving AND NOT list_contains($states, state) THEN status_date END
+                   AS left_at,
                id_raw, id_rule, identifier{rule_columns},
                md5(concat_ws(chr(30), $fingerprint, id_raw{list_name}{std_values},
                              {fields_text}, CASE WHEN leaving THEN state END)) AS hash
@@ -374,7 +384,8 @@ def stage_select(spec: ImportSpec) -> Statement:
                 SELECT *, list_filter(custom_fields, lambda f: trim(f.value) <> '') AS filled
                 FROM (
                     SELECT cid, list_index, list_id, list_name, trim(email) AS email,
-                           coalesce(CAST(state AS VARCHAR), 'Active') AS state{std_columns},
+                           coalesce(CAST(state AS VARCHAR), 'Active') AS state,
+                           "date" AS status_date{std_columns},
                            list_filter(coalesce(custom_fields, []),
                                        lambda f: list_contains($custom, f.key) AND f.value <> '')
                                AS custom_fields

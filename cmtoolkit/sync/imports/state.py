@@ -10,9 +10,19 @@ Rows written before version 3 of the ledger are kept under the connection's *nam
 no sums: the first run with an id moves them to the id (:func:`adopt_statements`), and a contact
 whose hash is unchanged since then has its current values taken as already summed (no re-sum on
 upgrade).
+
+``import_leaver_cursors``: per list, the status date from which the next run reads the leavers
+outside ``states`` (the API's ``date`` filter, DESIGN §5.6), less :data:`LEAVER_LAG`. It stops at
+the earliest leaver not yet settled (read but neither applied nor unchanged, e.g. AMBIGUOUS), so
+every leaver that could still change the store is read again; leavers older than it are settled:
+re-reading them could only give UNCHANGED. Valid only for the settings it was taken under
+(``spec.leaver_settings``); ``--full`` reads every leaver.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 import duckdb
 
@@ -22,6 +32,8 @@ from cmtoolkit.sync.statement import Statement
 __all__ = [
     "adopt_statements",
     "last_sums_statements",
+    "leaver_cursor_statements",
+    "leaver_cursors",
     "leaver_statements",
     "plan_details",
     "state_statements",
@@ -31,6 +43,82 @@ __all__ = [
 
 #: Outcomes after which a contact's state is recorded (it was applied, or had nothing to apply).
 APPLIED = "('CREATED', 'MODIFIED', 'UNCHANGED')"
+
+
+#: How far before its cursor a list's leavers are read again: a leave can be recorded with a
+#: status date earlier than the latest one already read (the overlap comes back UNCHANGED).
+LEAVER_LAG = timedelta(days=1)
+
+
+def leaver_cursors(con: duckdb.DuckDBPyConnection, spec: ImportSpec) -> dict[str, datetime]:
+    """Per list of ``spec``, the status date its leavers are read from (none: read them all)."""
+    if not spec.leaver_states:
+        return {}
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'import_leaver_cursors'"
+        " AND database_name = current_database()"
+    ).fetchall()[0][0]
+    if not exists:  # a store not yet migrated to version 6: read every leaver
+        return {}
+    rows = con.execute(
+        """
+        SELECT list_id, cursor FROM import_leaver_cursors
+        WHERE connection = $connection AND settings = $settings AND list_id IN $lists
+        """,
+        {"connection": spec.state_key, "settings": spec.leaver_settings, "lists": spec.lists},
+    ).fetchall()
+    return {list_id: cursor - LEAVER_LAG for list_id, cursor in rows}
+
+
+def leaver_read_statement() -> Statement:
+    """imp_leavers_read: per list, the latest status date of the leavers read outside
+    ``states`` (before those this connection never applied are dropped)."""
+    return Statement(
+        """
+        CREATE OR REPLACE TEMP TABLE imp_leavers_read AS
+        SELECT list_id, max(left_at) AS latest FROM imp_in
+        WHERE left_at IS NOT NULL GROUP BY list_id
+        """
+    )
+
+
+def leaver_cursor_statements(spec: ImportSpec) -> list[Statement]:
+    """Each list whose leavers were read moves its cursor to their latest status date, or to
+    the earliest leaver left unsettled (its state not recorded now: it must be read again).
+    A list with no leaver read keeps its cursor."""
+    if not spec.leaver_states:
+        return []
+    params: Mapping[str, object] = {
+        "connection": spec.state_key,
+        "settings": spec.leaver_settings,
+    }
+    return [
+        Statement(
+            f"""
+            CREATE OR REPLACE TEMP TABLE imp_cursors AS
+            SELECT r.list_id, least(any_value(r.latest), min(p.left_at)) AS cursor
+            FROM imp_leavers_read r
+            LEFT JOIN imp_plan p
+                   ON p.list_id = r.list_id AND p.left_at IS NOT NULL
+                  AND NOT p.delta_hit AND p.outcome NOT IN {APPLIED}
+            GROUP BY r.list_id
+            """
+        ),
+        Statement(
+            """
+            DELETE FROM import_leaver_cursors WHERE connection = $connection
+              AND list_id IN (SELECT list_id FROM imp_cursors)
+            """,
+            {"connection": spec.state_key},
+        ),
+        Statement(
+            """
+            INSERT INTO import_leaver_cursors (connection, list_id, settings, cursor, read_at)
+            SELECT $connection, list_id, $settings, cursor, now() FROM imp_cursors
+            """,
+            params,
+        ),
+    ]
 
 
 def _text(values: str) -> str:
