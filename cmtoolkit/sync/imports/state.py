@@ -21,7 +21,6 @@ re-reading them could only give UNCHANGED. Valid only for the settings it was ta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import duckdb
@@ -88,10 +87,6 @@ def leaver_cursor_statements(spec: ImportSpec) -> list[Statement]:
     A list with no leaver read keeps its cursor."""
     if not spec.leaver_states:
         return []
-    params: Mapping[str, object] = {
-        "connection": spec.state_key,
-        "settings": spec.leaver_settings,
-    }
     return [
         Statement(
             f"""
@@ -116,7 +111,7 @@ def leaver_cursor_statements(spec: ImportSpec) -> list[Statement]:
             INSERT INTO import_leaver_cursors (connection, list_id, settings, cursor, read_at)
             SELECT $connection, list_id, $settings, cursor, now() FROM imp_cursors
             """,
-            params,
+            {"connection": spec.state_key, "settings": spec.leaver_settings},
         ),
     ]
 
