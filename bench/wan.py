@@ -11,6 +11,8 @@ in one run:
 * **client read**: the same pages through ``CampaignMonitor.subscriber_frames_many`` (decoded
   to frames, ``max_in_flight`` at once, default 4), nothing else: the transport's own figure;
 * **first run** and **re-run** of the import through ``cmtoolkit``;
+* **leavers**: with ``states: [Active]`` (the default), a re-run that reads the leavers from
+  their cursor (DESIGN §5.6) against the same re-run reading them in full (cursors deleted);
 * **rate-limited read**: every page read through the client while the emulator allows
   ``--rate-limit`` requests per ``--rate-window`` s (default half of what the concurrency could
   use): throughput against the limit, requests answered 429, contacts read against the list.
@@ -179,6 +181,7 @@ def main() -> None:
             t_again = time.perf_counter() - t0
             print(f"re-run: {t_again:.1f} s", flush=True)
             assert again.counts["UNCHANGED"] == warm - again.counts["NO_IDENTIFIER"]
+            leavers = leaver_reruns(ws, conn, cm)
 
             control(origin, "ratelimit", {"limit": rate_limit, "window": args.rate_window})
             limited = CampaignMonitor(auth, base_url=base_url, max_in_flight=args.max_in_flight)
@@ -219,7 +222,39 @@ def main() -> None:
         f"{flow.rate_limited} answered 429 ({limited_share:.1%}, target ≤ 1 %)"
         + ("" if read == warm else "  LOST CONTACTS")
     )
+    (t_cursor, n_cursor), (t_full, n_full) = leavers
+    print(
+        f"states [Active], re-run: leavers from their cursor {t_cursor:.1f} s ({n_cursor} "
+        f"requests), in full {t_full:.1f} s ({n_full} requests): {t_cursor / t_full:.2f}×"
+    )
     print(f"peak RSS: {peak_rss_mib():,.0f} MiB (after the floor: {rss_floor:,.0f} MiB)")
+
+
+def leaver_reruns(
+    ws: Workspace, conn: Connection, cm: CampaignMonitor
+) -> tuple[tuple[float, int], tuple[float, int]]:
+    """(seconds, requests) of a re-run with ``states: [Active]`` reading the leavers outside it
+    from their cursor, then of the same re-run reading them in full (the cursors deleted)."""
+    import dataclasses
+
+    assert conn.import_ is not None
+    active = dataclasses.replace(
+        conn, name="bench-active", import_=dataclasses.replace(conn.import_, states=("Active",))
+    )
+    ctx = ws.context(active, cm)
+    sync(ctx, "import")  # its own delta state and leaver cursor
+
+    def rerun() -> tuple[float, int]:
+        before = cm.flow.answers
+        t0 = time.perf_counter()
+        result = sync(ctx, "import")
+        assert not result.counts["CREATED"] and not result.counts["MODIFIED"], result.counts
+        return time.perf_counter() - t0, cm.flow.answers - before
+
+    from_cursor = rerun()
+    with ws.store.connect(write=True) as con:
+        con.execute("DELETE FROM import_leaver_cursors WHERE connection = 'bench-active'")
+    return from_cursor, rerun()
 
 
 # --- the export over a wide-area network ---------------------------------------------------------
