@@ -16,6 +16,7 @@ from collections.abc import Callable
 import duckdb
 
 from cmtoolkit.errors import ConfigurationError
+from cmtoolkit.profiles.schema import table_exists
 
 EVENTS = ("open", "click", "bounce", "unsubscribe", "any")
 EVENT_KEYS = ("event", "within", "since", "campaign_contains", "at_least")
@@ -29,11 +30,7 @@ NO_EVENTS = (
 
 def has_events(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether the store has the ``email_events`` table."""
-    found = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'email_events'"
-        " AND database_name = current_database()"
-    ).fetchall()
-    return bool(found[0][0])
+    return table_exists(con, "email_events")
 
 
 def event_condition(

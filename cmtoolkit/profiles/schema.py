@@ -79,13 +79,20 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     return max(applied_versions(con), default=0)
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the connection's default database has table ``name`` (an older store may not:
+    its migrations run on the next write-open)."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = $name"
+        " AND database_name = current_database() AND schema_name = 'main'",
+        {"name": name},
+    ).fetchall()
+    return bool(found[0][0])
+
+
 def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
     """The versions recorded in ``schema_version`` (none for an empty database)."""
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'"
-        " AND database_name = current_database() AND schema_name = 'main'"
-    ).fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, "schema_version"):
         return set()
     return {int(v) for (v,) in con.execute("SELECT version FROM schema_version").fetchall()}
 

@@ -29,6 +29,7 @@ import duckdb
 import polars as pl
 
 from cmtoolkit.connection.activity import EmailActivity
+from cmtoolkit.profiles.schema import table_exists
 
 LAG = timedelta(hours=1)
 LOOKBACK = timedelta(days=30)
@@ -72,11 +73,7 @@ class ActivityRead:
 
 def load_cursors(con: duckdb.DuckDBPyConnection, connection: str) -> Cursors:
     """The connection's cursors; none in a store without the table (a new store)."""
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'email_activity_state'"
-        " AND database_name = current_database()"
-    ).fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, "email_activity_state"):
         return {}
     rows = con.execute(
         "SELECT campaign_id, event, cursor FROM email_activity_state WHERE connection = $c",

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from cmtoolkit.profiles.schema import table_exists
 from cmtoolkit.sync.imports.spec import LEAVING_STATES, ImportSpec
 from cmtoolkit.sync.statement import Statement
 
@@ -53,11 +54,7 @@ def leaver_cursors(con: duckdb.DuckDBPyConnection, spec: ImportSpec) -> dict[str
     """Per list of ``spec``, the status date its leavers are read from (none: read them all)."""
     if not spec.leaver_states:
         return {}
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'import_leaver_cursors'"
-        " AND database_name = current_database()"
-    ).fetchall()[0][0]
-    if not exists:  # a store not yet migrated to version 6: read every leaver
+    if not table_exists(con, "import_leaver_cursors"):  # not yet migrated: read every leaver
         return {}
     rows = con.execute(
         """
