@@ -36,10 +36,13 @@ DefineProperty = Callable[[duckdb.DuckDBPyConnection, str, str], bool]
 class EmailActivityPhase:
     """One import run's email-activity phase."""
 
-    def __init__(self, ctx: GoalContext, settings: EmailActivity, email_property: str) -> None:
+    def __init__(
+        self, ctx: GoalContext, settings: EmailActivity, email_property: str, restore_limit: str
+    ) -> None:
         self.ctx = ctx
         self.settings = settings
         self.email_property = email_property
+        self.restore_limit = restore_limit
         self.connection_key = getattr(ctx.connection, "state_key", None) or ctx.connection.name
         self.now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         self.read: ActivityRead | None = None
@@ -48,14 +51,13 @@ class EmailActivityPhase:
     def _capped(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         """DuckDB's memory capped at :data:`MEMORY_LIMIT` while the phase works (the import's
         own limit is higher): the staged contacts and events spill to its temp folder instead
-        of growing the process; the import's limit comes back afterwards."""
-        (before,) = con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+        of growing the process; the import's limit (``restore_limit``, as the import set it:
+        DuckDB's own text of the setting is rounded) comes back afterwards."""
         con.execute("SET memory_limit = $limit", {"limit": MEMORY_LIMIT})
         try:
             yield
         finally:
-            if before:  # DuckDB's own text of its setting, e.g. "1.3 GiB"
-                con.execute("SET memory_limit = $limit", {"limit": before})
+            con.execute("SET memory_limit = $limit", {"limit": self.restore_limit})
 
     def stage(self, con: duckdb.DuckDBPyConnection, attached: bool = False) -> ActivityRead:
         """Read Campaign Monitor into ``con``: before the store is attached for writing (run),
@@ -136,8 +138,9 @@ class EmailActivityPhase:
         return {"email_activity": counts}
 
 
-def activity_phase(ctx: GoalContext) -> EmailActivityPhase | None:
-    """The phase for ``ctx``'s import, or None when it reads no email activity."""
+def activity_phase(ctx: GoalContext, restore_limit: str) -> EmailActivityPhase | None:
+    """The phase for ``ctx``'s import, or None when it reads no email activity;
+    ``restore_limit`` is the import's DuckDB memory limit, set again after each step."""
     goal = ctx.connection.import_
     settings = getattr(goal, "email_activity", None) if goal is not None else None
     if goal is None or settings is None:
@@ -149,4 +152,4 @@ def activity_phase(ctx: GoalContext) -> EmailActivityPhase | None:
             "{field: EmailAddress, property: ...} to import.identifiers"
         )
     known = resolve(ctx.store.properties(), email)
-    return EmailActivityPhase(ctx, settings, known or email)
+    return EmailActivityPhase(ctx, settings, known or email, restore_limit)

@@ -51,7 +51,7 @@ class ImportGoal:
             store.attached(stage.con),
         ):
             plan = plan_import(stage.con, spec, full=ctx.full, values=False, matched=True)
-            activity = activity_phase(ctx)  # DESIGN §6a: what the run would add
+            activity = activity_phase(ctx, stage.memory_limit)  # DESIGN §6a: what the run would add
             extra = activity.preview_staged(stage.con) if activity is not None else {}
             if ctx.charts:  # Number properties before -> after, for the notebook's chart
                 extra["number_spreads"] = {n.property: n.to_detail() for n in plan.number_spreads()}
@@ -74,7 +74,7 @@ class ImportGoal:
             ctx.client, spec, root=ctx.root, progress=read(ctx), leavers_since=since
         ) as stage:
             con = stage.con
-            activity = activity_phase(ctx)
+            activity = activity_phase(ctx, stage.memory_limit)
             if activity is not None:  # read before the store is locked (DESIGN §6a)
                 activity.stage(con)
             extra = {}

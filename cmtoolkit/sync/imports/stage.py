@@ -102,8 +102,10 @@ class ContactStage:
         # (``root``) instead of growing.
         self.scratch = ExitStack()
         spill = self.scratch.enter_context(scratch_dir(root, "import"))
+        #: DuckDB's memory limit, raised for the rows read once they are all in (``finish``)
+        self.memory_limit = memory_limit(MEMORY_LIMIT_MB, 0)
         self.con = duckdb.connect(
-            config={"memory_limit": memory_limit(MEMORY_LIMIT_MB, 0), "temp_directory": str(spill)}
+            config={"memory_limit": self.memory_limit, "temp_directory": str(spill)}
         )
         # One thread while staging: the other core is busy reading pages. Row order means
         # nothing here (every ordering is explicit, by cid or list), and keeping it made the
@@ -191,8 +193,8 @@ class ContactStage:
             for job in self.jobs:
                 job.result()  # re-raises a worker's error here
             self.con.execute("RESET threads")
-            limit = memory_limit(MEMORY_LIMIT_MB, self.next_cid)
-            self.con.execute("SET memory_limit = $limit", {"limit": limit})
+            self.memory_limit = memory_limit(MEMORY_LIMIT_MB, self.next_cid)
+            self.con.execute("SET memory_limit = $limit", {"limit": self.memory_limit})
         except BaseException:
             self.close()
             raise
@@ -367,9 +369,8 @@ def stage_select(spec: ImportSpec) -> Statement:
     # hashes of active contacts stay as they were).
     sql = f"""
         SELECT cid, list_index, list_id, list_name, email, email_key(email) AS subscriber,
-               state, leaving, list_contains($states, state) AS selected,
-               CASE WHEN leaving AND NOT list_contains($states, state) THEN status_date END
-                   AS left_at,
+               state, leaving, selected,
+               CASE WHEN leaving AND NOT selected THEN status_date END AS left_at,
                id_raw, id_rule, identifier{rule_columns},
                md5(concat_ws(chr(30), $fingerprint, id_raw{list_name}{std_values},
                              {fields_text}, CASE WHEN leaving THEN state END)) AS hash
@@ -378,7 +379,8 @@ def stage_select(spec: ImportSpec) -> Statement:
             SELECT *, CASE {which or "WHEN false THEN 0"} END AS id_rule,
                    {identifier} AS identifier
             FROM (
-            SELECT *, trim({first_id}) AS id_raw, list_contains($leaving, state) AS leaving{keys}
+            SELECT *, trim({first_id}) AS id_raw, list_contains($leaving, state) AS leaving,
+                   list_contains($states, state) AS selected{keys}
             FROM (
                 -- filled: the non-blank fields, judged once here, not once per target
                 SELECT *, list_filter(custom_fields, lambda f: trim(f.value) <> '') AS filled

@@ -52,8 +52,6 @@ LEAVER_LAG = timedelta(days=1)
 
 def leaver_cursors(con: duckdb.DuckDBPyConnection, spec: ImportSpec) -> dict[str, datetime]:
     """Per list of ``spec``, the status date its leavers are read from (none: read them all)."""
-    if not spec.leaver_states:
-        return {}
     if not table_exists(con, "import_leaver_cursors"):  # not yet migrated: read every leaver
         return {}
     rows = con.execute(
