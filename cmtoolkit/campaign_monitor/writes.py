@@ -251,3 +251,8 @@ class Writes:
         path = f"/lists/{list_id}/customfields/{quote(_bracketed(key), safe='')}/options.json"
         body = {"Options": list(options), "KeepExistingOptions": keep_existing}
         self._transport.request("PUT", path, json=body)
+
+    def delete_custom_field(self, list_id: str, key: str) -> None:
+        """Delete a custom field, and every subscriber's value of it."""
+        path = f"/lists/{list_id}/customfields/{quote(_bracketed(key), safe='')}.json"
+        self._transport.request("DELETE", path)

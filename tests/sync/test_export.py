@@ -820,6 +820,41 @@ def test_create_missing_and_restart_autoresponders(export_env: Env) -> None:
     assert env.run(conn).counts["UNCHANGED"] == 4
 
 
+def test_a_field_or_option_deleted_in_campaign_monitor_is_written_again(export_env: Env) -> None:
+    """Deleting a field or a MultiSelect option in Campaign Monitor deletes its values. With
+    create_missing the next run creates it again and sends again exactly the rows that carry
+    its values, though their hash is unchanged; its preview counts the same first."""
+    env = export_env
+    mappings = (ExportMapping("profile_id", "member id"), *MAPPINGS[3:4])  # + interests
+    conn = env.connection(mappings=mappings, create_missing=True)
+    assert env.run(conn).counts["EXPORTED"] == 4
+    keys = {f.field_name: f.key for f in env.cm.custom_fields(env.list_id)}
+
+    def values(field: str) -> dict[str, tuple[str, ...]]:
+        return {e: f.get(field, ()) for e, (_, _, f) in env.account_state().items()}
+
+    sent = values("member id")
+    env.cm.delete_custom_field(env.list_id, keys["member id"])
+    assert set(values("member id").values()) == {()}
+    planned = preview(env.ws.context(conn, env.cm), "export")
+    again = env.run(conn)
+    assert planned.counts == again.counts and again.counts["EXPORTED"] == 4
+    assert values("member id") == sent
+    assert env.run(conn).counts["UNCHANGED"] == 4
+
+    interests = values("interests")  # chess: person0 and person2
+    env.cm.update_custom_field_options(
+        env.list_id, keys["interests"], ["golf", "tennis"], keep_existing=False
+    )
+    planned = preview(env.ws.context(conn, env.cm), "export")
+    again = env.run(conn)
+    assert planned.counts == again.counts
+    assert (again.counts["EXPORTED"], again.counts["UNCHANGED"]) == (2, 2)
+    assert {pid for pid, (o, _) in env.run_rows(again.run_id).items()} == {"p0000", "p0002"}
+    assert values("interests") == interests
+    assert env.run(conn).counts["UNCHANGED"] == 4
+
+
 def test_ledger_rows_only_for_changes_and_kept_for_the_last_runs(export_env: Env) -> None:
     """UNCHANGED rows are counted only; row detail is kept for the last history.keep_runs runs
     of the connection, counts forever (DESIGN §7)."""

@@ -78,6 +78,26 @@ def test_creates_field_and_writes_membership(export_targets: Env) -> None:
     assert again.counts["UNCHANGED"] == 3 and env.imports() == 2
 
 
+def test_a_deleted_field_or_option_is_written_again(export_targets: Env) -> None:
+    """The targeting field or one of its options deleted in Campaign Monitor (their values go
+    with them): the next run creates it again and writes again the members who hold it."""
+    env = export_targets
+    conn = targeting(env)
+    assert run(env, conn).counts["EXPORTED"] == 3
+    key = next(f.key for f in env.cm.custom_fields(env.list_id) if f.field_name == "Targets")
+    env.cm.delete_custom_field(env.list_id, key)
+    assert preview(env.ws.context(conn, env.cm), "targeting").counts["EXPORTED"] == 3
+    assert run(env, conn).counts["EXPORTED"] == 3
+    assert set(fields(env, "person0@example.com")) == {"vip", "news"}
+    key = next(f.key for f in env.cm.custom_fields(env.list_id) if f.field_name == "Targets")
+    env.cm.update_custom_field_options(env.list_id, key, ["vip"], keep_existing=False)
+    assert fields(env, "person2@example.com") == ()
+    again = run(env, conn)  # news again: its two members, not person1 (vip only)
+    assert (again.counts["EXPORTED"], again.counts["UNCHANGED"]) == (2, 1)
+    assert fields(env, "person2@example.com") == ("news",)
+    assert set(fields(env, "person0@example.com")) == {"vip", "news"}
+
+
 def test_never_subscribes_anyone(emulator: Any, cm: Any, tmp_path: Path) -> None:
     """A member who is not an active subscriber is NOT_SUBSCRIBED: not added, not resubscribed;
     the preview says so too, and nothing is sent for them on the next run."""

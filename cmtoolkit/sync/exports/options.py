@@ -4,6 +4,7 @@ before sending (a run) or only assumed (a preview). See docs/export.md."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -44,7 +45,9 @@ def with_missing_options(
             if new:
                 if add_options is not None:
                     add_options(list_id, ft, new)
-                fields[v.field] = FieldType(ft.name, ft.data_type, (*ft.options, *new))
+                fields[v.field] = replace(
+                    ft, options=(*ft.options, *new), added_options=(*ft.added_options, *new)
+                )
     return out
 
 

@@ -165,6 +165,25 @@ def fingerprint(spec: GoalSpec, types: Mapping[str, FieldType]) -> str:
     ).hexdigest()
 
 
+def stale_sql(spec: GoalSpec, types: Mapping[str, FieldType], params: dict[str, object]) -> str:
+    """SQL true for a candidate whose values need a field or option this run creates.
+
+    With ``create_missing`` a row went out only once its fields and options existed, so one
+    missing now was deleted in Campaign Monitor, and its values with it: such a row is sent
+    again though its hash is unchanged. A value new since the last run changes the hash anyway,
+    so this costs nothing when a field or option is simply new.
+    """
+    terms = []
+    for i, v in enumerate(spec.values):
+        ft = types[v.field]
+        if ft.created:
+            terms.append(f"len(v{i}) > 0")
+        elif ft.added_options:
+            params[f"a{i}"] = sorted({o.lower() for o in ft.added_options})
+            terms.append(f"list_has_any(list_transform(v{i}, lambda x: lower(trim(x))), $a{i})")
+    return f"coalesce({' OR '.join(terms)}, false)" if terms else "false"
+
+
 def list_plan_sql(
     spec: GoalSpec, list_id: str, types: Mapping[str, FieldType], *, full: bool
 ) -> Statement:
@@ -210,6 +229,7 @@ def list_plan_sql(
     # and the goal's settings), so only rows that will be sent pay for building their JSON.
     params["fingerprint"] = fingerprint(spec, types)
     hashed = "".join(f", array_to_string(v{i}, chr(31))" for i in range(len(spec.values)))
+    stale = stale_sql(spec, types, params)
     params["objectives"] = list(spec.objectives)
     return Statement(
         f"""
@@ -220,14 +240,15 @@ def list_plan_sql(
             SELECT c.*,
                    CASE WHEN NOT c.consented THEN 'CONSENT_MISMATCH'
                         WHEN c.err IS NOT NULL THEN 'INVALID'
-                        WHEN NOT $full AND s.hash = c.hash THEN 'UNCHANGED'
+                        WHEN NOT (c.stale OR $full) AND s.hash = c.hash THEN 'UNCHANGED'
                         WHEN $only_subscribed AND a.email IS NULL THEN 'NOT_SUBSCRIBED'
                         WHEN r.code IS NOT NULL THEN 'SUPPRESSED' END AS outcome,
                    CASE WHEN NOT c.consented
                         THEN 'profile has not consented to any of: '
                              || array_to_string($objectives, ', ')
                         WHEN c.err IS NOT NULL THEN c.err
-                        WHEN NOT $full AND s.hash = c.hash THEN 'not changed since the last run'
+                        WHEN NOT (c.stale OR $full) AND s.hash = c.hash
+                        THEN 'not changed since the last run'
                         WHEN $only_subscribed AND a.email IS NULL
                         THEN 'not an active subscriber of the list (targeting never subscribes)'
                         WHEN r.code IS NOT NULL
@@ -236,13 +257,13 @@ def list_plan_sql(
                         ELSE c.warning
                    END AS reason,
                    CASE WHEN c.consented AND c.err IS NULL
-                             AND ($full OR s.hash IS DISTINCT FROM c.hash)
+                             AND (c.stale OR $full OR s.hash IS DISTINCT FROM c.hash)
                              AND NOT ($only_subscribed AND a.email IS NULL)
                              AND r.code IS NULL
                         THEN 'send' END AS action
             FROM (
                 SELECT *, md5(concat_ws(chr(30), $fingerprint, $resubscribe, $consent, email
-                                        {hashed})) AS hash
+                                        {hashed})) AS hash, {stale} AS stale
                 FROM (SELECT *, {row_err} AS err, {warning} AS warning FROM exp_cand)
             ) c
             LEFT JOIN export_state s ON s.connection = $connection AND s.goal = $goal

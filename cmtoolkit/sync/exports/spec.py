@@ -47,6 +47,11 @@ class FieldType:
     name: str
     data_type: str
     options: tuple[str, ...] = ()
+    # What this run creates (a preview: would create). A field or option Campaign Monitor lacks
+    # now but a row was sent with was deleted there, with its values: the rows carrying those
+    # values are sent again even though their hash is unchanged (``plan.stale_sql``).
+    created: bool = False
+    added_options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ def field_types(
                 data_type = CREATED_TYPE.get(v.kind, "Text")
                 if create and data_type == "Text":
                     client.create_custom_field(list_id, v.field, data_type, [])
-                types[v.field] = FieldType(v.field, data_type)
+                types[v.field] = FieldType(v.field, data_type, created=True)
             else:
                 raise ConfigurationError(
                     f"list {list_id} has no custom field {v.field!r}; create it in Campaign "

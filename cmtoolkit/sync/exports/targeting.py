@@ -66,7 +66,7 @@ def ensure_field(
         if f is None:
             if create:
                 client.create_custom_field(list_id, field, FIELD_TYPE, wanted)
-            options = tuple(wanted)
+            ft = FieldType(field, FIELD_TYPE, tuple(wanted), created=True)
         elif f.data_type != FIELD_TYPE:
             raise ConfigurationError(
                 f"list {list_id}: custom field {field!r} is {f.data_type}, not {FIELD_TYPE}; "
@@ -76,8 +76,8 @@ def ensure_field(
             missing = [s for s in wanted if s not in f.options]
             if missing and create:
                 client.update_custom_field_options(list_id, f.key, missing, keep_existing=True)
-            options = (*f.options, *missing)
-        out[list_id] = {field: FieldType(field, FIELD_TYPE, options)}
+            ft = FieldType(field, FIELD_TYPE, (*f.options, *missing), added_options=tuple(missing))
+        out[list_id] = {field: ft}
     return out
 
 
