@@ -49,6 +49,18 @@ class Field:
     name: str
     data_type: str
     options: list[str] = field(default_factory=list)
+    # Planning only: the field, or these options, missing in Campaign Monitor (the run creates
+    # them). A row carrying a value for it is sent even when unchanged: the field or option
+    # was deleted there, and its values with it.
+    created: bool = False
+    added: list[str] = field(default_factory=list)
+
+    def needs(self, values: list[str]) -> bool:
+        """Whether values for this field need what the run creates."""
+        if self.created:
+            return bool(values)
+        added = {o.lower() for o in self.added}
+        return any(v.strip().lower() in added for v in values)
 
     def normalise(self, value: str) -> str | None:
         """The stored form of an incoming value (None: ignored), as Campaign Monitor does."""
@@ -275,12 +287,14 @@ class Model:
                 if f is not None:
                     types[m.field] = Field(f.name, f.data_type, list(f.options))
                 elif cfg.goal == "targeting":
-                    types[m.field] = Field(m.field, "MultiSelectMany", list(cfg.segments))
+                    types[m.field] = Field(
+                        m.field, "MultiSelectMany", list(cfg.segments), created=True
+                    )
                     if create:
                         lst.fields.append(Field(m.field, "MultiSelectMany", list(cfg.segments)))
                 elif cfg.create_missing:
                     data_type = "MultiSelectMany" if m.kind == "segments" else "Text"
-                    types[m.field] = Field(m.field, data_type)
+                    types[m.field] = Field(m.field, data_type, created=True)
                     if create and data_type == "Text":
                         lst.fields.append(Field(m.field, "Text"))
                 else:
@@ -288,6 +302,7 @@ class Model:
                 if cfg.goal == "targeting" and f is not None:
                     missing = [s for s in cfg.segments if s not in f.options]
                     types[m.field].options += missing
+                    types[m.field].added += missing
                     if create:
                         f.options += missing
             out[lid] = types
@@ -344,6 +359,7 @@ class Model:
                 if not new:
                     continue
                 ft.options = [*ft.options, *new]
+                ft.added = [*ft.added, *new]
                 if create:
                     lst = self.cm.lists[lid]
                     f = lst.field(ft.name)
@@ -429,7 +445,10 @@ class Model:
                 assert c.email is not None
                 sig = (fp, cfg.resubscribe, c.email, tuple(tuple(v) for v in c.values))
                 before = self.sent.get((cfg.goal, lid, c.pid))
-                if not full and before is not None and before[1] == sig:
+                stale = any(
+                    types[lid][m.field].needs(c.values[i]) for i, m in enumerate(cfg.mappings)
+                )
+                if not (full or stale) and before is not None and before[1] == sig:
                     row.outcome = "UNCHANGED"
                 elif cfg.only_subscribed and not self.cm.active(lid, c.email):
                     row.outcome = "NOT_SUBSCRIBED"

@@ -254,6 +254,10 @@ def list_plan_sql(
                         WHEN r.code IS NOT NULL
                         THEN 'code ' || r.code || ': ' || r.message || '; not sent (resubscribe: '
                              || 'true, or a change of state in Campaign Monitor, sends it again)'
+                        WHEN c.stale AND s.hash = c.hash
+                        THEN concat_ws('; ', 'sent again: Campaign Monitor lacked a field or '
+                             || 'option of its values (deleted there?), now created again',
+                             c.warning)
                         ELSE c.warning
                    END AS reason,
                    CASE WHEN c.consented AND c.err IS NULL
