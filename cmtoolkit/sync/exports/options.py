@@ -1,5 +1,6 @@
-"""``create_missing`` for MultiSelect fields: the options the candidates' values need, added
-before sending (a run) or only assumed (a preview). See docs/export.md."""
+"""``create_missing``: the MultiSelect options the candidates' values need, added before sending
+(a run) or only assumed (a preview), and the rows to send again because a field or option they
+need is created again (deleted in Campaign Monitor). See docs/export.md."""
 
 from __future__ import annotations
 
@@ -64,3 +65,22 @@ class OptionCreator:
             self.client.create_custom_field(list_id, ft.name, ft.data_type, options)
         else:
             self.client.update_custom_field_options(list_id, key, options, keep_existing=True)
+
+
+def stale_sql(spec: GoalSpec, types: Mapping[str, FieldType], params: dict[str, object]) -> str:
+    """SQL true for a candidate whose values need a field or option this run creates.
+
+    With ``create_missing`` a row went out only once its fields and options existed, so one
+    missing now was deleted in Campaign Monitor, and its values with it: such a row is sent
+    again though its hash is unchanged. A value new since the last run changes the hash anyway,
+    so this costs nothing when a field or option is simply new.
+    """
+    terms = []
+    for i, v in enumerate(spec.values):
+        ft = types[v.field]
+        if ft.created:
+            terms.append(f"len(v{i}) > 0")
+        elif ft.added_options:
+            params[f"a{i}"] = sorted({o.lower() for o in ft.added_options})
+            terms.append(f"list_has_any(list_transform(v{i}, lambda x: lower(trim(x))), $a{i})")
+    return f"coalesce({' OR '.join(terms)}, false)" if terms else "false"

@@ -7,22 +7,25 @@ The statements are generated apart from where they run (:func:`plan_statements` 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator, Mapping
 
 import duckdb
-import orjson
 
 from cmtoolkit.errors import ConfigurationError
 from cmtoolkit.profiles.consent import consent_predicate
 from cmtoolkit.profiles.quoting import quote_ident
 from cmtoolkit.sync.exports.acknowledgements import AckJournal, write_state
 from cmtoolkit.sync.exports.live import install_segments, live_segments
-from cmtoolkit.sync.exports.options import AddOptions, OptionCreator, with_missing_options
+from cmtoolkit.sync.exports.options import (
+    AddOptions,
+    OptionCreator,
+    stale_sql,
+    with_missing_options,
+)
 from cmtoolkit.sync.exports.plan_file import PREDICTED, Plan, plan_folder, write_statements
 from cmtoolkit.sync.exports.refusals import install as install_states
 from cmtoolkit.sync.exports.refusals import read_states
-from cmtoolkit.sync.exports.spec import FieldType, GoalSpec
+from cmtoolkit.sync.exports.spec import FieldType, GoalSpec, fingerprint
 from cmtoolkit.sync.exports.values import value_sql
 from cmtoolkit.sync.goal import GoalContext
 from cmtoolkit.sync.scratch import memory_limit
@@ -151,37 +154,6 @@ STATE_TABLES = [
 PLAN_TABLE = Statement(
     f"CREATE OR REPLACE TEMP TABLE exp_plan ({', '.join(f'{c} VARCHAR' for c in PLAN_COLUMNS)})"
 )
-
-
-def fingerprint(spec: GoalSpec, types: Mapping[str, FieldType]) -> str:
-    """What a list's payloads are made of besides the row's values: part of every row's hash."""
-    return hashlib.md5(
-        orjson.dumps(
-            [
-                sorted((k, t.data_type, t.options) for k, t in types.items()),
-                [(v.kind, v.field, v.property) for v in spec.values],
-            ]
-        )
-    ).hexdigest()
-
-
-def stale_sql(spec: GoalSpec, types: Mapping[str, FieldType], params: dict[str, object]) -> str:
-    """SQL true for a candidate whose values need a field or option this run creates.
-
-    With ``create_missing`` a row went out only once its fields and options existed, so one
-    missing now was deleted in Campaign Monitor, and its values with it: such a row is sent
-    again though its hash is unchanged. A value new since the last run changes the hash anyway,
-    so this costs nothing when a field or option is simply new.
-    """
-    terms = []
-    for i, v in enumerate(spec.values):
-        ft = types[v.field]
-        if ft.created:
-            terms.append(f"len(v{i}) > 0")
-        elif ft.added_options:
-            params[f"a{i}"] = sorted({o.lower() for o in ft.added_options})
-            terms.append(f"list_has_any(list_transform(v{i}, lambda x: lower(trim(x))), $a{i})")
-    return f"coalesce({' OR '.join(terms)}, false)" if terms else "false"
 
 
 def list_plan_sql(

@@ -5,8 +5,12 @@ Shared by export and targeting (targeting is an export with one value). See docs
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import orjson
 
 from cmtoolkit.campaign_monitor.fields import WRITABLE_STANDARD_FIELDS
 from cmtoolkit.errors import ConfigurationError
@@ -49,7 +53,7 @@ class FieldType:
     options: tuple[str, ...] = ()
     # What this run creates (a preview: would create). A field or option Campaign Monitor lacks
     # now but a row was sent with was deleted there, with its values: the rows carrying those
-    # values are sent again even though their hash is unchanged (``plan.stale_sql``).
+    # values are sent again even though their hash is unchanged (``options.stale_sql``).
     created: bool = False
     added_options: tuple[str, ...] = ()
 
@@ -149,3 +153,15 @@ def field_types(
                 )
         out[list_id] = types
     return out
+
+
+def fingerprint(spec: GoalSpec, types: Mapping[str, FieldType]) -> str:
+    """What a list's payloads are made of besides the row's values: part of every row's hash."""
+    return hashlib.md5(
+        orjson.dumps(
+            [
+                sorted((k, t.data_type, t.options) for k, t in types.items()),
+                [(v.kind, v.field, v.property) for v in spec.values],
+            ]
+        )
+    ).hexdigest()
