@@ -26,10 +26,11 @@ log = logging.getLogger("cmtoolkit.sync.imports")
 
 # The import's own DuckDB (staging, plan, and the pages of the store ATTACHed to it) spills past
 # its memory limit into the workspace's .runs/ (the OS page cache, not this process). Outside
-# DuckDB the process holds about 250 MB (interpreter, libraries, pages being parsed), so 700 MB
-# keeps a million contacts under 1 GB (1.5 GB peaked at 1.63 GB); past a million the limit grows
-# with the contacts staged (scratch.memory_limit; 10M: 1.6 GB).
-MEMORY_LIMIT_MB = 700
+# DuckDB the process holds about 250 MB (interpreter, libraries, pages being parsed), so 640 MB
+# keeps a million contacts under 1 GB with room (bench/import.py peaks: 1.5 GB gave 1.63 GB,
+# 700 MB 1,008-1,023 MiB with polars 2.1, 640 MB 942-966 MiB in the same time); past a million
+# the limit grows with the contacts staged (scratch.memory_limit; 10M: 1.5 GB).
+MEMORY_LIMIT_MB = 640
 
 
 #: Batches handed to the staging worker and not yet staged, at most (each holds its frames).
