@@ -31,6 +31,7 @@ emulator's own processor time does not compete with the reader on a shared machi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -44,6 +45,7 @@ from typing import Any
 
 import orjson
 import requests
+from common import cpu_seconds
 
 from cmtoolkit.campaign_monitor import ApiKeyAuth, CampaignMonitor
 from cmtoolkit.connection.model import (
@@ -235,8 +237,6 @@ def leaver_reruns(
 ) -> tuple[tuple[float, int], tuple[float, int]]:
     """(seconds, requests) of a re-run with ``states: [Active]`` reading the leavers outside it
     from their cursor, then of the same re-run reading them in full (the cursors deleted)."""
-    import dataclasses
-
     assert conn.import_ is not None
     active = dataclasses.replace(
         conn, name="bench-active", import_=dataclasses.replace(conn.import_, states=("Active",))
@@ -282,12 +282,6 @@ def import_bodies(payloads: list[str], batch: int = 1000) -> list[bytes]:
     ]
 
 
-def processor_seconds(pid: int) -> float:
-    """User and system processor time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def sequential_import_floor(base_url: str, list_id: str, bodies: list[bytes]) -> float:
     """The same import requests one at a time, answers read and not processed."""
     session = requests.Session()
@@ -326,18 +320,18 @@ def export_main(argv: list[str]) -> None:
                 flush=True,
             )
             control(origin, "latency", {"latency": args.latency / 1000})
-            cpu = processor_seconds(server.pid)
+            cpu = cpu_seconds(server.pid)
             floor = sequential_import_floor(base_url, lists[1], bodies)
-            cpu_floor = processor_seconds(server.pid) - cpu
+            cpu_floor = cpu_seconds(server.pid) - cpu
             del bodies
             print(f"floor: {floor:.1f} s", flush=True)
             load.append(os.getloadavg())
             ctx = ws.context(conn, cm)
-            cpu = processor_seconds(server.pid)
+            cpu = cpu_seconds(server.pid)
             t0 = time.perf_counter()
             first = sync(ctx, "export")
             t_first = time.perf_counter() - t0
-            cpu_first = processor_seconds(server.pid) - cpu
+            cpu_first = cpu_seconds(server.pid) - cpu
             print(f"first run: {t_first:.1f} s", flush=True)
             t0 = time.perf_counter()
             again = sync(ctx, "export")
