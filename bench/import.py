@@ -103,12 +103,13 @@ def main() -> None:
             if not args.cold_emulator:
                 read_all()  # renders every page into the emulator's cache, for all reads below
 
-            cpu: dict[str, tuple[float, float]] = {}  # per step: (this process, emulator)
+            #: per step, its best run: (wall, processor of this process, of the emulator)
+            steps: dict[str, tuple[float, float, float]] = {}
 
             def best(
                 name: str, step: Callable[[], Any], before: Callable[[], object] | None = None
             ) -> tuple[float, Any]:
-                """The quickest of ``--repeat`` runs of ``step``; its processor time in ``cpu``."""
+                """The quickest of ``--repeat`` runs of ``step``, recorded in ``steps``."""
                 runs = []
                 for _ in range(args.repeat):
                     if before:
@@ -117,10 +118,10 @@ def main() -> None:
                     t = time.perf_counter()
                     result = step()
                     secs = time.perf_counter() - t
-                    used = (cpu_seconds() - mine, cpu_seconds(emulator.pid) - theirs)
-                    runs.append((secs, used, result))
-                secs, cpu[name], result = min(runs, key=lambda r: r[0])
-                return secs, result
+                    used = (secs, cpu_seconds() - mine, cpu_seconds(emulator.pid) - theirs)
+                    runs.append((used, result))
+                steps[name], result = min(runs, key=lambda r: r[0][0])
+                return steps[name][0], result
 
             floor, (contacts, pages) = best("floor", read_all)
             rss_floor = peak_rss_mib()
@@ -162,9 +163,7 @@ def main() -> None:
     # core, so that over the floor's wall time is the lowest ratio this machine can give it.
     cores = os.cpu_count() or 1
     print(f"processor time (this process + the emulator), {cores} cores:")
-    walls = {"floor": floor, "preview": t_preview, "first run": t_first, "re-run": t_again}
-    for name, secs in walls.items():
-        mine, theirs = cpu[name]
+    for name, (secs, mine, theirs) in steps.items():
         print(
             f"  {name:<10} {mine:6.2f} + {theirs:5.2f} s, {(mine + theirs) / secs:4.2f} cores "
             f"busy; on {cores} cores fully busy ≥ {(mine + theirs) / cores / floor:4.2f}× floor"
